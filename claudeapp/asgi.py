@@ -1,0 +1,35 @@
+"""ASGI entry point: Django, with collected static files served by Starlette.
+
+Static files go through an ASGI-native handler so admin and chat assets never
+tie up Django's thread pool (whitenoise is WSGI-first).
+"""
+
+from __future__ import annotations
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "claudeapp.settings")
+
+django_application = get_asgi_application()
+
+from django.conf import settings  # noqa: E402  (settings are configured by the line above)
+from starlette.exceptions import HTTPException  # noqa: E402
+from starlette.responses import PlainTextResponse  # noqa: E402
+from starlette.staticfiles import StaticFiles  # noqa: E402
+
+_static = StaticFiles(directory=settings.STATIC_ROOT, check_dir=False)
+_static_prefix = settings.STATIC_URL.rstrip("/")
+
+
+async def application(scope, receive, send):  # type: ignore[no-untyped-def]
+    if scope["type"] == "http" and scope["path"].startswith(_static_prefix + "/"):
+        scope = dict(scope, root_path=scope.get("root_path", "") + _static_prefix)
+        scope["path"] = scope["path"][len(_static_prefix) :]
+        try:
+            await _static(scope, receive, send)
+        except HTTPException as exc:  # outside a Starlette app nothing turns these into responses
+            await PlainTextResponse(exc.detail, status_code=exc.status_code)(scope, receive, send)
+        return
+    await django_application(scope, receive, send)
