@@ -38,6 +38,11 @@ INSTALLED_APPS = [
     "claudeapp.accounts",
     "claudeapp.core",
     "routing",
+    "billing",
+    "claudeapp.conversations",
+    "claudeapp.jobs",
+    "claudeapp.chat",
+    "claudeapp.api",
 ]
 
 MIDDLEWARE = [

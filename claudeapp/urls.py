@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import include, path
 
 from claudeapp.core import health
 
@@ -12,4 +12,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("billing/", include("billing.urls")),
+    path("jobs/", include("claudeapp.jobs.urls")),
+    path("", include("claudeapp.api.urls")),
+    path("", include("claudeapp.chat.urls")),
 ]

@@ -1,0 +1,1 @@
+"""The only package that talks to the Messages API. Imports nothing from the project but settings."""
