@@ -184,3 +184,23 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- claude gateway ---
+# The gateway owns retries (the SDK's are off): attempts per model, exponential backoff with
+# jitter, and a cap on how long a retry-after may make us wait before we try the fallback.
+CLAUDE_MAX_ATTEMPTS = env.int("CLAUDE_MAX_ATTEMPTS", default=3)
+CLAUDE_RETRY_BASE_SECONDS = env.float("CLAUDE_RETRY_BASE_SECONDS", default=0.5)
+CLAUDE_RETRY_MAX_SECONDS = env.float("CLAUDE_RETRY_MAX_SECONDS", default=8.0)
+CLAUDE_RETRY_AFTER_CAP_SECONDS = env.float("CLAUDE_RETRY_AFTER_CAP_SECONDS", default=10.0)
+# complete()/acomplete() stream internally above this many max_tokens (long answers would
+# otherwise sit silent past read timeouts; the SDK refuses them without streaming too).
+CLAUDE_NONSTREAMING_MAX_TOKENS = env.int("CLAUDE_NONSTREAMING_MAX_TOKENS", default=4096)
+# Circuit breaker per model, state in Redis (defaults; a per-model provider may override).
+CLAUDE_BREAKER_FAILURE_THRESHOLD = env.int("CLAUDE_BREAKER_FAILURE_THRESHOLD", default=5)
+CLAUDE_BREAKER_WINDOW_SECONDS = env.float("CLAUDE_BREAKER_WINDOW_SECONDS", default=60.0)
+CLAUDE_BREAKER_COOLDOWN_SECONDS = env.float("CLAUDE_BREAKER_COOLDOWN_SECONDS", default=30.0)
+CLAUDE_BREAKER_HALF_OPEN_PROBES = env.int("CLAUDE_BREAKER_HALF_OPEN_PROBES", default=1)
+CLAUDE_BREAKER_PROBE_LEASE_SECONDS = env.float("CLAUDE_BREAKER_PROBE_LEASE_SECONDS", default=120.0)
+CLAUDE_BREAKER_POLICY_PROVIDER = env.str("CLAUDE_BREAKER_POLICY_PROVIDER", default="")
+CLAUDE_BREAKER_REDIS_TIMEOUT_SECONDS = env.float("CLAUDE_BREAKER_REDIS_TIMEOUT_SECONDS", default=0.25)
+CLAUDE_BREAKER_KEY_PREFIX = f"{CACHES['default']['KEY_PREFIX']}:claude:breaker"
