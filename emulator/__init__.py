@@ -1,0 +1,1 @@
+"""Offline emulator of Anthropic's Messages API (see docs/emulator.md)."""

@@ -1,0 +1,132 @@
+"""Server-sent events for `"stream": true`, in the API's exact order, with pacing and stream faults.
+
+A stream is a list of frames (encoded SSE events); "delta" frames are the content chunks that
+pacing and the stream-error-after / stream-cut faults count.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from emulator.http import Receive, Responder, wait_for_disconnect
+from emulator.render import block_json
+from emulator.reply import Block, Reply
+
+SSE_TYPE = b"text/event-stream; charset=utf-8"
+_PIECE = re.compile(r"\s*\S+\s*")
+OVERLOADED = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+
+
+@dataclass(frozen=True)
+class Frame:
+    data: bytes
+    delta: bool = False
+
+
+@dataclass(frozen=True)
+class Pacing:
+    ttft_s: float = 0.0
+    chunk_s: float = 0.0
+
+    @property
+    def paced(self) -> bool:
+        return self.ttft_s > 0 or self.chunk_s > 0
+
+
+def sse(event: str, data: dict[str, Any]) -> bytes:
+    return b"event: " + event.encode() + b"\ndata: " + json.dumps(data, separators=(",", ":")).encode() + b"\n\n"
+
+
+def chunks(text: str, words_per_chunk: int) -> list[str]:
+    pieces = _PIECE.findall(text) or [text]
+    step = max(1, words_per_chunk)
+    return ["".join(pieces[i : i + step]) for i in range(0, len(pieces), step)]
+
+
+def frames(start: dict[str, Any], reply: Reply, usage_tail: dict[str, Any], words: int) -> list[Frame]:
+    out = [Frame(sse("message_start", {"type": "message_start", "message": start}))]
+    for index, block in enumerate(reply.blocks):
+        out.extend(_block_frames(index, block, words))
+        if index == 0:
+            out.insert(2, Frame(sse("ping", {"type": "ping"})))
+    if not reply.blocks:
+        out.append(Frame(sse("ping", {"type": "ping"})))
+    delta = {"stop_reason": reply.stop_reason, "stop_sequence": reply.stop_sequence}
+    out.append(Frame(sse("message_delta", {"type": "message_delta", "delta": delta, "usage": usage_tail})))
+    out.append(Frame(sse("message_stop", {"type": "message_stop"})))
+    return out
+
+
+def _block_frames(index: int, block: Block, words: int) -> list[Frame]:
+    opening = block_json(block)
+    if block.kind == "text":
+        opening["text"] = ""
+    elif block.kind == "thinking":
+        opening.update(thinking="", signature="")
+    else:
+        opening["input"] = {}
+    out = [Frame(sse("content_block_start", {"type": "content_block_start", "index": index, "content_block": opening}))]
+    out.extend(
+        Frame(sse("content_block_delta", {"type": "content_block_delta", "index": index, "delta": d}), delta=True)
+        for d in _deltas(block, words)
+    )
+    out.append(Frame(sse("content_block_stop", {"type": "content_block_stop", "index": index})))
+    return out
+
+
+def _deltas(block: Block, words: int) -> list[dict[str, Any]]:
+    if block.kind == "text":
+        return [{"type": "text_delta", "text": c} for c in chunks(block.text, words)] if block.text else []
+    if block.kind == "thinking":
+        parts = [{"type": "thinking_delta", "thinking": c} for c in chunks(block.text, words)] if block.text else []
+        return [*parts, {"type": "signature_delta", "signature": block.signature}]
+    assert block.tool is not None
+    raw = json.dumps(block.tool["input"])
+    step = max(8, len(raw) // 4 or 1)
+    return [{"type": "input_json_delta", "partial_json": raw[i : i + step]} for i in range(0, len(raw), step)]
+
+
+def cut_after(items: list[Frame], deltas: int) -> list[Frame]:
+    """Frames up to and including the `deltas`-th delta (or up to the first delta when 0)."""
+    seen = 0
+    for i, frame in enumerate(items):
+        if frame.delta:
+            if seen == deltas:
+                return items[:i]
+            seen += 1
+    return items[:-1]  # fewer deltas than asked: still never send message_stop
+
+
+def error_after(items: list[Frame], deltas: int) -> list[Frame]:
+    return [*cut_after(items, deltas), Frame(sse("error", OVERLOADED))]
+
+
+async def write(out: Responder, receive: Receive, items: list[Frame], pacing: Pacing, cut: bool) -> None:
+    await out.start(200, SSE_TYPE, {"cache-control": "no-cache"})
+    if pacing.paced:
+        await _write_paced(out, receive, items, pacing)
+    else:
+        await out.body(b"".join(f.data for f in items), more=cut)
+    if cut:
+        await out.abort()
+    elif pacing.paced:
+        await out.body(b"")
+
+
+async def _write_paced(out: Responder, receive: Receive, items: list[Frame], pacing: Pacing) -> None:
+    gone = asyncio.ensure_future(wait_for_disconnect(receive))
+    try:
+        first = True
+        for frame in items:
+            if frame.delta:
+                await asyncio.sleep(pacing.ttft_s if first else pacing.chunk_s)
+                first = False
+            if gone.done():
+                return
+            await out.body(frame.data, more=True)
+    finally:
+        gone.cancel()
