@@ -1,0 +1,92 @@
+"""Beat-driven repair: the job table is the truth, the broker only a hint.
+
+- queued too long without being picked up (Redis flushed, publish lost, ETA message lost
+  with its worker): publish again;
+- running past its lease (the worker died mid-call): back to queued, or dead when the
+  attempts are used up, so a job that kills its worker cannot loop forever;
+- finished long ago: purged after JOBS_RESULT_RETENTION_DAYS.
+
+A second publish of a live job is harmless: the claim lets only one delivery run it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from functools import partial
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from claudeapp.jobs import runner
+from claudeapp.jobs.models import Job
+
+logger = logging.getLogger(__name__)
+
+BATCH = 500
+
+
+@dataclass(frozen=True)
+class SweepReport:
+    republished: int
+    recovered: int
+    buried: int
+
+
+def sweep() -> SweepReport:
+    republished = republish_stale_queued()
+    recovered, buried = recover_expired_leases()
+    if republished or recovered or buried:
+        logger.info("jobs sweep: republished=%s recovered=%s buried=%s", republished, recovered, buried)
+    return SweepReport(republished=republished, recovered=recovered, buried=buried)
+
+
+def republish_stale_queued() -> int:
+    cutoff = timezone.now() - dt.timedelta(seconds=settings.JOBS_QUEUED_STALE_SECONDS)
+    with transaction.atomic():
+        stale = list(
+            Job.objects.select_for_update(skip_locked=True)
+            .filter(status=Job.Status.QUEUED, mode=Job.Mode.QUEUE, enqueued_at__lt=cutoff)
+            .order_by("pk")
+            .only("pk", "queue")[:BATCH]
+        )
+        Job.objects.filter(pk__in=[job.pk for job in stale]).update(enqueued_at=timezone.now(), next_attempt_at=None)
+        for job in stale:
+            transaction.on_commit(partial(runner.enqueue, job_id=job.pk, queue=job.queue))
+    return len(stale)
+
+
+def recover_expired_leases() -> tuple[int, int]:
+    now = timezone.now()
+    recovered = buried = 0
+    with transaction.atomic():
+        expired = Job.objects.select_for_update(skip_locked=True).filter(
+            status=Job.Status.RUNNING, lease_expires_at__lt=now
+        )
+        for job in expired.order_by("pk")[:BATCH]:
+            if job.attempts >= job.max_attempts:
+                runner.bury(job=job, error_type="worker_lost", message="lease expired on the last attempt")
+                buried += 1
+                continue
+            job.status, job.lease_expires_at, job.enqueued_at = Job.Status.QUEUED, None, now
+            job.last_error_type, job.last_error_message = "worker_lost", "lease expired: the worker died or hung"
+            job.save(update_fields=["status", "lease_expires_at", "enqueued_at", "last_error_type",
+                                    "last_error_message", "updated_at"])  # fmt: skip
+            transaction.on_commit(partial(runner.enqueue, job_id=job.pk, queue=job.queue))
+            recovered += 1
+    return recovered, buried
+
+
+def purge_finished() -> int:
+    cutoff = timezone.now() - dt.timedelta(days=settings.JOBS_RESULT_RETENTION_DAYS)
+    total = 0
+    while True:
+        ids = list(
+            Job.objects.filter(status__in=Job.TERMINAL, finished_at__lt=cutoff).values_list("pk", flat=True)[:BATCH]
+        )
+        if not ids:
+            return total
+        Job.objects.filter(pk__in=ids).delete()
+        total += len(ids)

@@ -1,0 +1,174 @@
+"""The jobs package's one door to routing, billing and the Claude gateway.
+
+Every outside call the queue makes goes through a function here, so the rest of the
+package reads as job logic and the seams are easy to see.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+
+from claudeapp.accounts.principals import Principal
+from claudeapp.claude import errors as claude_errors
+
+CALL_KEYS = ("system", "metadata", "stop_sequences")
+
+
+@dataclass(frozen=True)
+class Failure:
+    """An upstream failure reduced to what the retry policy needs."""
+
+    retryable: bool
+    retry_after: float | None
+    status: int | None
+    error_type: str
+    message: str
+    request_id: str
+
+
+def principal_of(job: Any) -> Principal:
+    return Principal(kind=job.principal_kind, id=job.principal_id, user_id=job.user_id)
+
+
+def model_chain(name: str) -> list[str]:
+    """The model to call first, then its fallbacks; raises routing's UnknownModel / ModelDisabled."""
+    from routing import services as routing_services
+
+    model_id = routing_services.resolve_model(name)
+    chain = [model_id, *routing_services.fallback_chain(model_id)]
+    return list(dict.fromkeys(chain))
+
+
+def call(*, models: list[str], payload: dict[str, Any]) -> Any:
+    """One gateway call for a worker; returns the gateway's GatewayResult."""
+    from claudeapp.claude import gateway
+
+    extra = {k: v for k, v in payload.items() if k not in {"model", "messages", "max_tokens", *CALL_KEYS}}
+    return gateway.complete(
+        models=models,
+        messages=payload["messages"],
+        system=payload.get("system"),
+        max_tokens=payload["max_tokens"],
+        metadata=payload.get("metadata"),
+        stop_sequences=payload.get("stop_sequences"),
+        extra=extra or None,
+        timeout=settings.JOBS_CALL_TIMEOUT_SECONDS,
+    )
+
+
+def classify(exc: BaseException) -> Failure | None:
+    """A Failure for gateway, routing and billing errors; None for anything else (a bug: let it raise)."""
+    from billing.errors import BillingError
+    from routing.errors import RoutingError
+
+    if isinstance(exc, RoutingError | BillingError):
+        # The model map or the budget refuses the job now; retrying in seconds would not change that.
+        return Failure(False, None, None, _snake(type(exc).__name__), str(exc), "")
+    if isinstance(exc, claude_errors.NoModelAvailable):
+        last = exc.last_error
+        return Failure(
+            retryable=True,
+            retry_after=exc.retry_after,
+            status=last.status if last else None,
+            error_type="no_model_available",
+            message=str(exc),
+            request_id=(last.request_id or "") if last else "",
+        )
+    if isinstance(exc, claude_errors.UpstreamError):
+        return Failure(
+            retryable=exc.retryable,
+            retry_after=exc.retry_after,
+            status=exc.status,
+            error_type=exc.error_type,
+            message=exc.message or str(exc),
+            request_id=exc.request_id or "",
+        )
+    return None
+
+
+def _snake(name: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name).lstrip("_")
+
+
+def message_json(result: Any) -> dict[str, Any]:
+    """The job's result: a Messages API response body rebuilt from the GatewayResult."""
+    content = [block.model_dump() if hasattr(block, "model_dump") else block for block in result.content or []]
+    return {
+        "id": result.message_id,
+        "type": "message",
+        "role": "assistant",
+        "model": result.model_used,
+        "content": content,
+        "stop_reason": result.stop_reason,
+        "usage": dict(result.usage),
+    }
+
+
+def estimate_input_tokens(payload: dict[str, Any]) -> int:
+    # A deliberate over-estimate (4 chars per token on the JSON) for the budget hold; settle uses real usage.
+    text = json.dumps([payload.get("system"), payload.get("messages")], ensure_ascii=False)
+    return len(text) // 3 + 16
+
+
+def check_budget(*, principal: Principal, model_id: str, payload: dict[str, Any], batch: bool) -> None:
+    """Refuse a job up front when its worst case would not fit the budgets now (BudgetExceeded,
+    PriceMissing). The hold is taken in a savepoint and rolled back: the worker reserves for real."""
+    from billing import budgets
+
+    with transaction.atomic():
+        budgets.reserve(
+            principal=principal,
+            model_id=model_id,
+            input_tokens=estimate_input_tokens(payload),
+            max_tokens=int(payload["max_tokens"]),
+            batch=batch,
+        )
+        transaction.set_rollback(True)
+
+
+def reserve(*, job: Any, model_id: str) -> Any:
+    """Hold the worst case for one attempt; the hold outlives the lease so the reaper leaves it alone."""
+    from billing import budgets
+
+    return budgets.reserve(
+        principal=principal_of(job),
+        model_id=model_id,
+        input_tokens=estimate_input_tokens(job.payload),
+        max_tokens=int(job.payload["max_tokens"]),
+        batch=job.mode == "batch",
+        hold_for=dt.timedelta(seconds=settings.JOBS_LEASE_SECONDS + 300),
+    )
+
+
+def settle(*, job: Any, reservation: Any, result: Any) -> int:
+    """Bill the job once: the ledger's event key is the job id, so a second run bills nothing new."""
+    from billing import budgets, costs
+
+    entry = budgets.settle(
+        reservation=reservation,
+        usage=costs.Usage.from_anthropic(result.usage),
+        event_key=ledger_event_key(job.id),
+        kind="job",
+        subject=str(job.id),
+        upstream_request_id=result.request_id or "",
+        upstream_message_id=result.message_id or "",
+        model_id=result.model_used,
+    )
+    return int(entry.cost_micros)
+
+
+def ledger_event_key(job_id: object) -> str:
+    return f"job:{job_id}"
+
+
+def release(*, reservation: Any) -> None:
+    from billing import budgets
+
+    if reservation is not None:
+        budgets.release(reservation=reservation)
