@@ -204,3 +204,26 @@ CLAUDE_BREAKER_PROBE_LEASE_SECONDS = env.float("CLAUDE_BREAKER_PROBE_LEASE_SECON
 CLAUDE_BREAKER_POLICY_PROVIDER = env.str("CLAUDE_BREAKER_POLICY_PROVIDER", default="")
 CLAUDE_BREAKER_REDIS_TIMEOUT_SECONDS = env.float("CLAUDE_BREAKER_REDIS_TIMEOUT_SECONDS", default=0.25)
 CLAUDE_BREAKER_KEY_PREFIX = f"{CACHES['default']['KEY_PREFIX']}:claude:breaker"
+
+# --- jobs ---
+# The Job row owns retries for queued work: attempts are counted in the row, a retry is a
+# re-publish with a countdown, Celery's own retries are never used. Keep every countdown
+# (JOBS_RETRY_MAX_SECONDS, webhook backoff <= 1 h) below CELERY_VISIBILITY_TIMEOUT.
+JOBS_MAX_ATTEMPTS = env.int("JOBS_MAX_ATTEMPTS", default=5)
+JOBS_CALL_TIMEOUT_SECONDS = env.float("JOBS_CALL_TIMEOUT_SECONDS", default=ANTHROPIC_TIMEOUT_SECONDS)
+# A running job whose lease expires is presumed orphaned (worker died) and is run again, so the
+# lease must outlast the whole gateway call including its fallbacks.
+JOBS_LEASE_SECONDS = env.int("JOBS_LEASE_SECONDS", default=600)
+JOBS_QUEUED_STALE_SECONDS = env.int("JOBS_QUEUED_STALE_SECONDS", default=300)
+JOBS_RETRY_BASE_SECONDS = env.float("JOBS_RETRY_BASE_SECONDS", default=2.0)
+JOBS_RETRY_MAX_SECONDS = env.float("JOBS_RETRY_MAX_SECONDS", default=300.0)
+JOBS_RESULT_RETENTION_DAYS = env.int("JOBS_RESULT_RETENTION_DAYS", default=30)
+JOBS_SWEEP_INTERVAL_SECONDS = env.float("JOBS_SWEEP_INTERVAL_SECONDS", default=30.0)
+JOBS_WEBHOOK_ALLOW_PRIVATE = env.bool("JOBS_WEBHOOK_ALLOW_PRIVATE", default=False)
+# Empty = derived from SECRET_KEY (claudeapp.jobs.webhooks.secret_for); each principal signs with its own key.
+JOBS_WEBHOOK_SECRET = env.str("JOBS_WEBHOOK_SECRET", default="")
+JOBS_WEBHOOK_MAX_ATTEMPTS = env.int("JOBS_WEBHOOK_MAX_ATTEMPTS", default=8)
+JOBS_WEBHOOK_RETRY_BASE_SECONDS = env.float("JOBS_WEBHOOK_RETRY_BASE_SECONDS", default=30.0)
+JOBS_WEBHOOK_TIMEOUT_SECONDS = env.float("JOBS_WEBHOOK_TIMEOUT_SECONDS", default=10.0)
+CELERY_BEAT_SCHEDULE["jobs-sweep"] = {"task": "claudeapp.jobs.tasks.sweep", "schedule": JOBS_SWEEP_INTERVAL_SECONDS}
+CELERY_BEAT_SCHEDULE["jobs-purge-finished"] = {"task": "claudeapp.jobs.tasks.purge_finished", "schedule": 3600.0}
