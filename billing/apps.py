@@ -6,3 +6,7 @@ from django.apps import AppConfig
 class BillingConfig(AppConfig):
     name = "billing"
     verbose_name = "Billing, budgets and limits"
+
+    def ready(self) -> None:
+        # Connect the receivers that bump the price and policy cache versions on admin edits.
+        from billing import limits, prices  # noqa: F401

@@ -1,0 +1,243 @@
+"""Budgets: reserve the worst case before an upstream call, settle the exact cost after it.
+
+Every budget covering the principal (its user, partner key, groups, global) is held with one
+conditional UPDATE each, in pk order, in one short transaction, so concurrent callers can never
+push spent + reserved past a hard limit and never deadlock. No row lock outlives the transaction;
+nothing is held across the network call. Periods roll over lazily inside those same UPDATEs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from billing import ledger
+from billing.costs import Usage, worst_case_micros
+from billing.errors import BudgetExceeded
+from billing.models import Budget, BudgetAlert, LedgerEntry, Reservation
+from billing.prices import current_price
+from claudeapp.accounts.principals import Principal
+
+log = logging.getLogger(__name__)
+
+_TABLE = Budget._meta.db_table
+# The raw SQL below interpolates only table names and these fixed fragments; values go as parameters.
+# The current period's start for this row; a row whose stored start is older has rolled over.
+_START = "(CASE WHEN period = 'day' THEN %(day)s ELSE %(month)s END)"
+_SPENT = f"(CASE WHEN period_start < {_START} THEN 0 ELSE spent_micros END)"
+_HOLD_SQL = (
+    f"UPDATE {_TABLE} SET spent_micros = {_SPENT}, period_start = GREATEST(period_start, {_START}), "  # noqa: S608
+    "reserved_micros = reserved_micros + %(amount)s "
+    f"WHERE id = %(id)s AND enabled AND {_SPENT} + reserved_micros + %(amount)s <= limit_micros"
+)
+_CHARGE_SQL = (
+    f"UPDATE {_TABLE} SET spent_micros = {_SPENT} + %(cost)s, period_start = GREATEST(period_start, {_START}), "  # noqa: S608
+    "reserved_micros = reserved_micros - %(release)s WHERE id = %(id)s "
+    "RETURNING spent_micros, limit_micros, period_start, alert_thresholds, alert_webhook_url"
+)
+_RELEASE_SQL = f"UPDATE {_TABLE} SET reserved_micros = reserved_micros - %(release)s WHERE id = %(id)s"  # noqa: S608
+
+
+def period_bounds(period: str, at: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+    """[start, end) of the day or month containing `at`, in BILLING_TIME_ZONE (DST-safe: wall-clock midnight)."""
+    tz = ZoneInfo(settings.BILLING_TIME_ZONE)
+    local = at.astimezone(tz)
+    if period == Budget.Period.DAY:
+        start = dt.datetime(local.year, local.month, local.day, tzinfo=tz)
+        following = start.date() + dt.timedelta(days=1)
+        return start, dt.datetime(following.year, following.month, following.day, tzinfo=tz)
+    start = dt.datetime(local.year, local.month, 1, tzinfo=tz)
+    year, month = (local.year + 1, 1) if local.month == 12 else (local.year, local.month + 1)
+    return start, dt.datetime(year, month, 1, tzinfo=tz)
+
+
+def _starts(at: dt.datetime) -> dict[str, dt.datetime]:
+    return {"day": period_bounds("day", at)[0], "month": period_bounds("month", at)[0]}
+
+
+def covering(principal: Principal) -> Q:
+    q = Q(scope="global") | Q(scope="user", scope_id=principal.user_id)
+    if principal.kind == "partner_key":
+        q |= Q(scope="partner_key", scope_id=principal.id)
+    if principal.group_ids:
+        q |= Q(scope="group", scope_id__in=sorted(principal.group_ids))
+    return q
+
+
+def reserve(
+    *,
+    principal: Principal,
+    model_id: str,
+    input_tokens: int,
+    max_tokens: int,
+    batch: bool = False,
+    hold_for: dt.timedelta | None = None,
+) -> Reservation:
+    """Hold the worst-case cost on every budget covering `principal`, all or none.
+
+    Raises BudgetExceeded naming the first budget (in pk order) that cannot take it, PriceMissing
+    for an unpriced model. With no budget the returned Reservation is unsaved (pk None): nothing is
+    held and settle/release skip the budget step. `hold_for` outlives BILLING_RESERVATION_REAP_AGE
+    for calls known to run long (batches).
+    """
+    price = current_price(model_id=model_id)
+    amount = worst_case_micros(price=price, input_tokens=input_tokens, max_tokens=max_tokens, batch=batch)
+    reservation = Reservation(
+        principal_kind=principal.kind,
+        principal_id=principal.id,
+        user_id=principal.user_id,
+        model_id=model_id,
+        price_version=price,
+        amount_micros=amount,
+        batch=batch,
+        expires_at=timezone.now() + hold_for if hold_for else None,
+    )
+    with transaction.atomic():
+        ids = list(Budget.objects.filter(covering(principal), enabled=True).order_by("pk").values_list("pk", flat=True))
+        if not ids:
+            return reservation
+        params = _starts(timezone.now())
+        with connection.cursor() as cursor:
+            for pk in ids:
+                cursor.execute(_HOLD_SQL, {**params, "id": pk, "amount": amount})
+                if cursor.rowcount != 1:
+                    raise _exceeded(pk)  # rolls back the holds already taken
+        reservation.budget_ids = ids
+        reservation.save()
+    return reservation
+
+
+def _exceeded(pk: int) -> BudgetExceeded:
+    budget = Budget.objects.get(pk=pk)
+    start, end = period_bounds(budget.period, timezone.now())
+    return BudgetExceeded(
+        scope=budget.scope,
+        scope_id=budget.scope_id,
+        limit_micros=budget.limit_micros,
+        spent_micros=0 if budget.period_start < start else budget.spent_micros,
+        resets_at=end,
+    )
+
+
+def settle(
+    *,
+    reservation: Reservation,
+    usage: Usage,
+    event_key: str,
+    kind: str,
+    subject: str,
+    upstream_request_id: str = "",
+    upstream_message_id: str = "",
+    model_id: str | None = None,
+) -> LedgerEntry:
+    """Bill the exact cost and turn the hold into spend, in one transaction; idempotent by event_key.
+
+    `model_id` names the model that actually answered when a fallback served the call; the price is
+    the reserved model's snapshot otherwise. A reservation already released (e.g. reaped) is still
+    billed: the spend is added without releasing a second time.
+    """
+    model_id = model_id or reservation.model_id
+    price = reservation.price_version if model_id == reservation.model_id else current_price(model_id=model_id)
+    principal = Principal(kind=reservation.principal_kind, id=reservation.principal_id, user_id=reservation.user_id)  # type: ignore[arg-type]
+    with transaction.atomic():
+        entry, created = ledger.record_once(
+            principal=principal,
+            kind=kind,
+            subject=subject,
+            model_id=model_id,
+            usage=usage,
+            price=price,
+            event_key=event_key,
+            batch=reservation.batch,
+            upstream_request_id=upstream_request_id,
+            upstream_message_id=upstream_message_id,
+        )
+        if created and reservation.budget_ids:
+            held = _claim(reservation)
+            _charge(reservation, cost=entry.cost_micros, release=reservation.amount_micros if held else 0)
+    return entry
+
+
+def _claim(reservation: Reservation) -> bool:
+    """Delete the reservation row; True only for the one caller that removed it (settle vs release vs reaper)."""
+    deleted, _ = Reservation.objects.filter(pk=reservation.pk).delete()
+    return deleted == 1
+
+
+def _charge(reservation: Reservation, *, cost: int, release: int) -> None:
+    params = _starts(timezone.now())
+    with connection.cursor() as cursor:
+        for pk in sorted(reservation.budget_ids):
+            cursor.execute(_CHARGE_SQL, {**params, "id": pk, "cost": cost, "release": release})
+            row = cursor.fetchone()
+            if row:
+                _alert_if_crossed(pk, *row)
+
+
+def release(*, reservation: Reservation) -> bool:
+    """Give the hold back when the upstream call failed or was refused. False when already gone."""
+    if reservation.pk is None:
+        return False
+    with transaction.atomic():
+        if not _claim(reservation):
+            return False
+        with connection.cursor() as cursor:
+            for pk in sorted(reservation.budget_ids):
+                cursor.execute(_RELEASE_SQL, {"id": pk, "release": reservation.amount_micros})
+    return True
+
+
+def reap_stale(*, older_than: dt.timedelta) -> int:
+    """Release holds left by processes that died between reserve and settle. Returns how many."""
+    now = timezone.now()
+    stale = Reservation.objects.filter(
+        Q(expires_at__isnull=True, created_at__lt=now - older_than) | Q(expires_at__lt=now)
+    ).order_by("pk")[:1000]
+    released = sum(release(reservation=r) for r in stale)
+    if released:
+        log.warning("billing: released %d stale budget reservations", released)
+    return released
+
+
+def roll_over_periods() -> int:
+    """Zero spend of budgets whose period ended (the reserve/settle UPDATEs do it lazily too; this keeps
+    the admin's figures current for idle budgets). Same rule as the lazy path, so the two never disagree."""
+    sql = f"UPDATE {_TABLE} SET spent_micros = 0, period_start = {_START} WHERE period_start < {_START}"  # noqa: S608
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(sql, _starts(timezone.now()))
+        return cursor.rowcount
+
+
+def _alert_if_crossed(
+    pk: int, spent: int, limit: int, period_start: dt.datetime, thresholds: str, webhook: str
+) -> None:
+    if limit <= 0 or spent <= 0:
+        return
+    crossed = [t for t in Budget(alert_thresholds=thresholds).thresholds if spent * 100 >= limit * t]
+    if not crossed:
+        return
+    sql = (
+        f"INSERT INTO {BudgetAlert._meta.db_table} "  # noqa: S608
+        "(budget_id, period_start, threshold_percent, spent_micros, limit_micros, created_at) "
+        "SELECT %s, %s, t, %s, %s, now() FROM unnest(%s::int[]) AS t "
+        "ON CONFLICT (budget_id, period_start, threshold_percent) DO NOTHING RETURNING id, threshold_percent"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [pk, period_start, spent, limit, crossed])
+        fired = cursor.fetchall()
+    for alert_id, threshold in fired:
+        log.warning("billing: budget %s reached %s%% (%s of %s micros)", pk, threshold, spent, limit)
+        if webhook:
+            transaction.on_commit(lambda alert_id=alert_id: _post_later(alert_id))
+
+
+def _post_later(alert_id: int) -> None:
+    from billing.tasks import post_budget_alert  # tasks import this module
+
+    post_budget_alert.delay(alert_id)

@@ -1,0 +1,70 @@
+"""The raw Redis client billing's Lua scripts and version keys use, namespaced like the cache."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+
+import redis
+from django.conf import settings
+
+_lock = threading.Lock()
+_clients: dict[str, redis.Redis] = {}
+
+# Errors that mean "Redis is not there right now", as opposed to a bug in a script.
+UNAVAILABLE = (redis.ConnectionError, redis.TimeoutError, OSError)
+
+
+def client() -> redis.Redis:
+    url = settings.REDIS_URL
+    found = _clients.get(url)
+    if found is None:
+        with _lock:
+            found = _clients.setdefault(
+                url, redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5, health_check_interval=30)
+            )
+    return found
+
+
+def key(*parts: object) -> str:
+    prefix = settings.CACHES["default"].get("KEY_PREFIX", "")
+    return ":".join([prefix, "billing", *map(str, parts)])
+
+
+class VersionedCache:
+    """A per-process cache that reloads when a Redis version key moves, checked at most every BILLING_CACHE_SECONDS.
+
+    Many processes each hold a copy; an admin save bumps the key, so all of them reload within that time.
+    When Redis is down the copy is simply reloaded as often.
+    """
+
+    def __init__(self, name: str, loader) -> None:  # type: ignore[no-untyped-def]
+        self.name, self.loader = name, loader
+        self._value: object = None
+        self._version: bytes | None = None
+        self._checked_at = float("-inf")
+
+    def get(self):  # type: ignore[no-untyped-def]
+        now = time.monotonic()
+        if now - self._checked_at < settings.BILLING_CACHE_SECONDS and self._value is not None:
+            return self._value
+        try:
+            version: bytes | None = client().get(key("version", self.name))
+            unreachable = False
+        except UNAVAILABLE:
+            version, unreachable = b"unavailable", True
+        if self._value is None or unreachable or version != self._version:
+            self._value = self.loader()
+            self._version = version
+        self._checked_at = now
+        return self._value
+
+    def clear(self) -> None:
+        """Drop this process's copy (tests; and after writes this process must see at once)."""
+        self._value, self._checked_at = None, float("-inf")
+
+    def bump(self) -> None:
+        self._checked_at = float("-inf")
+        with contextlib.suppress(*UNAVAILABLE):  # other processes reload within the cache time anyway
+            client().incr(key("version", self.name))

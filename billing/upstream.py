@@ -1,0 +1,71 @@
+"""Stay under the org's Anthropic limits across the whole deployment.
+
+`observe_upstream` learns each model's limits from `anthropic-ratelimit-*` response headers;
+`upstream_wait_seconds` takes a request's share (1 request, its input tokens) from that learned
+room, or says how long to wait until it fits. Both are one Redis call. With nothing learned yet,
+or Redis down, the answer is 0: go (Anthropic's own 429 is the backstop).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+
+from billing import redisconn
+
+log = logging.getLogger(__name__)
+
+_AXES = ("requests", "tokens", "input-tokens", "output-tokens")
+_SCRIPT_SOURCE = (Path(__file__).parent / "upstream.lua").read_text()
+_scripts: dict[int, object] = {}
+_TTL_MS = 5 * 60 * 1000  # forget what we learned after 5 quiet minutes; limits change rarely
+
+
+def _script():  # type: ignore[no-untyped-def]
+    client = redisconn.client()
+    found = _scripts.get(id(client))
+    if found is None:
+        found = _scripts[id(client)] = client.register_script(_SCRIPT_SOURCE)
+    return found
+
+
+def _key(model_id: str, axis: str) -> str:
+    return redisconn.key("upstream", model_id, axis)
+
+
+def observe_upstream(*, model_id: str, headers: Mapping[str, str]) -> None:
+    """Record the limit/remaining pairs a response carried (header names case-insensitive)."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    keys: list[str] = []
+    args: list[object] = ["observe"]
+    for axis in _AXES:
+        limit = _number(lowered.get(f"anthropic-ratelimit-{axis}-limit"))
+        remaining = _number(lowered.get(f"anthropic-ratelimit-{axis}-remaining"))
+        if limit and remaining is not None:
+            keys.append(_key(model_id, axis))
+            args += [limit, remaining]
+    if not keys:
+        return
+    try:
+        _script()(keys=keys, args=[*args, _TTL_MS])
+    except redisconn.UNAVAILABLE as exc:
+        log.warning("billing: could not record upstream limits (%s)", exc)
+
+
+def upstream_wait_seconds(*, model_id: str, input_tokens: int) -> float:
+    """0 = send now (its share is taken); otherwise seconds until the org's limits have room for it."""
+    costs = {"requests": 1, "tokens": input_tokens, "input-tokens": input_tokens, "output-tokens": 0}
+    try:
+        wait_us = _script()(keys=[_key(model_id, a) for a in _AXES], args=["take", *(costs[a] for a in _AXES)])
+    except redisconn.UNAVAILABLE as exc:
+        log.warning("billing: upstream limiter unavailable (%s); not waiting", exc)
+        return 0.0
+    return int(wait_us) / 1e6
+
+
+def _number(value: str | None) -> float | None:
+    try:
+        return float(value) if value not in (None, "") else None
+    except ValueError:
+        return None
