@@ -227,3 +227,50 @@ JOBS_WEBHOOK_RETRY_BASE_SECONDS = env.float("JOBS_WEBHOOK_RETRY_BASE_SECONDS", d
 JOBS_WEBHOOK_TIMEOUT_SECONDS = env.float("JOBS_WEBHOOK_TIMEOUT_SECONDS", default=10.0)
 CELERY_BEAT_SCHEDULE["jobs-sweep"] = {"task": "claudeapp.jobs.tasks.sweep", "schedule": JOBS_SWEEP_INTERVAL_SECONDS}
 CELERY_BEAT_SCHEDULE["jobs-purge-finished"] = {"task": "claudeapp.jobs.tasks.purge_finished", "schedule": 3600.0}
+
+# --- billing ---
+# Budget periods (day, month) and the ledger's daily rollups follow this zone, not TIME_ZONE.
+BILLING_TIME_ZONE = env.str("BILLING_TIME_ZONE", default="UTC")
+# Holds older than this with no expiry of their own belong to dead processes and are released.
+BILLING_RESERVATION_REAP_AGE_SECONDS = env.int("BILLING_RESERVATION_REAP_AGE_SECONDS", default=3600)
+# Redis down: admit requests without rate limits (logged) rather than refuse them all.
+BILLING_RATE_LIMIT_FAIL_OPEN = env.bool("BILLING_RATE_LIMIT_FAIL_OPEN", default=True)
+# A concurrency slot a dead process never returned frees itself after this long.
+BILLING_CONCURRENCY_LEASE_SECONDS = env.int("BILLING_CONCURRENCY_LEASE_SECONDS", default=600)
+# Prices and rate-limit policies are cached per process; admin edits apply everywhere within this.
+BILLING_CACHE_SECONDS = env.float("BILLING_CACHE_SECONDS", default=2.0)
+CELERY_BEAT_SCHEDULE["billing-reap-reservations"] = {
+    "task": "billing.tasks.reap_stale_reservations",
+    "schedule": 300.0,
+}
+CELERY_BEAT_SCHEDULE["billing-roll-over-budgets"] = {"task": "billing.tasks.roll_over_budget_periods", "schedule": 60.0}
+
+# --- api ---
+# Partner keys are stored as HMAC-SHA256(pepper, key). Changing the pepper invalidates every key.
+# Empty = derived from SECRET_KEY; set it explicitly so SECRET_KEY can rotate without killing keys.
+import hashlib  # noqa: E402  (kept inside this block: only the pepper derivation needs it)
+
+PARTNER_KEY_PEPPER = env.str("PARTNER_KEY_PEPPER", default="") or (
+    hashlib.sha256(f"claudeapp.api.partner-key-pepper:{SECRET_KEY}".encode()).hexdigest()
+)
+# Verified keys are held per process this long; revocation still applies at once (Redis version check).
+PARTNER_KEY_CACHE_SECONDS = env.float("PARTNER_KEY_CACHE_SECONDS", default=5.0)
+# Bodies larger than this on /api and /anthropic get 413 before they are parsed (Anthropic's own cap is 32 MB).
+API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=10 * 1024 * 1024)
+# Partner endpoints authenticate by key only; session auth stays the DRF default for the browser's views.
+API_AUTHENTICATION_CLASSES = ["claudeapp.api.auth.PartnerKeyAuthentication"]
+REST_FRAMEWORK["EXCEPTION_HANDLER"] = "claudeapp.api.errors.exception_handler"
+INSTALLED_APPS.append("drf_spectacular_sidecar")  # Swagger UI assets served locally: the docs work offline
+SPECTACULAR_SETTINGS.update(
+    {
+        "SWAGGER_UI_DIST": "SIDECAR",
+        "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+        "REDOC_DIST": "SIDECAR",
+        "POSTPROCESSING_HOOKS": [
+            "drf_spectacular.hooks.postprocess_schema_enums",
+            "claudeapp.api.schema.add_error_responses",
+        ],
+    }
+)
+MIDDLEWARE.insert(1, "claudeapp.api.middleware.RequestIdMiddleware")
+MIDDLEWARE.insert(2, "claudeapp.api.middleware.ApiBoundaryMiddleware")
