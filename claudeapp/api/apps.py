@@ -6,3 +6,6 @@ from django.apps import AppConfig
 class ApiConfig(AppConfig):
     name = "claudeapp.api"
     label = "api"
+
+    def ready(self) -> None:
+        from claudeapp.api import schema, signals  # noqa: F401  (registers the OpenAPI extension and receivers)

@@ -1,0 +1,330 @@
+"""The API's error shape, and the one place any exception becomes an error response.
+
+/api/v1 answers `{"error": {"type", "message", "field"}, "request_id"}`; /anthropic answers
+Anthropic's own shape `{"type": "error", "error": {"type", "message"}, "request_id"}` with the
+same statuses, so the official SDK raises its own exception classes. Other packages' domain
+errors join through `register_error`; billing's and the gateway's are registered lazily.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import importlib.util
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
+from django.http import Http404, HttpRequest, JsonResponse
+from rest_framework import exceptions
+from rest_framework.response import Response
+from rest_framework.views import set_rollback
+
+from claudeapp.api import requestid
+
+logger = logging.getLogger(__name__)
+
+ANTHROPIC_PREFIX = "/anthropic/"
+TYPE_BY_STATUS = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    402: "billing_error",
+    403: "permission_error",
+    404: "not_found_error",
+    409: "conflict_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    503: "overloaded_error",
+    504: "timeout_error",
+    529: "overloaded_error",
+}
+
+
+# --- this package's domain errors -------------------------------------------------------
+
+
+class InvalidKey(Exception):
+    """A partner key that does not authenticate. `reason` is for logs; callers see a generic message."""
+
+    MESSAGES = {"revoked": "This API key has been revoked.", "expired": "This API key has expired."}
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(self.MESSAGES.get(reason, "Invalid API key."))
+
+
+class UnknownScope(ValueError):
+    def __init__(self, scope: str) -> None:
+        self.scope = scope
+        super().__init__(f"unknown scope {scope!r}")
+
+
+class Conflict(exceptions.APIException):
+    status_code = 409
+    default_detail = "The request conflicts with the current state of the resource."
+    default_code = "conflict"
+
+
+class RequestTooLarge(exceptions.APIException):
+    status_code = 413
+    default_detail = "Request body is too large."
+    default_code = "request_too_large"
+
+
+# --- the registry -----------------------------------------------------------------------
+
+MessageFn = Callable[[Any], str]
+HeadersFn = Callable[[Any], dict[str, str]]
+
+
+@dataclass(frozen=True)
+class _Mapping:
+    status: int
+    type: str
+    message_fn: MessageFn
+    headers_fn: HeadersFn | None
+
+
+@dataclass
+class ErrorInfo:
+    status: int
+    type: str
+    message: str
+    field: str | None = None
+    headers: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+_registry: dict[type[BaseException], _Mapping] = {}
+_optional_registered = False
+
+
+def register_error(
+    exc_class: type[BaseException],
+    status: int,
+    type: str,
+    message_fn: MessageFn = str,
+    *,
+    headers_fn: HeadersFn | None = None,
+) -> None:
+    """Map a domain exception (and its subclasses) to an API error. Later registrations win."""
+    _registry[exc_class] = _Mapping(status, type, message_fn, headers_fn)
+
+
+def _registered(exc: BaseException) -> _Mapping | None:
+    _register_optional()
+    for cls in type(exc).__mro__:
+        found = _registry.get(cls)
+        if found is not None:
+            return found
+    return None
+
+
+def retry_after_headers(seconds: float | None, extra: dict[str, str] | None = None) -> dict[str, str]:
+    headers = dict(extra or {})
+    if seconds is not None:
+        headers["retry-after"] = str(max(1, math.ceil(seconds)))
+    return headers
+
+
+def _register_optional() -> None:
+    # billing and the gateway are written alongside this package; map their errors when they exist.
+    global _optional_registered
+    if _optional_registered:
+        return
+    _optional_registered = True
+    billing = _module("billing.errors")
+    if billing is not None:
+        _maybe(
+            billing,
+            "BudgetExceeded",
+            402,
+            "budget_exceeded",
+            lambda e: f"Budget exceeded; it resets at {e.resets_at.isoformat()}.",
+        )
+        _maybe(billing, "PriceMissing", 503, "api_error", lambda e: f"Model {e.model_id} is not available for sale.")
+        _maybe(
+            billing,
+            "RateLimited",
+            429,
+            "rate_limit_error",
+            lambda e: "Rate limit exceeded.",
+            lambda e: retry_after_headers(e.retry_after_seconds, e.headers),
+        )
+    gateway = _module("claudeapp.claude.errors")
+    if gateway is not None:
+        _maybe(
+            gateway,
+            "NoModelAvailable",
+            503,
+            "overloaded_error",
+            lambda e: "No model is available right now; retry later.",
+            lambda e: retry_after_headers(e.retry_after),
+        )
+
+
+def _module(name: str) -> Any:
+    if importlib.util.find_spec(name.rpartition(".")[0]) is None or importlib.util.find_spec(name) is None:
+        return None
+    return importlib.import_module(name)
+
+
+def _maybe(
+    module: Any, name: str, status: int, type_: str, message_fn: MessageFn, headers_fn: HeadersFn | None = None
+) -> None:
+    cls = getattr(module, name, None)
+    if isinstance(cls, type) and cls not in _registry:
+        register_error(cls, status, type_, message_fn, headers_fn=headers_fn)
+
+
+register_error(InvalidKey, 401, "authentication_error")
+register_error(UnknownScope, 400, "invalid_request_error")
+
+
+# --- exception -> ErrorInfo -------------------------------------------------------------
+
+
+def first_error(detail: Any, path: tuple[str, ...] = ()) -> tuple[str | None, str]:
+    """The first failing field of a DRF error detail as a dotted path ('messages.0.content'), and its message."""
+    if isinstance(detail, dict):
+        for name, value in detail.items():
+            if _has_error(value):
+                nested = path if name in ("non_field_errors", "__all__") else (*path, str(name))
+                return first_error(value, nested)
+    elif isinstance(detail, list):
+        for index, value in enumerate(detail):
+            if _has_error(value):
+                nested = path if isinstance(value, str) else (*path, str(index))
+                return first_error(value, nested)
+    elif detail:
+        return (".".join(path) or None, str(detail))
+    return (".".join(path) or None, "Invalid request.")
+
+
+def _has_error(value: Any) -> bool:
+    return bool(value) if isinstance(value, dict | list) else value is not None and str(value) != ""
+
+
+def describe(exc: BaseException) -> ErrorInfo:
+    """What the caller is told about `exc`: status, error type, message, failing field, extra headers."""
+    mapping = _registered(exc)
+    if mapping is not None:
+        headers = mapping.headers_fn(exc) if mapping.headers_fn else {}
+        return ErrorInfo(mapping.status, mapping.type, mapping.message_fn(exc), headers=headers)
+    if isinstance(exc, Http404):
+        return ErrorInfo(404, "not_found_error", "Not found.")
+    if isinstance(exc, DjangoPermissionDenied):
+        return ErrorInfo(403, "permission_error", "You do not have permission to perform this action.")
+    if isinstance(exc, RequestDataTooBig):
+        return ErrorInfo(413, "request_too_large", "Request body is too large.")
+    if isinstance(exc, exceptions.ValidationError):
+        name, message = first_error(exc.detail)
+        return ErrorInfo(400, "invalid_request_error", f"{name}: {message}" if name else message, name)
+    if isinstance(exc, exceptions.APIException):
+        return _describe_drf(exc)
+    return ErrorInfo(500, "api_error", "Internal server error.")
+
+
+def _describe_drf(exc: exceptions.APIException) -> ErrorInfo:
+    status = exc.status_code
+    error_type = TYPE_BY_STATUS.get(status, "invalid_request_error" if status < 500 else "api_error")
+    if isinstance(exc, exceptions.ParseError):
+        message = "Request body is not valid JSON." if "JSON" in str(exc.detail) else str(exc.detail)
+    else:
+        message = first_error(exc.detail)[1]
+    headers: dict[str, str] = {}
+    if isinstance(exc, exceptions.Throttled):
+        headers = retry_after_headers(exc.wait)
+    if getattr(exc, "auth_header", None):
+        headers["WWW-Authenticate"] = exc.auth_header  # type: ignore[attr-defined]
+    return ErrorInfo(status, error_type, message, headers=headers)
+
+
+# --- rendering ----------------------------------------------------------------------------
+
+
+def is_anthropic_path(path: str) -> bool:
+    return path.startswith(ANTHROPIC_PREFIX)
+
+
+def api_error_body(info: ErrorInfo, request_id: str) -> dict[str, Any]:
+    return {"error": {"type": info.type, "message": info.message, "field": info.field}, "request_id": request_id}
+
+
+def anthropic_error_body(info: ErrorInfo, request_id: str) -> dict[str, Any]:
+    return {"type": "error", "error": {"type": info.type, "message": info.message}, "request_id": request_id}
+
+
+def _body_for(request: HttpRequest | None, info: ErrorInfo) -> dict[str, Any]:
+    rid = requestid.of(request)
+    if request is not None and is_anthropic_path(request.path):
+        return anthropic_error_body(info, rid)
+    return api_error_body(info, rid)
+
+
+def _log(request: HttpRequest | None, exc: BaseException, info: ErrorInfo) -> None:
+    if info.status >= 500:
+        logger.error(
+            "api %s %s failed (request id %s)",
+            getattr(request, "method", "-"),
+            getattr(request, "path", "-"),
+            requestid.of(request),
+            exc_info=exc,
+        )
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
+    """DRF's EXCEPTION_HANDLER: every exception becomes the error shape; nothing is re-raised."""
+    request = context.get("request")
+    django_request = getattr(request, "_request", request)
+    info = describe(exc)
+    _log(django_request, exc, info)
+    set_rollback()
+    return Response(_body_for(django_request, info), status=info.status, headers=info.headers)
+
+
+def _json(body: dict[str, Any], status: int, headers: dict[str, str] | None) -> JsonResponse:
+    response = JsonResponse(body, status=status)
+    for name, value in (headers or {}).items():
+        response[name] = value
+    return response
+
+
+def api_error_response(
+    *,
+    status: int,
+    type: str,
+    message: str,
+    field: str | None = None,
+    headers: dict[str, str] | None = None,
+    request: HttpRequest | None = None,
+) -> JsonResponse:
+    """The /api/v1 error shape, for plain (async) Django views."""
+    return _json(api_error_body(ErrorInfo(status, type, message, field), requestid.of(request)), status, headers)
+
+
+def anthropic_error_response(
+    *,
+    status: int,
+    type: str,
+    message: str,
+    headers: dict[str, str] | None = None,
+    request: HttpRequest | None = None,
+) -> JsonResponse:
+    """Anthropic's error shape, for the /anthropic views, so the SDK raises its own exception classes."""
+    return _json(anthropic_error_body(ErrorInfo(status, type, message), requestid.of(request)), status, headers)
+
+
+def error_response_for(request: HttpRequest, exc: BaseException) -> JsonResponse:
+    """Any exception as a response in the shape the request's path calls for (for async views and middleware)."""
+    info = describe(exc)
+    _log(request, exc, info)
+    return _json(_body_for(request, info), info.status, info.headers)
+
+
+def response_for(request: HttpRequest, info: ErrorInfo) -> JsonResponse:
+    return _json(_body_for(request, info), info.status, info.headers)

@@ -1,0 +1,76 @@
+"""Pagination and filtering shared by the API's list endpoints."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+from django.db.models import QuerySet
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
+from rest_framework import serializers
+from rest_framework.pagination import CursorPagination
+from rest_framework.response import Response
+
+
+class ApiCursorPagination(CursorPagination):
+    """`{"data": [...], "next": url|null, "previous": url|null}`, newest first, `?limit=` up to 100.
+
+    Cursor (not offset) so pages stay stable while rows are appended, and deep pages cost
+    the same as the first. Views set `ordering` when `-created_at` is not right.
+    """
+
+    page_size = 20
+    page_size_query_param = "limit"
+    max_page_size = 100
+    ordering = "-created_at"
+
+    def get_paginated_response(self, data: Any) -> Response:
+        return Response({"data": data, "next": self.get_next_link(), "previous": self.get_previous_link()})
+
+    def get_paginated_response_schema(self, schema: dict[str, Any]) -> dict[str, Any]:
+        link = {"type": "string", "format": "uri", "nullable": True}
+        return {
+            "type": "object",
+            "required": ["data", "next", "previous"],
+            "properties": {"data": schema, "next": link, "previous": link},
+        }
+
+
+def _parse_moment(name: str, raw: str, *, end_of_day: bool) -> dt.datetime:
+    try:
+        day = parse_date(raw)
+        moment = parse_datetime(raw) if day is None else None
+    except ValueError:  # well-formed but impossible, e.g. 2026-02-30
+        day = moment = None
+    if day is not None:  # a bare date means the whole day
+        moment = dt.datetime.combine(day + dt.timedelta(days=1 if end_of_day else 0), dt.time())
+    if moment is None:
+        raise serializers.ValidationError({name: ["Expected an ISO 8601 date or date-time."]})
+    if timezone.is_naive(moment):
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment
+
+
+def filter_date_range(
+    queryset: QuerySet[Any],
+    params: Mapping[str, str],
+    *,
+    field: str = "created_at",
+    after: str = "created_after",
+    before: str = "created_before",
+) -> QuerySet[Any]:
+    """Apply `?created_after=` (inclusive) and `?created_before=` (exclusive; a bare date includes that day).
+
+    Bad values raise a ValidationError naming the parameter, which the handler turns into a 400.
+    """
+    start = _parse_moment(after, params[after], end_of_day=False) if params.get(after) else None
+    end = _parse_moment(before, params[before], end_of_day=True) if params.get(before) else None
+    if start is not None and end is not None and start >= end:
+        raise serializers.ValidationError({before: [f"Must be later than {after}."]})
+    if start is not None:
+        queryset = queryset.filter(**{f"{field}__gte": start})
+    if end is not None:
+        queryset = queryset.filter(**{f"{field}__lt": end})
+    return queryset

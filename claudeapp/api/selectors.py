@@ -1,0 +1,68 @@
+"""Reads for the API's views. Views render what these return; they hold no queries of their own."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from routing.models import Model
+
+
+def list_models() -> list[dict[str, Any]]:
+    """Enabled models of the routing model map, in picker order.
+
+    One dict per model; billing extends each with its prices (add keys here and fields to
+    `views.ModelsApi.ModelOutput`).
+    """
+    models = Model.objects.filter(enabled=True).prefetch_related("aliases").order_by("sort_order", "model_id")
+    return [
+        {
+            "id": model.model_id,
+            "display_name": model.display_name,
+            "family": model.family,
+            "context_window": model.context_window,
+            "max_output_tokens": model.max_output_tokens,
+            "aliases": sorted(alias.name for alias in model.aliases.all()),
+            "retires_on": model.retires_on,
+            "created_at": model.created_at,
+        }
+        for model in models
+    ]
+
+
+def _anthropic_model(row: dict[str, Any]) -> dict[str, Any]:
+    created: dt.datetime = row["created_at"]
+    return {
+        "type": "model",
+        "id": row["id"],
+        "display_name": row["display_name"],
+        "created_at": created.astimezone(dt.UTC).isoformat().replace("+00:00", "Z"),
+    }
+
+
+def anthropic_models_page(*, limit: int, after_id: str | None, before_id: str | None) -> dict[str, Any]:
+    """The models list in Anthropic's page shape (`data`, `has_more`, `first_id`, `last_id`)."""
+    rows = [_anthropic_model(row) for row in list_models()]
+    ids = [row["id"] for row in rows]
+    if after_id is not None:
+        rows = rows[ids.index(after_id) + 1 :] if after_id in ids else []
+        page, has_more = rows[:limit], len(rows) > limit
+    elif before_id is not None:
+        rows = rows[: ids.index(before_id)] if before_id in ids else []
+        page, has_more = rows[-limit:], len(rows) > limit
+    else:
+        page, has_more = rows[:limit], len(rows) > limit
+    return {
+        "data": page,
+        "has_more": has_more,
+        "first_id": page[0]["id"] if page else None,
+        "last_id": page[-1]["id"] if page else None,
+    }
+
+
+def anthropic_model(model_id: str) -> dict[str, Any] | None:
+    """One enabled model by id or alias, in Anthropic's shape."""
+    for row in list_models():
+        if model_id == row["id"] or model_id in row["aliases"]:
+            return _anthropic_model(row)
+    return None

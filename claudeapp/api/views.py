@@ -1,0 +1,122 @@
+"""The first partner endpoints. Thin: parse, call a selector, render."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.utils.module_loading import import_string
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import exceptions, serializers
+from rest_framework.parsers import JSONParser
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from claudeapp.api import selectors
+from claudeapp.api.auth import HasScope
+from claudeapp.api.models import Scope
+
+
+class PartnerApiView(APIView):
+    """Base of every partner DRF view: key auth only, JSON in and out, the API's error shape."""
+
+    authentication_classes = [import_string(path) for path in settings.API_AUTHENTICATION_CLASSES]
+    permission_classes = [IsAuthenticated]
+    renderer_classes = [JSONRenderer]
+    parser_classes = [JSONParser]
+
+
+class ModelsApi(PartnerApiView):
+    permission_classes = [IsAuthenticated, HasScope(Scope.MODELS)]
+
+    class ModelOutput(serializers.Serializer):
+        id = serializers.CharField()
+        display_name = serializers.CharField()
+        family = serializers.CharField()
+        context_window = serializers.IntegerField()
+        max_output_tokens = serializers.IntegerField()
+        aliases = serializers.ListField(child=serializers.CharField())
+        retires_on = serializers.DateField(allow_null=True)
+
+    @extend_schema(
+        operation_id="models_list",
+        responses=inline_serializer("ModelList", {"data": ModelOutput(many=True)}),
+        summary="Models this gateway serves",
+    )
+    def get(self, request: Request) -> Response:
+        return Response({"data": self.ModelOutput(selectors.list_models(), many=True).data})
+
+
+class MeApi(PartnerApiView):
+    class MeOutput(serializers.Serializer):
+        name = serializers.CharField()
+        key = serializers.CharField(source="masked")
+        owner = serializers.CharField(source="owner.username")
+        scopes = serializers.ListField(child=serializers.CharField())
+        created_at = serializers.DateTimeField()
+        expires_at = serializers.DateTimeField(allow_null=True)
+
+    @extend_schema(operation_id="me", responses=MeOutput, summary="The calling key: name, owner, scopes, expiry")
+    def get(self, request: Request) -> Response:
+        return Response(self.MeOutput(request.auth).data)
+
+
+class AnthropicModelsApi(PartnerApiView):
+    """`GET /anthropic/v1/models`, in Anthropic's page shape, so the official SDK can list models."""
+
+    permission_classes = [IsAuthenticated, HasScope(Scope.MODELS)]
+
+    class QueryInput(serializers.Serializer):
+        limit = serializers.IntegerField(min_value=1, max_value=1000, default=20)
+        after_id = serializers.CharField(required=False, max_length=100)
+        before_id = serializers.CharField(required=False, max_length=100)
+
+    @extend_schema(
+        operation_id="anthropic_models_list",
+        parameters=[QueryInput],
+        summary="Anthropic-compatible models list",
+        responses=inline_serializer(
+            "AnthropicModelPage",
+            {
+                "data": serializers.ListField(child=serializers.DictField()),
+                "has_more": serializers.BooleanField(),
+                "first_id": serializers.CharField(allow_null=True),
+                "last_id": serializers.CharField(allow_null=True),
+            },
+        ),
+    )
+    def get(self, request: Request) -> Response:
+        query = self.QueryInput(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        return Response(
+            selectors.anthropic_models_page(
+                limit=query.validated_data["limit"],
+                after_id=query.validated_data.get("after_id"),
+                before_id=query.validated_data.get("before_id"),
+            )
+        )
+
+
+class AnthropicModelApi(PartnerApiView):
+    permission_classes = [IsAuthenticated, HasScope(Scope.MODELS)]
+
+    @extend_schema(
+        operation_id="anthropic_models_retrieve",
+        parameters=[OpenApiParameter("model_id", str, OpenApiParameter.PATH)],
+        responses=inline_serializer(
+            "AnthropicModel",
+            {
+                "type": serializers.CharField(),
+                "id": serializers.CharField(),
+                "display_name": serializers.CharField(),
+                "created_at": serializers.CharField(),
+            },
+        ),
+        summary="Anthropic-compatible model lookup (ids and aliases)",
+    )
+    def get(self, request: Request, model_id: str) -> Response:
+        found = selectors.anthropic_model(model_id)
+        if found is None:
+            raise exceptions.NotFound(f"model: {model_id}")
+        return Response(found)

@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.utils import timezone
+
+
+@pytest.fixture(autouse=True)
+def _api_urls(settings):
+    # The site's API routes (included verbatim) plus test-only endpoints under the same prefixes.
+    settings.ROOT_URLCONF = "tests.api.urls"
+
+
+@pytest.fixture
+def partner_key_factory(user_factory):
+    """make(scopes=..., owner=..., expires_at=...) -> PartnerKey with the raw key on `.raw`."""
+    from claudeapp.api import keys
+    from claudeapp.api.models import Scope
+
+    def make(*, owner=None, name="partner", scopes=tuple(Scope.values), expires_at=None):
+        key, raw = keys.create_key(owner=owner or user_factory(), name=name, scopes=scopes, expires_at=expires_at)
+        key.raw = raw
+        return key
+
+    return make
+
+
+@pytest.fixture
+def expired_at():
+    return timezone.now() - dt.timedelta(minutes=1)
+
+
+@pytest.fixture
+def model_map(db):
+    """Three enabled models, one disabled, and an alias: the routing model map the API lists."""
+    from routing.models import Model, ModelAlias
+
+    rows = [
+        ("claude-opus-5-5", "Claude Opus 5.5", "opus", True, 1),
+        ("claude-sonnet-5-5", "Claude Sonnet 5.5", "sonnet", True, 2),
+        ("claude-haiku-5-5", "Claude Haiku 5.5", "haiku", True, 3),
+        ("claude-mythos-5-2", "Claude Mythos 5.2", "mythos", False, 4),
+    ]
+    models = {
+        model_id: Model.objects.create(
+            model_id=model_id, display_name=name, family=family, enabled=enabled, sort_order=order
+        )
+        for model_id, name, family, enabled, order in rows
+    }
+    ModelAlias.objects.create(name="moderate", model=models["claude-sonnet-5-5"])
+    return models
+
+
+def bearer(key) -> dict[str, str]:
+    return {"HTTP_AUTHORIZATION": f"Bearer {key.raw}"}
