@@ -8,6 +8,7 @@ upstream.
 from __future__ import annotations
 
 import asyncio
+import weakref
 from functools import lru_cache
 
 import anthropic
@@ -30,19 +31,31 @@ def get_client() -> anthropic.Anthropic:
     )
 
 
-_async_clients: dict[int, anthropic.AsyncAnthropic] = {}
+# Keyed by the loop object, weakly: a loop's id() can be reused by a later loop once the
+# first is gone, and a client whose pool belongs to a dead loop fails on first use.
+_async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, anthropic.AsyncAnthropic] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def get_async_client() -> anthropic.AsyncAnthropic:
     """An AsyncAnthropic bound to the running event loop (its connection pool cannot cross loops)."""
-    loop_id = id(asyncio.get_running_loop())
-    client = _async_clients.get(loop_id)
+    loop = asyncio.get_running_loop()
+    client = _async_clients.get(loop)
     if client is None:
         client = anthropic.AsyncAnthropic(
             api_key=_api_key(), base_url=settings.ANTHROPIC_BASE_URL, timeout=_timeout(), max_retries=0
         )
-        _async_clients[loop_id] = client
+        _async_clients[loop] = client
     return client
+
+
+async def aclose_async_client() -> None:
+    """Close this loop's client. Call it before a loop ends (ASGI lifespan shutdown, the end of an
+    `asyncio.run()`), else the SDK closes the pool later from whichever loop is running then."""
+    client = _async_clients.pop(asyncio.get_running_loop(), None)
+    if client is not None:
+        await client.close()
 
 
 def reset_clients() -> None:

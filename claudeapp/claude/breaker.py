@@ -1,0 +1,349 @@
+"""Circuit breaker per model, its state in Redis so every web and worker process shares it.
+
+CLOSED -> OPEN after `failure_threshold` breaker-worthy failures (5xx/529/timeouts/connection;
+never 4xx, and 429 belongs to the limiter) within `window_seconds`. OPEN rejects locally for
+`cooldown_seconds`, then HALF_OPEN admits at most `half_open_probes` calls at once across all
+processes; a probe's success closes the circuit, its failure re-opens it.
+
+Each transition is one Lua script, so processes never race each other. `allow()` is the only
+call on the hot path: one round trip while closed, nothing on success. If Redis is down the
+breaker fails open (calls go through) and logs: losing the breaker must not take Claude down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import time
+import uuid
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import redis
+import redis.asyncio as aioredis
+from django.conf import settings
+from django.utils.module_loading import import_string
+
+logger = logging.getLogger(__name__)
+
+
+class BreakerState(enum.StrEnum):
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+@dataclass(frozen=True)
+class BreakerPolicy:
+    failure_threshold: int
+    window_seconds: float
+    cooldown_seconds: float
+    half_open_probes: int
+    probe_lease_seconds: float
+
+
+@dataclass(frozen=True)
+class Ticket:
+    """Permission to make one call. A probe must report back so the circuit can close."""
+
+    model: str
+    state: BreakerState
+    probe_id: str | None = None
+
+    @property
+    def allowed(self) -> bool:
+        return self.state is not BreakerState.OPEN
+
+
+@dataclass(frozen=True)
+class BreakerStatus:
+    model: str
+    state: BreakerState
+    failures: int
+    opened_at: float | None
+    probes_in_flight: int
+
+
+# KEYS: hash, probes zset. ARGV: now, cooldown, max probes, lease, probe id.
+# The probe set holds leases so a process that died mid-probe frees its slot after `lease`.
+_ALLOW = """
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state or state == 'closed' then return {'closed', 0} end
+local now = tonumber(ARGV[1])
+if state == 'open' then
+  if now - tonumber(redis.call('HGET', KEYS[1], 'opened_at') or '0') < tonumber(ARGV[2]) then
+    return {'open', 0}
+  end
+  redis.call('HSET', KEYS[1], 'state', 'half_open')
+  redis.call('DEL', KEYS[2])
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(ARGV[4]))
+if redis.call('ZCARD', KEYS[2]) < tonumber(ARGV[3]) then
+  redis.call('ZADD', KEYS[2], now, ARGV[5])
+  return {'half_open', 1}
+end
+return {'open', 0}
+"""
+
+# KEYS: hash, probes zset. ARGV: probe id.
+_SUCCESS = """
+if redis.call('ZREM', KEYS[2], ARGV[1]) == 1 and redis.call('HGET', KEYS[1], 'state') == 'half_open' then
+  redis.call('DEL', KEYS[1], KEYS[2])
+  return 'closed'
+end
+return redis.call('HGET', KEYS[1], 'state') or 'closed'
+"""
+
+# KEYS: hash, probes zset. ARGV: now, threshold, window, probe id ('' when not a probe).
+_FAILURE = """
+local now = tonumber(ARGV[1])
+local state = redis.call('HGET', KEYS[1], 'state') or 'closed'
+if state == 'half_open' then
+  if ARGV[4] == '' or redis.call('ZREM', KEYS[2], ARGV[4]) == 0 then return state end
+  redis.call('HSET', KEYS[1], 'state', 'open', 'opened_at', now, 'failures', 0)
+  redis.call('DEL', KEYS[2])
+  return 'open'
+end
+if state == 'open' then return state end
+local started = tonumber(redis.call('HGET', KEYS[1], 'window_start') or '0')
+local failures = 1
+if now - started > tonumber(ARGV[3]) then
+  redis.call('HSET', KEYS[1], 'window_start', now, 'failures', 1)
+else
+  failures = redis.call('HINCRBY', KEYS[1], 'failures', 1)
+end
+if failures >= tonumber(ARGV[2]) then
+  redis.call('HSET', KEYS[1], 'state', 'open', 'opened_at', now, 'failures', 0)
+  return 'open'
+end
+return 'closed'
+"""
+
+
+def default_policy(model: str) -> BreakerPolicy:
+    return BreakerPolicy(
+        failure_threshold=settings.CLAUDE_BREAKER_FAILURE_THRESHOLD,
+        window_seconds=settings.CLAUDE_BREAKER_WINDOW_SECONDS,
+        cooldown_seconds=settings.CLAUDE_BREAKER_COOLDOWN_SECONDS,
+        half_open_probes=settings.CLAUDE_BREAKER_HALF_OPEN_PROBES,
+        probe_lease_seconds=settings.CLAUDE_BREAKER_PROBE_LEASE_SECONDS,
+    )
+
+
+def policy_for(model: str) -> BreakerPolicy:
+    """Thresholds for one model: a per-model provider (e.g. an admin-edited table) or settings."""
+    provider_path = getattr(settings, "CLAUDE_BREAKER_POLICY_PROVIDER", "")
+    if provider_path:
+        provider: Callable[[str], BreakerPolicy | None] = import_string(provider_path)
+        policy = provider(model)
+        if policy is not None:
+            return policy
+    return default_policy(model)
+
+
+@dataclass(frozen=True)
+class _Conn:
+    """A Redis client and the scripts registered on it (sent by SHA: EVALSHA, EVAL on a cold server)."""
+
+    client: redis.Redis | aioredis.Redis
+    allow: Any
+    success: Any
+    failure: Any
+
+    @classmethod
+    def of(cls, client: redis.Redis | aioredis.Redis) -> _Conn:
+        scripts = [client.register_script(src) for src in (_ALLOW, _SUCCESS, _FAILURE)]
+        return cls(client, *scripts)
+
+
+@lru_cache(maxsize=1)
+def _sync() -> _Conn:
+    return _Conn.of(redis.Redis.from_url(settings.REDIS_URL, **_redis_options()))
+
+
+# A redis.asyncio pool is bound to the loop that created its connections (weak keys: see client.py).
+_async_by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Conn] = weakref.WeakKeyDictionary()
+
+
+def _async() -> _Conn:
+    loop = asyncio.get_running_loop()
+    conn = _async_by_loop.get(loop)
+    if conn is None:
+        conn = _Conn.of(aioredis.Redis.from_url(settings.REDIS_URL, **_redis_options()))
+        _async_by_loop[loop] = conn
+    return conn
+
+
+def _redis_options() -> dict[str, object]:
+    # Short timeouts: a slow Redis must cost a request milliseconds, not seconds.
+    timeout = settings.CLAUDE_BREAKER_REDIS_TIMEOUT_SECONDS
+    return {"socket_timeout": timeout, "socket_connect_timeout": timeout, "decode_responses": True}
+
+
+async def aclose_connections() -> None:
+    """Close this loop's Redis pool (see client.aclose_async_client for why)."""
+    conn = _async_by_loop.pop(asyncio.get_running_loop(), None)
+    if conn is not None:
+        await conn.client.aclose()
+
+
+def reset_connections() -> None:
+    _sync.cache_clear()
+    _async_by_loop.clear()
+
+
+def _keys(model: str) -> list[str]:
+    base = f"{settings.CLAUDE_BREAKER_KEY_PREFIX}:{model}"
+    return [base, f"{base}:probes"]
+
+
+class Breaker:
+    """The breaker for all models. `clock` is injectable so tests can move time without sleeping."""
+
+    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
+
+    # --- sync (Celery workers, management commands) ---
+
+    def allow(self, model: str) -> Ticket:
+        policy, probe_id = policy_for(model), uuid.uuid4().hex
+        try:
+            state, granted = _sync().allow(keys=_keys(model), args=self._allow_args(policy, probe_id))
+        except redis.RedisError as exc:
+            return self._fail_open(model, exc)
+        return self._ticket(model, state, granted, probe_id)
+
+    def record_success(self, ticket: Ticket) -> None:
+        if ticket.probe_id is None:
+            return  # a success while closed changes nothing: no round trip
+        try:
+            _sync().success(keys=_keys(ticket.model), args=[ticket.probe_id])
+        except redis.RedisError as exc:
+            logger.warning("breaker: redis unavailable recording success for %s: %s", ticket.model, exc)
+
+    def record_failure(self, ticket: Ticket) -> BreakerState:
+        policy = policy_for(ticket.model)
+        try:
+            state = _sync().failure(keys=_keys(ticket.model), args=self._failure_args(ticket, policy))
+        except redis.RedisError as exc:
+            logger.warning("breaker: redis unavailable recording failure for %s: %s", ticket.model, exc)
+            return BreakerState.CLOSED
+        return self._log_state(ticket, state)
+
+    def release(self, ticket: Ticket) -> None:
+        """Give a probe slot back without a verdict (the caller went away mid-call)."""
+        if ticket.probe_id is None:
+            return
+        try:
+            _sync().client.zrem(_keys(ticket.model)[1], ticket.probe_id)
+        except redis.RedisError as exc:
+            logger.warning("breaker: redis unavailable releasing probe for %s: %s", ticket.model, exc)
+
+    def state(self, model: str) -> BreakerStatus:
+        try:
+            pipe = _sync().client.pipeline(transaction=False)
+            pipe.hgetall(_keys(model)[0])
+            pipe.zcard(_keys(model)[1])
+            data, probes = pipe.execute()
+        except redis.RedisError as exc:
+            logger.warning("breaker: redis unavailable reading state of %s: %s", model, exc)
+            data, probes = {}, 0
+        return self._status(model, data, probes)
+
+    def reset(self, model: str) -> None:
+        """Close the circuit by hand (admin action, tests)."""
+        _sync().client.delete(*_keys(model))
+
+    # --- async (ASGI views) ---
+
+    async def aallow(self, model: str) -> Ticket:
+        policy, probe_id = policy_for(model), uuid.uuid4().hex
+        try:
+            state, granted = await _async().allow(keys=_keys(model), args=self._allow_args(policy, probe_id))
+        except redis.RedisError as exc:
+            return self._fail_open(model, exc)
+        return self._ticket(model, state, granted, probe_id)
+
+    async def arecord_success(self, ticket: Ticket) -> None:
+        if ticket.probe_id is None:
+            return
+        try:
+            await _async().success(keys=_keys(ticket.model), args=[ticket.probe_id])
+        except redis.RedisError as exc:
+            logger.warning("breaker: redis unavailable recording success for %s: %s", ticket.model, exc)
+
+    async def arecord_failure(self, ticket: Ticket) -> BreakerState:
+        policy = policy_for(ticket.model)
+        try:
+            state = await _async().failure(keys=_keys(ticket.model), args=self._failure_args(ticket, policy))
+        except redis.RedisError as exc:
+            logger.warning("breaker: redis unavailable recording failure for %s: %s", ticket.model, exc)
+            return BreakerState.CLOSED
+        return self._log_state(ticket, state)
+
+    async def arelease(self, ticket: Ticket) -> None:
+        if ticket.probe_id is None:
+            return
+        try:
+            await _async().client.zrem(_keys(ticket.model)[1], ticket.probe_id)
+        except redis.RedisError as exc:
+            logger.warning("breaker: redis unavailable releasing probe for %s: %s", ticket.model, exc)
+
+    # --- shared helpers ---
+
+    def _allow_args(self, policy: BreakerPolicy, probe_id: str) -> list[object]:
+        now = self.clock()
+        return [now, policy.cooldown_seconds, policy.half_open_probes, policy.probe_lease_seconds, probe_id]
+
+    def _failure_args(self, ticket: Ticket, policy: BreakerPolicy) -> list[object]:
+        return [self.clock(), policy.failure_threshold, policy.window_seconds, ticket.probe_id or ""]
+
+    @staticmethod
+    def _ticket(model: str, state: str, granted: int, probe_id: str) -> Ticket:
+        if state == "closed":
+            return Ticket(model=model, state=BreakerState.CLOSED)
+        if granted:
+            return Ticket(model=model, state=BreakerState.HALF_OPEN, probe_id=probe_id)
+        return Ticket(model=model, state=BreakerState.OPEN)
+
+    @staticmethod
+    def _fail_open(model: str, exc: Exception) -> Ticket:
+        logger.warning("breaker: redis unavailable, letting the call to %s through: %s", model, exc)
+        return Ticket(model=model, state=BreakerState.CLOSED)
+
+    @staticmethod
+    def _log_state(ticket: Ticket, state: str) -> BreakerState:
+        new_state = BreakerState(state)
+        if new_state is BreakerState.OPEN and ticket.state is not BreakerState.OPEN:
+            logger.warning("breaker: circuit for %s is open", ticket.model)
+        return new_state
+
+    def _status(self, model: str, data: dict[str, str], probes: int) -> BreakerStatus:
+        state = BreakerState(data.get("state", "closed"))
+        opened_at = float(data["opened_at"]) if "opened_at" in data else None
+        cooled = opened_at is not None and self.clock() - opened_at >= policy_for(model).cooldown_seconds
+        if state is BreakerState.OPEN and cooled:
+            state = BreakerState.HALF_OPEN  # the next call will probe: report what it will see
+        return BreakerStatus(
+            model=model,
+            state=state,
+            failures=int(data.get("failures", 0)),
+            opened_at=opened_at if state is not BreakerState.CLOSED else None,
+            probes_in_flight=probes,
+        )
+
+
+default_breaker = Breaker()
+
+
+def state(model_id: str) -> BreakerStatus:
+    """Circuit state of one model, for the admin and dashboards."""
+    return default_breaker.state(model_id)
+
+
+def reset(model_id: str) -> None:
+    default_breaker.reset(model_id)

@@ -1,0 +1,222 @@
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from claudeapp.claude import breaker as breaker_mod
+from claudeapp.claude.breaker import Breaker, BreakerPolicy, BreakerState
+
+pytestmark = pytest.mark.usefixtures("breaker_settings")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def fail(breaker: Breaker, model: str, times: int) -> BreakerState:
+    state = BreakerState.CLOSED
+    for _ in range(times):
+        state = breaker.record_failure(breaker.allow(model))
+    return state
+
+
+def open_circuit(breaker: Breaker, model: str) -> None:
+    assert fail(breaker, model, 3) is BreakerState.OPEN
+
+
+def test_circuit_stays_closed_below_the_failure_threshold(breaker, model_id):
+    model = model_id()
+    assert fail(breaker, model, 2) is BreakerState.CLOSED
+    assert breaker.allow(model).allowed
+    assert breaker.state(model).failures == 2
+
+
+def test_threshold_failures_within_the_window_open_the_circuit(breaker, model_id):
+    model = model_id()
+    open_circuit(breaker, model)
+    ticket = breaker.allow(model)
+    assert not ticket.allowed and ticket.state is BreakerState.OPEN
+    assert breaker.state(model).state is BreakerState.OPEN
+
+
+def test_failures_spread_wider_than_the_window_do_not_add_up(breaker, model_id, clock):
+    model = model_id()
+    fail(breaker, model, 2)
+    clock.advance(61)
+    assert fail(breaker, model, 2) is BreakerState.CLOSED
+    assert breaker.allow(model).allowed
+
+
+def test_after_the_cooldown_exactly_one_probe_goes_through(breaker, model_id, clock):
+    model = model_id()
+    open_circuit(breaker, model)
+    clock.advance(29)
+    assert not breaker.allow(model).allowed
+    clock.advance(1)
+    assert breaker.state(model).state is BreakerState.HALF_OPEN
+    probe = breaker.allow(model)
+    assert probe.allowed and probe.state is BreakerState.HALF_OPEN and probe.probe_id
+    assert not breaker.allow(model).allowed
+    assert breaker.state(model).probes_in_flight == 1
+
+
+def test_a_successful_probe_closes_the_circuit(breaker, model_id, clock):
+    model = model_id()
+    open_circuit(breaker, model)
+    clock.advance(30)
+    breaker.record_success(breaker.allow(model))
+    assert breaker.state(model).state is BreakerState.CLOSED
+    assert breaker.allow(model).allowed and breaker.allow(model).allowed
+
+
+def test_a_failed_probe_reopens_the_circuit_for_another_cooldown(breaker, model_id, clock):
+    model = model_id()
+    open_circuit(breaker, model)
+    clock.advance(30)
+    assert breaker.record_failure(breaker.allow(model)) is BreakerState.OPEN
+    clock.advance(29)
+    assert not breaker.allow(model).allowed
+    clock.advance(1)
+    assert breaker.allow(model).allowed
+
+
+def test_concurrent_callers_share_the_probe_slots_atomically(breaker, model_id, clock, settings):
+    settings.CLAUDE_BREAKER_HALF_OPEN_PROBES = 2
+    model = model_id()
+    open_circuit(breaker, model)
+    clock.advance(30)
+    granted: list[bool] = []
+    start = threading.Barrier(16)
+
+    def call() -> None:
+        start.wait()
+        granted.append(breaker.allow(model).allowed)
+
+    threads = [threading.Thread(target=call) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert granted.count(True) == 2
+
+
+def test_a_probe_whose_process_died_frees_its_slot_after_the_lease(breaker, model_id, clock):
+    model = model_id()
+    open_circuit(breaker, model)
+    clock.advance(30)
+    assert breaker.allow(model).allowed  # this probe never reports back
+    clock.advance(60)
+    assert not breaker.allow(model).allowed
+    clock.advance(61)
+    assert breaker.allow(model).allowed
+
+
+def test_a_released_probe_lets_the_next_caller_probe(breaker, model_id, clock):
+    model = model_id()
+    open_circuit(breaker, model)
+    clock.advance(30)
+    breaker.release(breaker.allow(model))
+    assert breaker.state(model).state is BreakerState.HALF_OPEN
+    assert breaker.allow(model).allowed
+
+
+def test_late_failures_of_calls_admitted_while_closed_do_not_disturb_the_probe(breaker, model_id, clock):
+    model = model_id()
+    stragglers = [breaker.allow(model) for _ in range(2)]
+    open_circuit(breaker, model)
+    clock.advance(30)
+    probe = breaker.allow(model)
+    for ticket in stragglers:
+        breaker.record_failure(ticket)
+    breaker.record_success(probe)
+    assert breaker.state(model).state is BreakerState.CLOSED
+
+
+def test_reset_closes_an_open_circuit(breaker, model_id):
+    model = model_id()
+    open_circuit(breaker, model)
+    breaker_mod.reset(model)
+    assert breaker.allow(model).allowed
+
+
+def test_a_policy_provider_overrides_thresholds_per_model(breaker, model_id, settings):
+    settings.CLAUDE_BREAKER_POLICY_PROVIDER = "tests.claude.test_breaker.strict_policy_for_strict_models"
+    strict, lenient = model_id(), model_id()
+    STRICT_MODELS.add(strict)
+    try:
+        assert fail(breaker, strict, 1) is BreakerState.OPEN
+        assert fail(breaker, lenient, 1) is BreakerState.CLOSED
+    finally:
+        STRICT_MODELS.discard(strict)
+
+
+STRICT_MODELS: set[str] = set()
+
+
+def strict_policy_for_strict_models(model: str) -> BreakerPolicy | None:
+    if model not in STRICT_MODELS:
+        return None
+    return BreakerPolicy(
+        failure_threshold=1, window_seconds=10, cooldown_seconds=5, half_open_probes=1, probe_lease_seconds=10
+    )
+
+
+def test_the_async_api_shares_state_with_the_sync_one(breaker, model_id, clock):
+    model = model_id()
+
+    async def scenario() -> list[bool]:
+        for _ in range(3):
+            await breaker.arecord_failure(await breaker.aallow(model))
+        seen = [(await breaker.aallow(model)).allowed]
+        clock.advance(30)
+        probe = await breaker.aallow(model)
+        seen.append(probe.allowed)
+        await breaker.arecord_success(probe)
+        await breaker_mod.aclose_connections()
+        return seen
+
+    assert asyncio.run(scenario()) == [False, True]
+    assert breaker.state(model).state is BreakerState.CLOSED
+
+
+def test_breaker_state_is_visible_from_another_process(breaker, model_id):
+    model = model_id()
+    open_circuit(breaker, model)
+    code = (
+        "import django, json, sys; django.setup();"
+        "from claudeapp.claude import breaker;"
+        "s = breaker.state(sys.argv[1]); print(json.dumps({'state': s.state.value}))"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "claudeapp.settings"}
+    out = subprocess.run(
+        [sys.executable, "-c", code, model], cwd=ROOT, env=env, capture_output=True, text=True, check=True, timeout=60
+    )
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == {"state": "open"}
+
+
+def test_the_breaker_fails_open_when_redis_is_down(settings, caplog):
+    real_redis_url = settings.REDIS_URL
+    settings.REDIS_URL = "redis://127.0.0.1:1/4"  # nothing listens on port 1
+    breaker_mod.reset_connections()
+    try:
+        breaker, model = Breaker(), "test-model-redis-down"
+        ticket = breaker.allow(model)
+        assert ticket.allowed
+        assert breaker.record_failure(ticket) is BreakerState.CLOSED
+        assert asyncio.run(_aallow_and_close(breaker, model)).allowed
+        assert breaker.state(model).state is BreakerState.CLOSED
+    finally:
+        settings.REDIS_URL = real_redis_url
+        breaker_mod.reset_connections()
+    assert "redis unavailable" in caplog.text
+
+
+async def _aallow_and_close(breaker: Breaker, model: str):
+    try:
+        return await breaker.aallow(model)
+    finally:
+        await breaker_mod.aclose_connections()
