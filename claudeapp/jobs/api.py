@@ -1,0 +1,117 @@
+"""Partner REST API for jobs: submit, read, list, cancel, requeue. Parse, one service call, render."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import exceptions, serializers
+from rest_framework.parsers import JSONParser
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from claudeapp.api.auth import HasScope, PartnerKeyAuthentication
+from claudeapp.api.errors import register_error
+from claudeapp.jobs import selectors, services
+from claudeapp.jobs.errors import IdempotencyConflict, InvalidPayload, InvalidTransition, InvalidWebhookUrl, JobNotFound
+from claudeapp.jobs.models import Job
+from claudeapp.jobs.rendering import job_json
+from routing.errors import RoutingError
+
+register_error(JobNotFound, 404, "not_found_error")
+register_error(InvalidTransition, 409, "conflict_error")
+register_error(IdempotencyConflict, 409, "idempotency_error")
+
+PAYLOAD_FIELDS = ("model", "messages", "max_tokens", "system", "metadata", "stop_sequences", "tools", "tool_choice",
+                  "thinking")  # fmt: skip
+
+
+class JobsApiView(APIView):
+    authentication_classes = [PartnerKeyAuthentication]
+    permission_classes = [IsAuthenticated, HasScope("jobs")]
+    renderer_classes = [JSONRenderer]
+    parser_classes = [JSONParser]
+
+
+class JobListCreateApi(JobsApiView):
+    class CreateInput(serializers.Serializer):
+        model = serializers.CharField(max_length=100)
+        messages = serializers.ListField(child=serializers.DictField(), min_length=1)
+        max_tokens = serializers.IntegerField(min_value=1)
+        system = serializers.JSONField(required=False)
+        metadata = serializers.DictField(required=False)
+        stop_sequences = serializers.ListField(child=serializers.CharField(), required=False)
+        tools = serializers.ListField(child=serializers.DictField(), required=False)
+        tool_choice = serializers.DictField(required=False)
+        thinking = serializers.DictField(required=False)
+        webhook_url = serializers.URLField(required=False, max_length=2000)
+        mode = serializers.ChoiceField(choices=Job.Mode.values, default=Job.Mode.QUEUE)
+        queue = serializers.ChoiceField(choices=Job.Queue.values, default=Job.Queue.INTERACTIVE)
+
+    class ListInput(serializers.Serializer):
+        status = serializers.ChoiceField(choices=Job.Status.values, required=False)
+        limit = serializers.IntegerField(min_value=1, max_value=100, default=20)
+        before_id = serializers.UUIDField(required=False)
+
+    def post(self, request: Request) -> Response:
+        data = _valid(self.CreateInput, request.data)
+        key = _idempotency_key(request)
+        try:
+            job = services.create(
+                principal=request._request.principal,
+                payload={name: data[name] for name in PAYLOAD_FIELDS if name in data},
+                webhook_url=data.get("webhook_url"),
+                idempotency_key=key,
+                mode=data["mode"],
+                queue=data["queue"],
+            )
+        except (InvalidPayload, InvalidWebhookUrl) as exc:
+            raise exceptions.ValidationError({exc.field: [str(exc)]}) from exc
+        except RoutingError as exc:
+            raise exceptions.ValidationError({"model": [str(exc)]}) from exc
+        headers = {"Location": f"/api/v1/jobs/{job.id}"}
+        if getattr(job, "replayed", False):
+            headers["Idempotent-Replayed"] = "true"
+        return Response(job_json(job), status=202, headers=headers)
+
+    def get(self, request: Request) -> Response:
+        query = _valid(self.ListInput, request.query_params)
+        principal = request._request.principal
+        before = None
+        if "before_id" in query:
+            before = services.get_for_principal(job_id=query["before_id"], principal=principal)
+        rows, more = selectors.list_for_principal(
+            principal=principal, status=query.get("status"), before=before, limit=query["limit"]
+        )
+        return Response({"object": "list", "data": [job_json(job) for job in rows], "has_more": more})
+
+
+class JobDetailApi(JobsApiView):
+    def get(self, request: Request, job_id: str) -> Response:
+        return Response(job_json(services.get_for_principal(job_id=job_id, principal=request._request.principal)))
+
+
+class JobCancelApi(JobsApiView):
+    def post(self, request: Request, job_id: str) -> Response:
+        return Response(job_json(services.cancel(job_id=job_id, principal=request._request.principal)))
+
+
+class JobRequeueApi(JobsApiView):
+    def post(self, request: Request, job_id: str) -> Response:
+        job = services.requeue(job_id=job_id, principal=request._request.principal)
+        return Response(job_json(job), status=202, headers={"Location": f"/api/v1/jobs/{job.id}"})
+
+
+def _valid(serializer_class: type[serializers.Serializer], data: Any) -> dict[str, Any]:
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
+def _idempotency_key(request: Request) -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not 1 <= len(key) <= 255:
+        raise exceptions.ValidationError({"Idempotency-Key": ["must be 1 to 255 characters"]})
+    return key

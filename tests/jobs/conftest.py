@@ -1,0 +1,189 @@
+"""Real Celery workers (subprocesses) against the test database, the test's Redis db and the emulator.
+
+The worker and the test process share the short timings below: the worker through its
+environment, the test process through settings overrides (the sweeper runs in-process).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from io import StringIO
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+# Short on purpose: a killed worker's jobs come back after the lease, retries wait well under a second.
+JOB_TIMINGS: dict[str, Any] = {
+    "JOBS_MAX_ATTEMPTS": 3,
+    "JOBS_LEASE_SECONDS": 4,
+    "JOBS_CALL_TIMEOUT_SECONDS": 3.0,
+    "JOBS_QUEUED_STALE_SECONDS": 1,
+    "JOBS_RETRY_BASE_SECONDS": 0.2,
+    "JOBS_RETRY_MAX_SECONDS": 1.0,
+    "JOBS_WEBHOOK_RETRY_BASE_SECONDS": 0.2,
+    "JOBS_WEBHOOK_MAX_ATTEMPTS": 3,
+}
+# Worker-only: the job row owns retries (one gateway attempt per model), a 529 storm must not open
+# the shared circuit for other tests, and prices are re-read because every test reseeds them.
+WORKER_ONLY = {
+    "CLAUDE_MAX_ATTEMPTS": 1,
+    "CLAUDE_BREAKER_FAILURE_THRESHOLD": 100000,
+    "BILLING_CACHE_SECONDS": 0,
+    "JOBS_WEBHOOK_ALLOW_PRIVATE": 1,
+    "CELERY_WORKER_CONCURRENCY": 8,
+    "DB_POOL_MAX_SIZE": 12,
+    "CELERY_SKIP_CHECKS": 1,  # `manage.py check` runs in CI; a worker must not refuse to start over a URL check
+}
+
+
+class Worker:
+    """One `celery worker --pool threads` process; kill() is a SIGKILL to it."""
+
+    def __init__(self, env: dict[str, str], log_dir: Path) -> None:
+        self.name = f"jobs-test-{uuid.uuid4().hex[:8]}@%h"
+        self.log_path = log_dir / f"{self.name.split('@')[0]}.log"
+        argv = [sys.executable, "-m", "celery", "-A", "claudeapp", "worker", "--pool", "threads",
+                "-Q", "interactive,bulk", "-n", self.name, "--without-gossip", "--without-mingle",
+                "--without-heartbeat", "--loglevel", "INFO"]  # fmt: skip
+        with self.log_path.open("wb") as log:
+            self.proc = subprocess.Popen(
+                argv, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=log, start_new_session=True
+            )  # noqa: E501
+        self._wait_ready()
+
+    def _wait_ready(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if " ready." in self.log_path.read_text(errors="replace"):
+                return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise RuntimeError(f"celery worker did not start:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:]
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+class Workers:
+    """The session's worker; a test that kills it gets a fresh one from ensure()."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.log_dir = Path(tempfile.mkdtemp(prefix="jobs-workers-"))
+        self.current: Worker | None = None
+
+    def ensure(self) -> Worker:
+        if self.current is None or self.current.proc.poll() is not None:
+            self.current = Worker(self.env, self.log_dir)
+        return self.current
+
+    def stop(self) -> None:
+        if self.current is not None:
+            self.current.stop()
+
+
+def _database_url(settings_dict: dict[str, Any]) -> str:
+    auth = settings_dict["USER"] + (f":{settings_dict['PASSWORD']}" if settings_dict.get("PASSWORD") else "")
+    return f"postgres://{auth}@{settings_dict['HOST']}:{settings_dict['PORT']}/{settings_dict['NAME']}"
+
+
+@pytest.fixture(scope="session")
+def job_workers(django_db_setup, django_db_blocker, emulator) -> Iterator[Workers]:
+    from django.conf import settings
+    from django.db import connection
+
+    redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()  # only our own db: stale messages of old runs
+    env = {
+        **os.environ,
+        "DATABASE_URL": _database_url(connection.settings_dict),  # the test database, test_<name>
+        "REDIS_URL": settings.REDIS_URL,
+        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+        "CACHE_KEY_PREFIX": settings.CACHES["default"]["KEY_PREFIX"],
+        "ANTHROPIC_BASE_URL": emulator.url,
+        "ANTHROPIC_API_KEY": "",
+        **{name: str(value) for name, value in {**JOB_TIMINGS, **WORKER_ONLY}.items()},
+    }
+    workers = Workers(env)
+    try:
+        yield workers
+    finally:
+        workers.stop()
+
+
+@pytest.fixture
+def worker(job_workers: Workers, settings, seeded_models) -> Worker:
+    for name, value in JOB_TIMINGS.items():
+        setattr(settings, name, value)
+    return job_workers.ensure()
+
+
+@pytest.fixture
+def seeded_models(transactional_db) -> None:
+    from billing import prices
+    from billing import seed as billing_seed
+    from routing import seed as routing_seed
+
+    routing_seed.run(stdout=StringIO())
+    billing_seed.run(stdout=StringIO())
+    prices._cache.clear()
+
+
+@pytest.fixture
+def principal(user_factory):
+    from claudeapp.accounts.principals import Principal
+
+    return Principal.for_user(user_factory())
+
+
+@pytest.fixture
+def payload_factory() -> Callable[..., dict[str, Any]]:
+    def make(text: str = "Say hello.", **fields: Any) -> dict[str, Any]:
+        # Haiku has no fallback, so fault counts are per job. A nonce keeps faults (keyed on the body) per test.
+        body = f"{text} (nonce {uuid.uuid4().hex[:8]})"
+        return {"model": "claude-haiku-5-5", "max_tokens": 64, "messages": [{"role": "user", "content": body}],
+                **fields}  # fmt: skip
+
+    return make
+
+
+def wait_for(predicate: Callable[[], bool], *, timeout: float = 30.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def wait_for_status(job_ids: list[Any], statuses: set[str], *, timeout: float = 30.0) -> None:
+    from claudeapp.jobs.models import Job
+
+    def done() -> bool:
+        return Job.objects.filter(pk__in=job_ids, status__in=statuses).count() == len(job_ids)
+
+    wait_for(done, timeout=timeout, what=f"{len(job_ids)} job(s) to reach {statuses}")
