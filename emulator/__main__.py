@@ -15,10 +15,8 @@ from typing import Any
 import uvicorn
 
 from emulator.app import EmulatorApp
-from emulator.config import load_config
+from emulator.config import READY_PREFIX, load_config
 from emulator.state import State
-
-READY_PREFIX = "EMULATOR_LISTENING"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

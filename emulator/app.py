@@ -96,7 +96,8 @@ class EmulatorApp:
             log.exception("emulator handler crashed")
             await _send_error(out, ApiError(500, f"Internal server error: {exc}"), rid)
         entry["status"] = out.status
-        self.state.stats.record(entry)
+        if route is None or route.api:  # the control API's own calls would only add noise
+            self.state.stats.record(entry)
 
     async def _dispatch(self, ctx: Ctx, route: Route | None) -> None:
         if route is None:

@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 MB = 1024 * 1024
+# First stdout line of `python -m emulator`: "EMULATOR_LISTENING http://host:port".
+READY_PREFIX = "EMULATOR_LISTENING"
 
 
 @dataclass

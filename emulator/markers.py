@@ -71,5 +71,5 @@ def _number(arg: str) -> float | None:
     return value if value >= 0 else None
 
 
-def strip(text: str) -> str:
+def strip_markers(text: str) -> str:
     return MARKER.sub("", text) if "[[" in text else text

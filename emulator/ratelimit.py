@@ -29,7 +29,7 @@ class Bucket:
 
     def wait_for(self, amount: float) -> float:
         """Seconds until `amount` is available (0 if it already is)."""
-        return max(0.0, (min(amount, self.capacity) - self.level) / self.rate)
+        return max(0.0, (amount - self.level) / self.rate)
 
     def reset_at(self, now: float) -> float:
         return now + max(0.0, self.capacity - self.level) / self.rate

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from emulator import classifier, ids, textgen, toolgen
-from emulator.markers import Directives, strip
+from emulator.markers import Directives, strip_markers
 from emulator.prompt import answers_tool_result, last_user_text, system_text
 from emulator.tokens import text_tokens
 from emulator.validation import MessageRequest
@@ -42,7 +42,7 @@ def build_reply(req: MessageRequest, directives: Directives) -> Reply:
 
 def plan(req: MessageRequest, directives: Directives) -> list[Block]:
     """The unconstrained reply, before max_tokens and stop sequences apply."""
-    prompt = strip(last_user_text(req)).strip()
+    prompt = strip_markers(last_user_text(req)).strip()
     if classifier.ROUTER_MARKER in system_text(req):
         return [_text(classifier.classify(prompt))]
     blocks = [_thinking(req, prompt)] if _thinking_on(req) else []

@@ -97,6 +97,7 @@ STOPWORDS = frozenset(
         "answer",
     ]
 )
+_PIECE = re.compile(r"\s*\S+\s*")
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9'-]{3,}")
 _GREETING = re.compile(r"^\s*(hi|hello|hey|good (morning|afternoon|evening))\b", re.I)
 
@@ -209,12 +210,12 @@ def _bullets(topics: list[str], seed: int) -> str:
 
 
 def _fit_words(text: str, words: int, seed: int) -> str:
-    pieces = text.split(" ")
+    pieces = _PIECE.findall(text)
     i = seed
     while len(pieces) < words:
-        pieces.extend(FILLER[i % len(FILLER)].split(" "))
+        pieces.extend(_PIECE.findall(" " + FILLER[i % len(FILLER)]))
         i += 1
-    return " ".join(pieces[:words])
+    return "".join(pieces[:words]).rstrip()
 
 
 def thinking_text(prompt: str) -> str:

@@ -79,6 +79,7 @@ async def cancel(ctx: Ctx) -> None:
 
 
 async def delete(ctx: Ctx) -> None:
+    _current(ctx)  # a batch past its end time must end before the check
     ctx.state.batches.delete(ctx.owner, ctx.params["batch_id"])
     await ctx.out.json(200, {"id": ctx.params["batch_id"], "type": "message_batch_deleted"})
 
