@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from functools import lru_cache
 
 
 class Clock:
@@ -23,4 +24,9 @@ class Clock:
 
 def rfc3339(ts: float) -> str:
     """RFC 3339 with a Z suffix and whole seconds, as the API prints timestamps."""
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _rfc3339_second(int(ts))
+
+
+@lru_cache(maxsize=256)  # every response carries four reset timestamps; most share a second
+def _rfc3339_second(second: int) -> str:
+    return datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

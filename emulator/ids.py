@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 import os
 
-_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"  # base58
+# Real ids are base58-like: map the two URL-safe base64 punctuation characters onto letters.
+_NO_PUNCTUATION = bytes.maketrans(b"-_", b"xz")
 
 
 def _random_chars(n: int) -> str:
-    value = int.from_bytes(os.urandom(16), "big")
-    out = []
-    for _ in range(n):
-        value, rem = divmod(value, 58)
-        out.append(_ALPHABET[rem])
-    return "".join(out)
+    raw = base64.urlsafe_b64encode(os.urandom((n * 3 + 3) // 4))
+    return raw.translate(_NO_PUNCTUATION)[:n].decode()
 
 
 def message_id() -> str:

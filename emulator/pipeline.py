@@ -10,7 +10,7 @@ from emulator.markers import Directives
 from emulator.prompt import user_and_system_text
 from emulator.reply import Reply, build_reply
 from emulator.state import State
-from emulator.tokens import units
+from emulator.tokens import Unit, units
 from emulator.validation import MessageRequest
 
 
@@ -37,8 +37,10 @@ def directives_for(req: MessageRequest) -> Directives:
     return markers.parse(user_and_system_text(req))
 
 
-def generate(state: State, req: MessageRequest, directives: Directives, owner: str) -> tuple[Reply, CacheUsage]:
-    all_units = units(req)
+def generate(
+    state: State, req: MessageRequest, directives: Directives, owner: str, all_units: list[Unit] | None = None
+) -> tuple[Reply, CacheUsage]:
+    all_units = all_units if all_units is not None else units(req)
     usage = state.cache.apply(
         f"{owner}\x00{req.model}",
         all_units,

@@ -21,6 +21,7 @@ class Bucket:
         self.rate = self.capacity / 60.0
         self.level = self.capacity
         self.updated = now
+        self.limit_bytes = str(int(self.capacity)).encode()
 
     def refill(self, now: float) -> None:
         if now > self.updated:
@@ -70,14 +71,16 @@ class RateLimiter:
         self._refill(now)
         tightest = min((self.input, self.output), key=lambda b: b.level / b.capacity)
         out: HeaderList = []
-        for name, bucket in (
-            ("requests", self.requests),
-            ("tokens", tightest),
-            ("input-tokens", self.input),
-            ("output-tokens", self.output),
+        for (limit, remaining, reset), bucket in zip(
+            HEADER_NAMES, (self.requests, tightest, self.input, self.output), strict=True
         ):
-            prefix = f"anthropic-ratelimit-{name}-"
-            out.append(((prefix + "limit").encode(), str(int(bucket.capacity)).encode()))
-            out.append(((prefix + "remaining").encode(), str(bucket.remaining).encode()))
-            out.append(((prefix + "reset").encode(), rfc3339(bucket.reset_at(now)).encode()))
+            out.append((limit, bucket.limit_bytes))
+            out.append((remaining, str(bucket.remaining).encode()))
+            out.append((reset, rfc3339(bucket.reset_at(now)).encode()))
         return out
+
+
+HEADER_NAMES = [
+    tuple(f"anthropic-ratelimit-{kind}-{part}".encode() for part in ("limit", "remaining", "reset"))
+    for kind in ("requests", "tokens", "input-tokens", "output-tokens")
+]

@@ -10,6 +10,7 @@ import asyncio
 import json
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from emulator.http import Receive, Responder, wait_for_disconnect
@@ -70,20 +71,31 @@ def _block_frames(index: int, block: Block, words: int) -> list[Frame]:
     else:
         opening["input"] = {}
     out = [Frame(sse("content_block_start", {"type": "content_block_start", "index": index, "content_block": opening}))]
-    out.extend(
-        Frame(sse("content_block_delta", {"type": "content_block_delta", "index": index, "delta": d}), delta=True)
-        for d in _deltas(block, words)
-    )
+    if block.kind in ("text", "thinking") and block.text:
+        out.extend(_text_deltas(index, block.kind, block.text, words))
+    out.extend(_delta(index, d) for d in _other_deltas(block))
     out.append(Frame(sse("content_block_stop", {"type": "content_block_stop", "index": index})))
     return out
 
 
-def _deltas(block: Block, words: int) -> list[dict[str, Any]]:
-    if block.kind == "text":
-        return [{"type": "text_delta", "text": c} for c in chunks(block.text, words)] if block.text else []
+@lru_cache(maxsize=2048)  # replies are deterministic, so repeated prompts reuse their encoded chunks
+def _text_deltas(index: int, kind: str, text: str, words: int) -> tuple[Frame, ...]:
+    head = (
+        f'event: content_block_delta\ndata: {{"type":"content_block_delta","index":{index},'
+        f'"delta":{{"type":"{kind}_delta","{kind}":'
+    ).encode()
+    return tuple(Frame(head + json.dumps(c).encode() + b"}}\n\n", delta=True) for c in chunks(text, words))
+
+
+def _delta(index: int, delta: dict[str, Any]) -> Frame:
+    return Frame(sse("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta}), True)
+
+
+def _other_deltas(block: Block) -> list[dict[str, Any]]:
     if block.kind == "thinking":
-        parts = [{"type": "thinking_delta", "thinking": c} for c in chunks(block.text, words)] if block.text else []
-        return [*parts, {"type": "signature_delta", "signature": block.signature}]
+        return [{"type": "signature_delta", "signature": block.signature}]
+    if block.kind != "tool_use":
+        return []
     assert block.tool is not None
     raw = json.dumps(block.tool["input"])
     step = max(8, len(raw) // 4 or 1)

@@ -16,7 +16,7 @@ from emulator.http import JSON_TYPE, wait_for_disconnect
 from emulator.markers import Directives
 from emulator.render import message_json, usage_json
 from emulator.reply import Reply
-from emulator.tokens import count_input_tokens
+from emulator.tokens import count_input_tokens, units
 from emulator.validation import MessageRequest, validate_request
 
 SHOULD_RETRY_HEADER = "x-emulator-should-retry"
@@ -37,12 +37,13 @@ async def create(ctx: Ctx) -> None:
     _should_retry(ctx, directives)
     fault = choose_fault(ctx, req, directives)
     await asyncio.sleep(injection.latency_ms(ctx, directives) / 1000)
-    ctx.state.ratelimit.admit(count_input_tokens(req), ctx.now())
+    all_units = units(req)
+    ctx.state.ratelimit.admit(sum(u.tokens for u in all_units), ctx.now())
     if fault is not None:
         ctx.entry["fault"] = fault.describe()
         if await injection.fire(ctx, fault.spec, directives):
             return
-    reply, usage = pipeline.generate(ctx.state, req, directives, ctx.owner)
+    reply, usage = pipeline.generate(ctx.state, req, directives, ctx.owner, all_units)
     ctx.state.ratelimit.record_output(reply.output_tokens, ctx.now())
     out = Outcome(ids.message_id(), req.model, reply, usage)
     spec = fault.spec if fault else None
