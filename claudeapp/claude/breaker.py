@@ -162,7 +162,8 @@ class _Conn:
 
 @lru_cache(maxsize=1)
 def _sync() -> _Conn:
-    return _Conn.of(redis.Redis.from_url(settings.REDIS_URL, **_redis_options()))
+    pool = redis.BlockingConnectionPool.from_url(settings.REDIS_URL, **_pool_options())
+    return _Conn.of(redis.Redis(connection_pool=pool))
 
 
 # A redis.asyncio pool is bound to the loop that created its connections (weak keys: see client.py).
@@ -173,15 +174,44 @@ def _async() -> _Conn:
     loop = asyncio.get_running_loop()
     conn = _async_by_loop.get(loop)
     if conn is None:
-        conn = _Conn.of(aioredis.Redis.from_url(settings.REDIS_URL, **_redis_options()))
+        pool = aioredis.BlockingConnectionPool.from_url(settings.REDIS_URL, **_pool_options())
+        conn = _Conn.of(aioredis.Redis(connection_pool=pool))
         _async_by_loop[loop] = conn
     return conn
 
 
-def _redis_options() -> dict[str, object]:
+# Connections per process (and event loop). A blocking pool: under a burst, calls queue for a
+# connection for up to the Redis timeout instead of each opening its own (redis-py's default
+# pool refuses past 100, and thousands of open streams would each want one).
+_POOL_SIZE = 64
+
+
+def _pool_options() -> dict[str, object]:
     # Short timeouts: a slow Redis must cost a request milliseconds, not seconds.
     timeout = settings.CLAUDE_BREAKER_REDIS_TIMEOUT_SECONDS
-    return {"socket_timeout": timeout, "socket_connect_timeout": timeout, "decode_responses": True}
+    return {
+        "max_connections": _POOL_SIZE,
+        "timeout": timeout,
+        "socket_timeout": timeout,
+        # Connecting happens only as the pool grows; a burst of connects on a busy host needs
+        # more slack than a command does (a refused connection still fails at once).
+        "socket_connect_timeout": max(timeout, 1.0),
+        "decode_responses": True,
+    }
+
+
+_last_outage_log = 0.0
+
+
+def _warn_unavailable(action: str, model: str, exc: Exception) -> None:
+    """Log a Redis outage at most every 10 s per process: every request would otherwise log it."""
+    global _last_outage_log
+    now = time.monotonic()
+    if now - _last_outage_log >= 10:
+        _last_outage_log = now
+        logger.warning("breaker: redis unavailable (%s %s), failing open: %s", action, model, exc)
+    else:
+        logger.debug("breaker: redis unavailable (%s %s): %s", action, model, exc)
 
 
 async def aclose_connections() -> None:
@@ -223,14 +253,14 @@ class Breaker:
         try:
             _sync().success(keys=_keys(ticket.model), args=[ticket.probe_id])
         except redis.RedisError as exc:
-            logger.warning("breaker: redis unavailable recording success for %s: %s", ticket.model, exc)
+            _warn_unavailable("recording success for", ticket.model, exc)
 
     def record_failure(self, ticket: Ticket) -> BreakerState:
         policy = policy_for(ticket.model)
         try:
             state = _sync().failure(keys=_keys(ticket.model), args=self._failure_args(ticket, policy))
         except redis.RedisError as exc:
-            logger.warning("breaker: redis unavailable recording failure for %s: %s", ticket.model, exc)
+            _warn_unavailable("recording failure for", ticket.model, exc)
             return BreakerState.CLOSED
         return self._log_state(ticket, state)
 
@@ -241,7 +271,7 @@ class Breaker:
         try:
             _sync().client.zrem(_keys(ticket.model)[1], ticket.probe_id)
         except redis.RedisError as exc:
-            logger.warning("breaker: redis unavailable releasing probe for %s: %s", ticket.model, exc)
+            _warn_unavailable("releasing probe for", ticket.model, exc)
 
     def state(self, model: str) -> BreakerStatus:
         try:
@@ -250,7 +280,7 @@ class Breaker:
             pipe.zcard(_keys(model)[1])
             data, probes = pipe.execute()
         except redis.RedisError as exc:
-            logger.warning("breaker: redis unavailable reading state of %s: %s", model, exc)
+            _warn_unavailable("reading state of", model, exc)
             data, probes = {}, 0
         return self._status(model, data, probes)
 
@@ -274,14 +304,14 @@ class Breaker:
         try:
             await _async().success(keys=_keys(ticket.model), args=[ticket.probe_id])
         except redis.RedisError as exc:
-            logger.warning("breaker: redis unavailable recording success for %s: %s", ticket.model, exc)
+            _warn_unavailable("recording success for", ticket.model, exc)
 
     async def arecord_failure(self, ticket: Ticket) -> BreakerState:
         policy = policy_for(ticket.model)
         try:
             state = await _async().failure(keys=_keys(ticket.model), args=self._failure_args(ticket, policy))
         except redis.RedisError as exc:
-            logger.warning("breaker: redis unavailable recording failure for %s: %s", ticket.model, exc)
+            _warn_unavailable("recording failure for", ticket.model, exc)
             return BreakerState.CLOSED
         return self._log_state(ticket, state)
 
@@ -291,7 +321,7 @@ class Breaker:
         try:
             await _async().client.zrem(_keys(ticket.model)[1], ticket.probe_id)
         except redis.RedisError as exc:
-            logger.warning("breaker: redis unavailable releasing probe for %s: %s", ticket.model, exc)
+            _warn_unavailable("releasing probe for", ticket.model, exc)
 
     # --- shared helpers ---
 
@@ -312,7 +342,7 @@ class Breaker:
 
     @staticmethod
     def _fail_open(model: str, exc: Exception) -> Ticket:
-        logger.warning("breaker: redis unavailable, letting the call to %s through: %s", model, exc)
+        _warn_unavailable("allowing", model, exc)
         return Ticket(model=model, state=BreakerState.CLOSED)
 
     @staticmethod

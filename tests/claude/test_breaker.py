@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -200,6 +201,7 @@ def test_breaker_state_is_visible_from_another_process(breaker, model_id):
 
 
 def test_the_breaker_fails_open_when_redis_is_down(settings, caplog):
+    caplog.set_level(logging.DEBUG, logger="claudeapp.claude.breaker")  # repeats within 10 s log at debug
     real_redis_url = settings.REDIS_URL
     settings.REDIS_URL = "redis://127.0.0.1:1/4"  # nothing listens on port 1
     breaker_mod.reset_connections()
