@@ -150,8 +150,7 @@ def _check_version(request: Request) -> None:
 async def _send_error(out: Responder, err: ApiError, rid: str) -> None:
     if out.status is not None:
         return  # the response already started (or the connection was dropped): nothing to add
-    await out.start(err.status, JSON_TYPE, err.headers)
-    await out.body(error_body(err, rid))
+    await out.raw(err.status, JSON_TYPE, error_body(err, rid), err.headers)
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:

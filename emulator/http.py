@@ -78,10 +78,14 @@ class Responder:
         self.status: int | None = None
         self.extra: dict[str, str] = {}  # added to every response of this request (e.g. x-should-retry)
 
-    async def start(self, status: int, content_type: bytes, extra: dict[str, str] | None = None) -> None:
+    async def start(
+        self, status: int, content_type: bytes, extra: dict[str, str] | None = None, length: int | None = None
+    ) -> None:
         headers = [(b"content-type", content_type), *self.common()]
         for more in (self.extra, extra or {}):
             headers.extend((k.encode(), v.encode()) for k, v in more.items())
+        if length is not None:
+            headers.append((b"content-length", str(length).encode()))
         self.status = status
         await self.send({"type": "http.response.start", "status": status, "headers": headers})
 
@@ -89,11 +93,10 @@ class Responder:
         await self.send({"type": "http.response.body", "body": data, "more_body": more})
 
     async def json(self, status: int, obj: Any, extra: dict[str, str] | None = None) -> None:
-        await self.start(status, JSON_TYPE, extra)
-        await self.body(json.dumps(obj).encode())
+        await self.raw(status, JSON_TYPE, json.dumps(obj).encode(), extra)
 
-    async def raw(self, status: int, content_type: bytes, data: bytes) -> None:
-        await self.start(status, content_type)
+    async def raw(self, status: int, content_type: bytes, data: bytes, extra: dict[str, str] | None = None) -> None:
+        await self.start(status, content_type, extra, length=len(data))
         await self.body(data)
 
     async def abort(self) -> None:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import time
 
 import anthropic
@@ -138,3 +139,16 @@ def test_prefill_is_refused_for_models_configured_without_it(emulator_reset, ant
         anthropic_client.messages.create(model=MODEL, max_tokens=10, messages=messages)
     allowed = anthropic_client.messages.create(model="claude-haiku-4-5", max_tokens=10, messages=messages)
     assert allowed.content
+
+
+def test_async_client_raises_the_same_errors_and_retries(emulator_reset, async_anthropic_client):
+    async def main() -> str:
+        async with async_anthropic_client as client:
+            with pytest.raises(anthropic.OverloadedError):
+                await client.messages.create(**params("async [[fault:529]]"))
+            retrying = client.with_options(max_retries=1)
+            message = await retrying.messages.create(**params("async retry [[fault:500:1]] [[retry-after-ms:5]]"))
+            return message.stop_reason
+
+    assert asyncio.run(main()) == "end_turn"
+    assert [e["retry_count"] for e in emulator_reset.stats()["recent"]] == ["0", "0", "1"]
