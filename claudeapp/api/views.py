@@ -6,7 +6,6 @@ from django.conf import settings
 from django.utils.module_loading import import_string
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import exceptions, serializers
-from rest_framework.parsers import JSONParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
@@ -15,6 +14,7 @@ from rest_framework.views import APIView
 
 from claudeapp.api import selectors
 from claudeapp.api.auth import HasScope
+from claudeapp.api.bodies import ApiJSONParser
 from claudeapp.api.models import Scope
 
 
@@ -24,7 +24,7 @@ class PartnerApiView(APIView):
     authentication_classes = [import_string(path) for path in settings.API_AUTHENTICATION_CLASSES]
     permission_classes = [IsAuthenticated]
     renderer_classes = [JSONRenderer]
-    parser_classes = [JSONParser]
+    parser_classes = [ApiJSONParser]
 
 
 class ModelsApi(PartnerApiView):

@@ -10,6 +10,8 @@ from django.utils import timezone
 def _api_urls(settings):
     # The site's API routes (included verbatim) plus test-only endpoints under the same prefixes.
     settings.ROOT_URLCONF = "tests.api.urls"
+    # Every key needs an owner; PBKDF2 for each would dominate this folder's run time.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture

@@ -3,16 +3,16 @@ message endpoints arrive. Mounted by tests/api/urls.py under the same prefixes."
 
 from __future__ import annotations
 
-import json
-
 from django.http import HttpRequest, JsonResponse
 from rest_framework import serializers
+from rest_framework.exceptions import ParseError
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from billing.errors import BudgetExceeded, RateLimited
 from claudeapp.api.auth import HasScope, partner_key_required
+from claudeapp.api.bodies import json_object
 from claudeapp.api.errors import Conflict, error_response_for
 from claudeapp.api.models import PartnerKey
 from claudeapp.api.pagination import ApiCursorPagination, filter_date_range
@@ -82,8 +82,8 @@ class KeyListApi(PartnerApiView):
 @partner_key_required("messages")
 async def async_echo(request: HttpRequest) -> JsonResponse:
     try:
-        body = json.loads(request.body or b"{}")
-    except ValueError as exc:
+        body = json_object(request)
+    except ParseError as exc:
         return error_response_for(request, exc)
     return JsonResponse({"user": request.user.username, "principal": request.principal.key, "keys": sorted(body)})
 
