@@ -19,7 +19,7 @@ class Stats:
     def record(self, entry: dict[str, Any]) -> None:
         self.total += 1
         self.by_path[f"{entry['method']} {entry['path']}"] += 1
-        if entry.get("model"):
+        if entry.get("model") and entry["path"] == "/v1/messages":  # generation calls only
             self.by_model[entry["model"]] += 1
         self.by_status[str(entry["status"])] += 1
         if entry.get("fault"):

@@ -172,7 +172,7 @@ def _topic_words(prompt: str) -> list[str]:
 def reply_text(prompt: str, model: str, words: int | None = None) -> str:
     """The assistant reply for `prompt`; `words` forces an exact word count (the [[words:N]] marker)."""
     seed = _seed(model, prompt)
-    if _GREETING.match(prompt) and len(prompt.split()) <= 6:
+    if _GREETING.match(prompt) and len(prompt.split()) <= 4:
         text = _greeting(model, seed)
     else:
         text = _answer(prompt, model, seed)

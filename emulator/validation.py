@@ -166,6 +166,8 @@ def _system(value: Any) -> list[dict[str, Any]]:
         if not isinstance(block, dict) or block.get("type") != "text":
             raise invalid(f"system.{i}.type: Input should be 'text'")
         _text_block(block, f"system.{i}", "user", V2023)
+        if "cache_control" in block:
+            _cache_control(block["cache_control"], f"system.{i}.cache_control")
     return value
 
 

@@ -72,7 +72,7 @@ def choose_fault(ctx: Ctx, req: MessageRequest, directives: Directives) -> Fault
         if spec is not None:
             return Fault(spec, source)
     model_spec = state.model_fault(req.model)
-    if model_spec is not None and state.faults.pick([model_spec], req.model, req.stream, "model"):
+    if model_spec is not None and state.faults.pick([model_spec], req.model, req.stream, f"model:{req.model}"):
         return Fault(model_spec, "model")
     drawn = state.faults.draw(state.config.error_rates)
     return Fault(drawn, "random") if drawn is not None else None
