@@ -36,7 +36,9 @@ async def create(ctx: Ctx) -> None:
     directives = pipeline.directives_for(req)
     _should_retry(ctx, directives)
     fault = choose_fault(ctx, req, directives)
-    await asyncio.sleep(injection.latency_ms(ctx, directives) / 1000)
+    delay_ms = injection.latency_ms(ctx, directives)
+    if delay_ms:
+        await asyncio.sleep(delay_ms / 1000)
     all_units = units(req)
     ctx.state.ratelimit.admit(sum(u.tokens for u in all_units), ctx.now())
     if fault is not None:
@@ -64,10 +66,11 @@ class Outcome:
 def choose_fault(ctx: Ctx, req: MessageRequest, directives: Directives) -> Fault | None:
     """Header first, then prompt markers, then per-model config, then the seeded error rates."""
     state = ctx.state
-    key = hashlib.blake2b(ctx.request.body, digest_size=16).hexdigest()
     header = ctx.request.headers.get(injection.FAULT_HEADER)
-    for source, raws in (("header", [header] if header else []), ("marker", directives.faults)):
-        specs = [s for s in (parse_spec(r) for r in raws) if s is not None]
+    sources = [("header", _specs([header] if header else [])), ("marker", _specs(directives.faults))]
+    counted = any(spec.count is not None for _, specs in sources for spec in specs)
+    key = hashlib.blake2b(ctx.request.body, digest_size=16).hexdigest() if counted else ""
+    for source, specs in sources:
         spec = state.faults.pick(specs, req.model, req.stream, key)
         if spec is not None:
             return Fault(spec, source)
@@ -76,6 +79,10 @@ def choose_fault(ctx: Ctx, req: MessageRequest, directives: Directives) -> Fault
         return Fault(model_spec, "model")
     drawn = state.faults.draw(state.config.error_rates)
     return Fault(drawn, "random") if drawn is not None else None
+
+
+def _specs(raws: list[str]) -> list[FaultSpec]:
+    return [spec for spec in (parse_spec(raw) for raw in raws) if spec is not None]
 
 
 def _should_retry(ctx: Ctx, directives: Directives) -> None:
