@@ -274,3 +274,14 @@ SPECTACULAR_SETTINGS.update(
 )
 MIDDLEWARE.insert(1, "claudeapp.api.middleware.RequestIdMiddleware")
 MIDDLEWARE.insert(2, "claudeapp.api.middleware.ApiBoundaryMiddleware")
+
+# --- routing ---
+# The classifier model: an alias or a model id from the model map (default: the `simple` tier, Haiku).
+ROUTER_CLASSIFIER_MODEL = env.str("ROUTER_CLASSIFIER_MODEL", default="simple")
+# A classifier slower than this is abandoned and the request goes to the `moderate` tier (Sonnet).
+ROUTER_CLASSIFIER_TIMEOUT_SECONDS = env.float("ROUTER_CLASSIFIER_TIMEOUT_SECONDS", default=2.0)
+ROUTER_CLASSIFIER_CACHE_SECONDS = env.int("ROUTER_CLASSIFIER_CACHE_SECONDS", default=7 * 24 * 3600)
+# Each process checks the model map's Redis version key at most this often: admin edits apply within it.
+MODEL_MAP_REFRESH_SECONDS = env.float("MODEL_MAP_REFRESH_SECONDS", default=1.0)
+# Rule regexes and the classifier see the first this-many characters of the last user message (also stored).
+ROUTER_REGEX_MAX_CHARS = env.int("ROUTER_REGEX_MAX_CHARS", default=2000)

@@ -1,4 +1,4 @@
-"""Seed step: the current Claude models and the tier aliases.
+"""Seed step: the current Claude models, the tier aliases and a first published rule set.
 
 Data, not code: operators edit all of it in the admin. Existing rows are left as
 the operator set them; only missing ones are created.
@@ -9,7 +9,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import TextIO
 
-from routing.models import Model, ModelAlias
+from django.utils import timezone
+
+from routing.models import Model, ModelAlias, RoutingRule, RuleSet
 
 # (model_id, display name, family, enabled, context window, max output, fallback, retires_on)
 MODELS: list[tuple[str, str, str, bool, int, int, str | None, dt.date | None]] = [
@@ -46,7 +48,59 @@ ALIASES = {
 }
 
 
+# (priority, name, conditions, action). Every rule is for `auto` requests: an explicit model is the caller's choice.
+RULES: list[tuple[int, str, dict[str, object], dict[str, object]]] = [
+    (
+        10,
+        "Bulk-tagged work -> batch on the simple tier",
+        {"metadata_tags": "bulk=true"},
+        {"target": "simple", "mode": "batch"},
+    ),
+    (
+        20,
+        "Greetings and thanks -> simple",
+        {
+            "max_input_tokens": 30,
+            "message_regex": r"^\s*(?i:hi|hello|hey|thanks|thank you|good (?:morning|afternoon|evening))\b",
+        },
+        {"target": "simple"},
+    ),
+    (
+        30,
+        "Very long input -> complex",
+        {"min_input_tokens": 50_000},
+        {"target": "complex"},
+    ),
+    (
+        100,
+        "Everything else on auto -> ask the classifier",
+        {},
+        {"classify": True},
+    ),
+]
+
+
 def run(*, stdout: TextIO) -> None:
+    _seed_models(stdout)
+    _seed_rules(stdout)
+
+
+def _seed_rules(stdout: TextIO) -> None:
+    # Only on a fresh install: once any rule set exists, the rules are the operators' to edit.
+    if RuleSet.objects.exists():
+        stdout.write("routing: rule sets exist, rules left as they are\n")
+        return
+    rule_set = RuleSet.objects.create(
+        name="Seeded defaults", status=RuleSet.Status.PUBLISHED, published_at=timezone.now()
+    )
+    for priority, name, conditions, action in RULES:
+        RoutingRule.objects.create(
+            rule_set=rule_set, priority=priority, name=name, requested_model="auto", **conditions, **action
+        )
+    stdout.write(f"routing: published {len(RULES)} seeded rules\n")
+
+
+def _seed_models(stdout: TextIO) -> None:
     created = 0
     for order, (model_id, name, family, enabled, context, max_out, _, retires) in enumerate(MODELS):
         _, was_created = Model.objects.get_or_create(
