@@ -9,6 +9,7 @@ nothing is held across the network call. Periods roll over lazily inside those s
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 from zoneinfo import ZoneInfo
 
@@ -234,7 +235,7 @@ def _alert_if_crossed(
     for alert_id, threshold in fired:
         log.warning("billing: budget %s reached %s%% (%s of %s micros)", pk, threshold, spent, limit)
         if webhook:
-            transaction.on_commit(lambda alert_id=alert_id: _post_later(alert_id))
+            transaction.on_commit(functools.partial(_post_later, alert_id))
 
 
 def _post_later(alert_id: int) -> None:
