@@ -21,7 +21,7 @@ from routing.errors import UnsafeRegex
 
 MAX_PATTERN_CHARS = 500
 PROBE_LIMIT_SECONDS = 0.1  # a sane pattern takes microseconds; 100 ms on one probe means backtracking
-PROBE_WALL_SECONDS = 4.0
+PROBE_WALL_SECONDS = 2.0
 
 try:  # the parser moved in 3.11; both names exist on the supported versions
     from re import _parser as sre_parse  # type: ignore[attr-defined]
