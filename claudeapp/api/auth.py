@@ -19,10 +19,9 @@ from rest_framework.request import Request
 
 from claudeapp.accounts.principals import Principal
 from claudeapp.api import keys
-from claudeapp.api.errors import ErrorInfo, InvalidKey, error_response_for, response_for
+from claudeapp.api.errors import NO_CREDENTIALS, ErrorInfo, InvalidKey, error_response_for, response_for
 from claudeapp.api.models import PartnerKey
 
-NO_CREDENTIALS = "No API key provided: send `Authorization: Bearer <key>` or `x-api-key: <key>`."
 AsyncView = Callable[..., Awaitable[HttpResponse]]
 
 

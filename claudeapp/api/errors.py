@@ -29,6 +29,7 @@ from claudeapp.api import requestid
 logger = logging.getLogger(__name__)
 
 ANTHROPIC_PREFIX = "/anthropic/"
+NO_CREDENTIALS = "No API key provided: send `Authorization: Bearer <key>` or `x-api-key: <key>`."
 TYPE_BY_STATUS = {
     400: "invalid_request_error",
     401: "authentication_error",
@@ -234,6 +235,8 @@ def _describe_drf(exc: exceptions.APIException) -> ErrorInfo:
     error_type = TYPE_BY_STATUS.get(status, "invalid_request_error" if status < 500 else "api_error")
     if isinstance(exc, exceptions.ParseError):
         message = "Request body is not valid JSON." if "JSON" in str(exc.detail) else str(exc.detail)
+    elif isinstance(exc, exceptions.NotAuthenticated):
+        message = NO_CREDENTIALS
     else:
         message = first_error(exc.detail)[1]
     headers: dict[str, str] = {}

@@ -43,7 +43,7 @@ _local: dict[str, _Entry] = {}
 _touched: dict[str, float] = {}
 _lock = threading.Lock()
 _sync_clients: dict[str, redis.Redis] = {}
-_async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aredis.Redis] = weakref.WeakKeyDictionary()
+_async_clients: dict[int, tuple[weakref.ref[asyncio.AbstractEventLoop], aredis.Redis]] = {}
 
 
 def _rkey(*parts: object) -> str:
@@ -61,11 +61,19 @@ def _client() -> redis.Redis:
 
 def _aclient() -> aredis.Redis:
     # asyncio connections belong to the loop that opened them: one client per running loop.
+    # A server runs one loop for its life; tests and async_to_sync start one per call, so
+    # clients of loops that are gone are dropped rather than kept (with their sockets) forever.
     loop = asyncio.get_running_loop()
-    found = _async_clients.get(loop)
-    if found is None:
-        found = _async_clients[loop] = aredis.Redis.from_url(settings.REDIS_URL, **_CLIENT_OPTIONS)
-    return found
+    found = _async_clients.get(id(loop))
+    if found is not None and found[0]() is loop:
+        return found[1]
+    for key, (ref, _) in list(_async_clients.items()):
+        gone = ref()
+        if gone is None or gone.is_closed():
+            _async_clients.pop(key, None)
+    client = aredis.Redis.from_url(settings.REDIS_URL, **_CLIENT_OPTIONS)
+    _async_clients[id(loop)] = (weakref.ref(loop), client)
+    return client
 
 
 def _local_hit(prefix: str) -> _Entry | None:

@@ -56,3 +56,11 @@ def test_the_swagger_assets_are_served_locally(client):
     from django.contrib.staticfiles import finders
 
     assert finders.find(asset.removeprefix("/static/"))
+
+
+def test_the_site_urlconf_serves_the_api_at_the_root(client, settings):
+    settings.ROOT_URLCONF = "claudeapp.urls"
+    assert client.get("/api/schema/").status_code == 200
+    assert client.get("/api/docs/").status_code == 200
+    assert client.get("/api/v1/me").status_code == 401
+    assert client.get("/anthropic/v1/models").json()["type"] == "error"
