@@ -13,6 +13,7 @@ import importlib
 import importlib.util
 import logging
 import math
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -102,6 +103,7 @@ class ErrorInfo:
 
 _registry: dict[type[BaseException], _Mapping] = {}
 _optional_registered = False
+_registry_lock = threading.Lock()
 
 
 def register_error(
@@ -117,7 +119,7 @@ def register_error(
 
 
 def _registered(exc: BaseException) -> _Mapping | None:
-    _register_optional()
+    register_optional()
     for cls in type(exc).__mro__:
         found = _registry.get(cls)
         if found is not None:
@@ -132,46 +134,50 @@ def retry_after_headers(seconds: float | None, extra: dict[str, str] | None = No
     return headers
 
 
-def _register_optional() -> None:
+def register_optional() -> None:
     # billing and the gateway are written alongside this package; map their errors when they exist.
     global _optional_registered
     if _optional_registered:
         return
-    _optional_registered = True
-    billing = _module("billing.errors")
-    if billing is not None:
-        _maybe(
-            billing,
-            "BudgetExceeded",
-            402,
-            "budget_exceeded",
-            lambda e: f"Budget exceeded; it resets at {e.resets_at.isoformat()}.",
-        )
-        _maybe(billing, "PriceMissing", 503, "api_error", lambda e: f"Model {e.model_id} is not available for sale.")
-        _maybe(
-            billing,
-            "RateLimited",
-            429,
-            "rate_limit_error",
-            lambda e: "Rate limit exceeded.",
-            lambda e: retry_after_headers(e.retry_after_seconds, e.headers),
-        )
-    gateway = _module("claudeapp.claude.errors")
-    if gateway is not None:
-        _maybe(
-            gateway,
-            "NoModelAvailable",
-            503,
-            "overloaded_error",
-            lambda e: "No model is available right now; retry later.",
-            lambda e: retry_after_headers(e.retry_after),
-        )
+    with _registry_lock:
+        if _optional_registered:
+            return
+        billing = _module("billing.errors")
+        if billing is not None:
+            _maybe(billing, "BudgetExceeded", 402, "budget_exceeded", _budget_message)
+            _maybe(billing, "PriceMissing", 503, "api_error", lambda e: f"Model {e.model_id} is not available now.")
+            _maybe(billing, "RateLimited", 429, "rate_limit_error", lambda e: "Rate limit exceeded.", _rate_headers)
+        gateway = _module("claudeapp.claude.errors")
+        if gateway is not None:
+            _maybe(gateway, "NoModelAvailable", 503, "overloaded_error", _no_model_message, _no_model_headers)
+        _optional_registered = True
+
+
+def _budget_message(exc: Any) -> str:
+    return f"Budget exceeded; it resets at {exc.resets_at.isoformat()}."
+
+
+def _rate_headers(exc: Any) -> dict[str, str]:
+    return retry_after_headers(exc.retry_after_seconds, exc.headers)
+
+
+def _no_model_message(exc: Any) -> str:
+    return "No model is available right now; retry later."
+
+
+def _no_model_headers(exc: Any) -> dict[str, str]:
+    return retry_after_headers(exc.retry_after)
 
 
 def _module(name: str) -> Any:
-    if importlib.util.find_spec(name.rpartition(".")[0]) is None or importlib.util.find_spec(name) is None:
+    package = name.rpartition(".")[0]
+    try:
+        if importlib.util.find_spec(package) is None or importlib.util.find_spec(name) is None:
+            return None
+        return importlib.import_module(name)
+    except Exception:  # a half-written module must not turn every error response into a crash
+        logger.exception("could not import %s; its errors answer 500 until it imports", name)
         return None
-    return importlib.import_module(name)
 
 
 def _maybe(

@@ -6,9 +6,10 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models.signals import m2m_changed, post_save
+from django.db.models.signals import m2m_changed, post_delete, post_save
 
 from claudeapp.api import keycache
+from claudeapp.api.models import PartnerKey
 
 
 def _owner_saved(sender: Any, instance: Any, created: bool, update_fields: Any = None, **kwargs: Any) -> None:
@@ -22,6 +23,13 @@ def _groups_changed(sender: Any, action: str, **kwargs: Any) -> None:
         transaction.on_commit(keycache.invalidate)
 
 
+def _key_deleted(sender: Any, instance: PartnerKey, **kwargs: Any) -> None:
+    prefix = instance.prefix
+    keycache.invalidate(prefix)
+    transaction.on_commit(lambda: keycache.invalidate(prefix))
+
+
 User = get_user_model()
 post_save.connect(_owner_saved, sender=User, dispatch_uid="api_owner_saved")
+post_delete.connect(_key_deleted, sender=PartnerKey, dispatch_uid="api_key_deleted")
 m2m_changed.connect(_groups_changed, sender=User.groups.through, dispatch_uid="api_owner_groups_changed")

@@ -185,3 +185,25 @@ def test_anthropic_paths_refuse_bad_keys_in_anthropics_shape(client):
     response = client.get("/anthropic/v1/models", HTTP_X_API_KEY="sk-ant-not-ours")
     assert response.status_code == 401
     assert response.json()["type"] == "error" and response.json()["error"]["type"] == "authentication_error"
+
+
+def test_other_packages_can_register_their_domain_errors():
+    from claudeapp.api.errors import describe, register_error
+
+    class QuotaFrozen(Exception):
+        def __init__(self, until: str) -> None:
+            self.until = until
+
+    class QuotaFrozenHard(QuotaFrozen):
+        pass
+
+    register_error(
+        QuotaFrozen, 409, "conflict_error", lambda e: f"frozen until {e.until}", headers_fn=lambda e: {"x-a": "1"}
+    )
+    info = describe(QuotaFrozenHard("noon"))  # subclasses map like their base
+    assert (info.status, info.type, info.message, info.headers) == (
+        409,
+        "conflict_error",
+        "frozen until noon",
+        {"x-a": "1"},
+    )

@@ -172,3 +172,11 @@ def test_async_verify_refuses_a_revoked_key(partner_key_factory):
     keys.revoke_key(key=key)
     with pytest.raises(InvalidKey):
         async_to_sync(keys.averify)(key.raw)
+
+
+def test_a_deleted_key_stops_working_even_when_warm(partner_key_factory):
+    key = partner_key_factory()
+    keys.verify(key.raw)
+    PartnerKey.objects.filter(pk=key.pk).delete()
+    with pytest.raises(InvalidKey):
+        keys.verify(key.raw)
