@@ -38,33 +38,9 @@ def principal_of(job: Any) -> Principal:
 
 def model_chain(name: str) -> list[str]:
     """The model to call first, then its fallbacks; raises routing's UnknownModel / ModelDisabled."""
-    try:
-        from routing import services as routing_services
-    except ImportError:  # STAND-IN until routing.services lands: walk the model map directly
-        return _model_chain_from_map(name)
-    model_id = routing_services.resolve_model(name)
-    chain = [model_id, *routing_services.fallback_chain(model_id)]
-    return list(dict.fromkeys(chain))
+    from routing import modelmap
 
-
-def _model_chain_from_map(name: str) -> list[str]:
-    from routing.errors import ModelDisabled, UnknownModel
-    from routing.models import Model, ModelAlias
-
-    model = Model.objects.filter(model_id=name).first()
-    if model is None:
-        alias = ModelAlias.objects.select_related("model").filter(name=name).first()
-        model = alias.model if alias else None
-    if model is None:
-        raise UnknownModel(name)
-    if not model.enabled:
-        raise ModelDisabled(name, model.model_id)
-    chain = [model.model_id]
-    while model.fallback_id and len(chain) < 5:
-        model = Model.objects.get(pk=model.fallback_id)
-        if model.enabled and model.model_id not in chain:
-            chain.append(model.model_id)
-    return chain
+    return modelmap.fallback_chain(modelmap.resolve_model(name))  # the chain starts with the model itself
 
 
 def call(*, models: list[str], payload: dict[str, Any]) -> Any:

@@ -35,12 +35,13 @@ JOB_TIMINGS: dict[str, Any] = {
     "JOBS_WEBHOOK_MAX_ATTEMPTS": 3,
 }
 # Worker-only: the job row owns retries (one gateway attempt per model), a 529 storm must not open
-# the shared circuit for other tests, and prices are re-read because every test reseeds them.
+# the shared circuit for other tests, and prices are reloaded when a test reseeds them (see seeded_models).
 WORKER_ONLY = {
     "CLAUDE_MAX_ATTEMPTS": 1,
     "CLAUDE_BREAKER_FAILURE_THRESHOLD": 100000,
-    "BILLING_CACHE_SECONDS": 0,
     "JOBS_WEBHOOK_ALLOW_PRIVATE": 1,
+    "BILLING_CACHE_SECONDS": 0,  # check the price version on every read (tests reseed prices)
+    "MODEL_MAP_REFRESH_SECONDS": 0,
     "CELERY_WORKER_CONCURRENCY": 8,
     "DB_POOL_MAX_SIZE": 12,
     "CELERY_SKIP_CHECKS": 1,  # `manage.py check` runs in CI; a worker must not refuse to start over a URL check
@@ -59,7 +60,7 @@ class Worker:
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen(
                 argv, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=log, start_new_session=True
-            )  # noqa: E501
+            )
         self._wait_ready()
 
     def _wait_ready(self, timeout: float = 30.0) -> None:
@@ -105,6 +106,7 @@ class Workers:
     def stop(self) -> None:
         if self.current is not None:
             self.current.stop()
+            self.current = None
 
 
 def _database_url(settings_dict: dict[str, Any]) -> str:
@@ -135,6 +137,21 @@ def job_workers(django_db_setup, django_db_blocker, emulator) -> Iterator[Worker
         workers.stop()
 
 
+@pytest.fixture(autouse=True)
+def quiet_queue_at_teardown(transactional_db) -> Iterator[None]:
+    """Let the worker go idle before the test database is truncated.
+
+    A worker still claiming a row while the flush truncates would deadlock with it, so queued
+    jobs are canceled (their messages become no-ops) and running ones are waited for.
+    """
+    yield
+    from claudeapp.jobs.models import Job
+
+    Job.objects.filter(status="queued").update(status="canceled")
+    wait_for(lambda: not Job.objects.filter(status="running").exists(), timeout=15, what="running jobs to end")
+    time.sleep(0.2)
+
+
 @pytest.fixture
 def worker(job_workers: Workers, settings, seeded_models) -> Worker:
     for name, value in JOB_TIMINGS.items():
@@ -143,14 +160,22 @@ def worker(job_workers: Workers, settings, seeded_models) -> Worker:
 
 
 @pytest.fixture
+def no_worker(job_workers: Workers, seeded_models) -> None:
+    """For tests that need jobs to stay queued: no worker consumes until a later test asks for one."""
+    job_workers.stop()
+
+
+@pytest.fixture
 def seeded_models(transactional_db) -> None:
-    from billing import prices
+    from billing import prices, redisconn
     from billing import seed as billing_seed
     from routing import seed as routing_seed
 
     routing_seed.run(stdout=StringIO())
     billing_seed.run(stdout=StringIO())
     prices._cache.clear()
+    # Every test reseeds prices with new ids: move the shared version key so workers reload theirs.
+    redisconn.client().set(redisconn.key("version", "prices"), uuid.uuid4().int % 2**62)
 
 
 @pytest.fixture
