@@ -50,7 +50,10 @@ def test_an_admin_price_edit_reaches_the_cached_price_after_commit(price_factory
         assert prices.current_price(model_id="cache-probe").input_micros == 3
 
 
-def _record(principal, price, event_key="evt-1", usage=Usage(input_tokens=1000, output_tokens=500), **extra):
+PLAIN = Usage(input_tokens=1000, output_tokens=500)
+
+
+def _record(principal, price, event_key="evt-1", usage=PLAIN, **extra):
     return ledger.record(
         principal=principal,
         kind="message",
