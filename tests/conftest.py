@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-pytest_plugins = ["tests.fixtures.emulator"]
+pytest_plugins = ["tests.fixtures.emulator", "tests.fixtures.gateway"]
 
 
 @pytest.fixture
@@ -21,3 +21,25 @@ def user_factory(db):
         return user
 
     return make
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _close_connection_pools(django_db_setup, django_db_blocker):
+    """The psycopg pool keeps connections open; close it before pytest-django drops the test database."""
+    yield
+    from django.db import connections
+
+    with django_db_blocker.unblock():
+        connections.close_all()  # hands this thread's connection back to the pool
+        for alias in connections:
+            connections[alias].close_pool()  # the pool is shared by every thread's wrapper
+        # asgiref's executor threads (async views under test) may still hold a connection each;
+        # end those sessions so the test database can be dropped.
+        with connections["default"].cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        connections.close_all()
+        for alias in connections:
+            connections[alias].close_pool()

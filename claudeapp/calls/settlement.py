@@ -1,0 +1,57 @@
+"""After the upstream call: bill exactly once, free the limits, learn the org's limits."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from billing import budgets, limits
+from billing.costs import Usage
+from billing.models import LedgerEntry
+from billing.upstream import observe_upstream
+from claudeapp.calls.admission import Admission
+from claudeapp.claude.results import CACHE_SPLIT_KEYS
+
+
+def settle(
+    *,
+    admission: Admission,
+    usage: Mapping[str, int],
+    event_key: str,
+    kind: str,
+    subject: str,
+    model_used: str,
+    upstream_request_id: str = "",
+    upstream_message_id: str = "",
+    ratelimit_headers: Mapping[str, str] | None = None,
+) -> LedgerEntry:
+    """Bill `usage` at `model_used`'s price (idempotent by event_key) and release the rest of the hold."""
+    billed = usage_from_gateway(usage)
+    entry = budgets.settle(
+        reservation=admission.reservation,
+        usage=billed,
+        event_key=event_key,
+        kind=kind,
+        subject=subject,
+        upstream_request_id=upstream_request_id or "",
+        upstream_message_id=upstream_message_id or "",
+        model_id=model_used,
+    )
+    limits.finish(ticket=admission.ticket, usage=billed)
+    if ratelimit_headers:
+        observe_upstream(model_id=model_used, headers=ratelimit_headers)
+    return entry
+
+
+def usage_from_gateway(usage: Mapping[str, int]) -> Usage:
+    """The gateway flattens the 5m/1h cache-write split; billing reads it nested, as the API sends it."""
+    data: dict[str, object] = dict(usage)
+    split = {key: data.pop(key) for key in CACHE_SPLIT_KEYS if key in data}
+    if split:
+        data["cache_creation"] = split
+    return Usage.from_anthropic(data)
+
+
+def abandon(*, admission: Admission) -> None:
+    """Nothing was billed upstream: give the budget hold and the limit slot back."""
+    budgets.release(reservation=admission.reservation)
+    limits.finish(ticket=admission.ticket, usage=None)

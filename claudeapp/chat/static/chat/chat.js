@@ -1,0 +1,171 @@
+// Chat page: send a message, read the answer as server-sent events, render it.
+// Text arrives as plain text while streaming; the server sends the final
+// sanitised HTML at the end, so no Markdown or HTML from the model is ever
+// interpreted in the browser.
+(function () {
+  "use strict";
+  const chat = document.getElementById("chat");
+  const form = document.getElementById("composer");
+  if (!chat || !form) return;
+  const prompt = document.getElementById("prompt");
+  const model = document.getElementById("model");
+  const sendButton = document.getElementById("send");
+  const stopButton = document.getElementById("stop");
+  const hint = document.getElementById("hint");
+  const messages = document.getElementById("messages");
+  const csrf = document.querySelector('meta[name="csrf-token"]').content;
+  let controller = null;
+
+  document.getElementById("toggle-sidebar")?.addEventListener("click", () => {
+    document.getElementById("sidebar").classList.toggle("open");
+  });
+
+  prompt.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      form.requestSubmit();
+    }
+  });
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const text = prompt.value.trim();
+    if (!text || controller) return;
+    let sendUrl = chat.dataset.sendUrl;
+    if (!sendUrl) sendUrl = await createConversation();
+    if (!sendUrl) return;
+    prompt.value = "";
+    await send(sendUrl, { content: text, model: model.value, background: document.getElementById("background")?.checked ? "1" : "" }, text);
+  });
+
+  messages.addEventListener("click", async (event) => {
+    const button = event.target.closest("[data-retry]");
+    if (!button || controller) return;
+    const article = button.closest("article");
+    await send(chat.dataset.sendUrl, { retry: button.dataset.retry, model: model.value }, null, article);
+  });
+
+  stopButton.addEventListener("click", () => controller && controller.abort());
+
+  async function createConversation() {
+    const response = await fetch(form.getAttribute("action"), {
+      method: "POST",
+      headers: { "X-CSRFToken": csrf, Accept: "application/json" },
+      body: new URLSearchParams({ model: model.value }),
+    });
+    if (!response.ok) { showHint("Could not start a conversation (" + response.status + ")."); return null; }
+    const data = await response.json();
+    chat.dataset.sendUrl = data.send_url;
+    history.replaceState(null, "", data.url);
+    return data.send_url;
+  }
+
+  async function send(url, fields, userText, replaceArticle) {
+    document.getElementById("empty-state")?.remove();
+    if (userText !== null) messages.append(userBubble(userText));
+    const answer = assistantBubble();
+    if (replaceArticle) replaceArticle.replaceWith(answer); else messages.append(answer);
+    scrollDown();
+    controller = new AbortController();
+    setBusy(true);
+    try {
+      const response = await fetch(url, {
+        method: "POST",
+        headers: { "X-CSRFToken": csrf, Accept: "text/event-stream" },
+        body: new URLSearchParams(fields),
+        signal: controller.signal,
+      });
+      if (!response.ok || !response.body) {
+        const body = await response.json().catch(() => ({}));
+        finish(answer, { kind: "error", message: body.error?.message || "Request failed (" + response.status + ")." });
+        return;
+      }
+      await readEvents(response.body, (name, data) => handleEvent(answer, name, data));
+    } catch (error) {
+      if (error.name === "AbortError") finish(answer, { kind: "stopped", message: "Stopped." });
+      else finish(answer, { kind: "error", message: "Connection lost: " + error.message });
+    } finally {
+      controller = null;
+      setBusy(false);
+    }
+  }
+
+  function handleEvent(answer, name, data) {
+    const text = answer.querySelector(".streaming-text");
+    if (name === "delta") { text.textContent += data.text; scrollDown(); }
+    else if (name === "start") { answer.dataset.id = data.message_id; meta(answer, [["model", data.model]]); }
+    else if (name === "done" || name === "truncated" || name === "failed" || name === "queued") {
+      if (data.html) answer.outerHTML = data.html; else finish(answer, { kind: "error", message: data.message });
+    }
+  }
+
+  async function readEvents(stream, onEvent) {
+    const reader = stream.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      buffer += value;
+      let cut;
+      while ((cut = buffer.indexOf("\n\n")) >= 0) {
+        const frame = buffer.slice(0, cut);
+        buffer = buffer.slice(cut + 2);
+        let name = "message", data = "";
+        for (const line of frame.split("\n")) {
+          if (line.startsWith("event:")) name = line.slice(6).trim();
+          else if (line.startsWith("data:")) data += line.slice(5).trim();
+        }
+        if (data) onEvent(name, JSON.parse(data));
+      }
+    }
+  }
+
+  function userBubble(text) {
+    const article = document.createElement("article");
+    article.className = "message user";
+    const p = document.createElement("p");
+    p.className = "plain";
+    p.textContent = text;
+    article.append(p);
+    return article;
+  }
+
+  function assistantBubble() {
+    const article = document.createElement("article");
+    article.className = "message assistant status-streaming";
+    const body = document.createElement("div");
+    body.className = "body";
+    const text = document.createElement("div");
+    text.className = "streaming-text";
+    body.append(text);
+    const footer = document.createElement("footer");
+    footer.className = "meta";
+    article.append(body, footer);
+    return article;
+  }
+
+  function meta(article, pairs) {
+    const footer = article.querySelector(".meta");
+    for (const [cls, value] of pairs) {
+      const span = document.createElement("span");
+      span.className = cls;
+      span.textContent = value;
+      footer.append(span);
+    }
+  }
+
+  function finish(article, { kind, message }) {
+    article.classList.remove("status-streaming");
+    article.classList.add(kind === "stopped" ? "status-truncated" : "status-failed");
+    meta(article, [[kind === "stopped" ? "notice" : "error", message]]);
+  }
+
+  function setBusy(busy) {
+    sendButton.disabled = busy;
+    stopButton.hidden = !busy;
+    if (busy) showHint("");
+  }
+
+  function showHint(text) { hint.textContent = text; }
+  function scrollDown() { messages.scrollTop = messages.scrollHeight; }
+})();

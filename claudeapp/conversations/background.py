@@ -1,0 +1,34 @@
+"""'Run in background': the turn becomes a durable job; its answer lands in the conversation later."""
+
+from __future__ import annotations
+
+from django.db import transaction
+
+from claudeapp.accounts.principals import Principal
+from claudeapp.conversations import context as ctx
+from claudeapp.conversations import services
+from claudeapp.conversations.models import Conversation, Message
+from claudeapp.jobs import services as jobs
+from claudeapp.jobs.models import Job
+from routing import services as routing
+
+DEFAULT_MAX_TOKENS = 4096
+
+
+@transaction.atomic
+def submit(*, principal: Principal, conversation: Conversation, user_text: str, model_choice: str) -> Message:
+    history = list(conversation.messages.order_by("created_at", "id"))
+    _, answer = services.start_turn(conversation=conversation, user_text=user_text, model_requested=model_choice)
+    context = ctx.build_context(history, new_user_text=user_text, context_window=10**9, max_tokens=DEFAULT_MAX_TOKENS)
+    model = conversation.last_model if model_choice == Conversation.AUTO and conversation.last_model else model_choice
+    job = jobs.create(
+        principal=principal,
+        payload={"model": routing.resolve_model(model) if model != Conversation.AUTO else model,
+                 "messages": context.messages, "max_tokens": DEFAULT_MAX_TOKENS},
+        queue=Job.Queue.INTERACTIVE,
+        conversation_ref=str(conversation.public_id),
+        message_ref=str(answer.public_id),
+    )  # fmt: skip
+    answer.status, answer.job_id = Message.Status.QUEUED, job.pk
+    answer.save(update_fields=["status", "job_id"])
+    return answer

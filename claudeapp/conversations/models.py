@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+
+class Conversation(models.Model):
+    """A chat thread owned by a person (browser) or a partner key (REST API)."""
+
+    AUTO = "auto"
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversations")
+    partner_key_id = models.BigIntegerField(
+        null=True, blank=True, db_index=True, help_text="Set when a partner key created it; only that key sees it."
+    )
+    title = models.CharField(max_length=200, blank=True)
+    model_choice = models.CharField(max_length=100, default=AUTO, help_text="'auto', an alias or a model id.")
+    last_model = models.CharField(
+        max_length=100, blank=True, help_text="Model that answered last; keeps the prompt cache warm."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True, db_index=True)
+
+    class Meta:
+        ordering = ["-updated_at"]
+        indexes = [models.Index(fields=["owner", "partner_key_id", "-updated_at"])]
+
+    def __str__(self) -> str:
+        return self.title or f"Conversation {self.public_id}"
+
+
+class Message(models.Model):
+    class Role(models.TextChoices):
+        USER = "user", "User"
+        ASSISTANT = "assistant", "Assistant"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"  # saved, answer not started
+        STREAMING = "streaming", "Streaming"
+        COMPLETE = "complete", "Complete"
+        TRUNCATED = "truncated", "Truncated"  # the stream broke after tokens went out
+        FAILED = "failed", "Failed"
+        QUEUED = "queued", "Queued"  # no model could answer now: a job will
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
+    role = models.CharField(max_length=10, choices=Role.choices)
+    content = models.TextField(blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.COMPLETE)
+    model_requested = models.CharField(max_length=100, blank=True)
+    model_used = models.CharField(max_length=100, blank=True)
+    stop_reason = models.CharField(max_length=40, blank=True)
+    input_tokens = models.PositiveIntegerField(default=0)
+    output_tokens = models.PositiveIntegerField(default=0)
+    cache_write_tokens = models.PositiveIntegerField(default=0)
+    cache_read_tokens = models.PositiveIntegerField(default=0)
+    cost_micros = models.BigIntegerField(default=0)
+    upstream_request_id = models.CharField(max_length=100, blank=True)
+    upstream_message_id = models.CharField(max_length=100, blank=True)
+    latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    ttft_ms = models.PositiveIntegerField(null=True, blank=True)
+    routing_reason = models.CharField(max_length=300, blank=True)
+    fallback_reason = models.CharField(max_length=300, blank=True)
+    error_type = models.CharField(max_length=60, blank=True)
+    error_message = models.TextField(blank=True)
+    job_id = models.UUIDField(null=True, blank=True, help_text="Job answering this turn later, if queued.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["conversation", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.role}: {self.content[:40]}"

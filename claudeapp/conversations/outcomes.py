@@ -1,0 +1,236 @@
+"""The synchronous steps of a chat turn: prepare before the stream, record the outcome after it."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.utils import timezone
+
+from billing.errors import BillingError, BudgetExceeded, PriceMissing, RateLimited
+from claudeapp.accounts.principals import Principal
+from claudeapp.calls import admission as calls_admission
+from claudeapp.calls import settlement
+from claudeapp.calls.admission import Admission
+from claudeapp.claude.errors import GatewayError, NoModelAvailable, UpstreamError
+from claudeapp.claude.results import GatewayResult, StreamEnd, StreamTruncated
+from claudeapp.conversations import context as ctx
+from claudeapp.conversations import services
+from claudeapp.conversations.models import Conversation, Message
+from claudeapp.jobs import services as jobs
+from routing.errors import RoutingError
+from routing.models import Model
+
+log = logging.getLogger(__name__)
+UNLIMITED_WINDOW = 10**9
+
+
+@dataclass(frozen=True)
+class Refusal:
+    message: Message
+    retry_after: float | None = None
+
+
+@dataclass
+class Prepared:
+    principal: Principal
+    conversation: Conversation
+    answer: Message
+    max_tokens: int
+    context: ctx.Context | None = None
+    admission: Admission | None = None
+    refused: Refusal | None = None
+
+    @property
+    def route_reason(self) -> str:
+        return self.admission.decision.reason if self.admission else ""
+
+
+def prepare(
+    *,
+    principal: Principal,
+    conversation_id: int,
+    user_text: str,
+    model_choice: str,
+    retry_of: str | None,
+    max_tokens: int,
+) -> Prepared:
+    conversation = Conversation.objects.get(pk=conversation_id)
+    if retry_of:
+        user_text, answer = _reopen_failed(conversation, retry_of)
+    else:
+        _, answer = services.start_turn(conversation=conversation, user_text=user_text, model_requested=model_choice)
+    prepared = Prepared(principal=principal, conversation=conversation, answer=answer, max_tokens=max_tokens)
+    history = list(conversation.messages.exclude(pk=answer.pk).order_by("created_at", "id"))
+    if history and history[-1].role == Message.Role.USER and history[-1].content == user_text:
+        history = history[:-1]  # the question itself is added by build_context
+    try:
+        _admit(prepared, history=history, user_text=user_text, model_choice=model_choice)
+    except (RoutingError, BillingError) as exc:
+        prepared.refused = _refuse(answer, exc)
+    return prepared
+
+
+def _admit(prepared: Prepared, *, history: list[Message], user_text: str, model_choice: str) -> None:
+    untrimmed = ctx.build_context(
+        history, new_user_text=user_text, context_window=UNLIMITED_WINDOW, max_tokens=prepared.max_tokens
+    )
+    admission = calls_admission.admit(
+        principal=prepared.principal,
+        requested_model=model_choice,
+        messages=untrimmed.messages,
+        system=None,
+        max_tokens=prepared.max_tokens,
+        input_tokens=untrimmed.input_tokens_estimate,
+        previous_model=prepared.conversation.last_model,
+        subject=str(prepared.answer.public_id),
+    )
+    window = Model.objects.filter(model_id=admission.decision.model_id).values_list("context_window", flat=True)
+    prepared.context = ctx.build_context(
+        history, new_user_text=user_text, context_window=window.first() or UNLIMITED_WINDOW,
+        max_tokens=prepared.max_tokens,
+    )  # fmt: skip
+    prepared.admission = admission
+    answer = prepared.answer
+    answer.status = Message.Status.STREAMING
+    answer.routing_reason = admission.decision.reason[:300]
+    answer.model_requested = model_choice
+    answer.save(update_fields=["status", "routing_reason", "model_requested"])
+
+
+def _reopen_failed(conversation: Conversation, answer_id: str) -> tuple[str, Message]:
+    answer = conversation.messages.get(public_id=answer_id, role=Message.Role.ASSISTANT, status=Message.Status.FAILED)
+    question = (
+        conversation.messages.filter(role=Message.Role.USER, created_at__lte=answer.created_at)
+        .exclude(pk=answer.pk)
+        .order_by("-created_at", "-id")
+        .first()
+    )
+    answer.status, answer.error_type, answer.error_message = Message.Status.PENDING, "", ""
+    answer.save(update_fields=["status", "error_type", "error_message"])
+    return (question.content if question else ""), answer
+
+
+def _refuse(answer: Message, exc: Exception) -> Refusal:
+    retry_after = getattr(exc, "retry_after_seconds", None)
+    answer.status = Message.Status.FAILED
+    answer.error_type = type(exc).__name__
+    answer.error_message = plain_words(exc)
+    answer.save(update_fields=["status", "error_type", "error_message"])
+    return Refusal(answer, retry_after)
+
+
+def plain_words(exc: Exception) -> str:
+    """What a person reads under a failed answer."""
+    if isinstance(exc, RateLimited):
+        return f"Rate limited: try again in {max(1, round(exc.retry_after_seconds))} s."
+    if isinstance(exc, BudgetExceeded):
+        resets = timezone.localtime(exc.resets_at).strftime("%Y-%m-%d %H:%M")
+        return f"Over budget: the {exc.scope} budget of ${exc.limit_micros / 1e6:,.2f} is used up until {resets}."
+    if isinstance(exc, PriceMissing):
+        return f"Model {exc.model_id} has no price set, so it cannot be used yet. An operator can add one."
+    if isinstance(exc, NoModelAvailable):
+        return "Claude is overloaded right now; your message is queued and the answer will arrive here."
+    if isinstance(exc, UpstreamError):
+        return f"Claude refused the request ({exc.error_type}): {exc.message}"[:500]
+    return str(exc)[:500] or type(exc).__name__
+
+
+@transaction.atomic
+def finish(*, prepared: Prepared, event: StreamEnd | StreamTruncated) -> Message:
+    result: GatewayResult = event.result if isinstance(event, StreamEnd) else event.partial_result
+    answer = prepared.answer
+    entry = settlement.settle(
+        admission=prepared.admission,
+        usage=result.usage,
+        event_key=f"message:{answer.public_id}",
+        kind="message",
+        subject=str(answer.public_id),
+        model_used=result.model_used,
+        upstream_request_id=result.request_id or "",
+        upstream_message_id=result.message_id or "",
+        ratelimit_headers=result.ratelimit_headers,
+    )
+    _apply_result(answer, result, cost_micros=entry.cost_micros)
+    if isinstance(event, StreamTruncated):
+        answer.status = Message.Status.TRUNCATED
+        answer.error_type, answer.error_message = event.error.error_type, event.error.message[:500]
+    answer.save()
+    _remember_model(prepared.conversation, result.model_used)
+    return answer
+
+
+def _apply_result(answer: Message, result: GatewayResult, *, cost_micros: int) -> None:
+    usage = result.usage
+    answer.content = result.text
+    answer.status = Message.Status.COMPLETE
+    answer.model_used = result.model_used
+    answer.stop_reason = result.stop_reason or ""
+    answer.input_tokens = usage.get("input_tokens", 0)
+    answer.output_tokens = usage.get("output_tokens", 0)
+    answer.cache_write_tokens = usage.get("cache_creation_input_tokens", 0)
+    answer.cache_read_tokens = usage.get("cache_read_input_tokens", 0)
+    answer.cost_micros = cost_micros
+    answer.upstream_request_id = result.request_id or ""
+    answer.upstream_message_id = result.message_id or ""
+    answer.latency_ms = round(result.latency_ms)
+    answer.ttft_ms = round(result.ttft_ms) if result.ttft_ms is not None else None
+    answer.fallback_reason = (result.fallback_reason or "")[:300]
+
+
+def _remember_model(conversation: Conversation, model_id: str) -> None:
+    Conversation.objects.filter(pk=conversation.pk).update(last_model=model_id, updated_at=timezone.now())
+
+
+@transaction.atomic
+def queue_for_later(*, prepared: Prepared, error: NoModelAvailable) -> Message:
+    """No model can answer now: keep the turn and let a job answer it when Claude recovers."""
+    settlement.abandon(admission=prepared.admission)
+    answer = prepared.answer
+    job = jobs.create(
+        principal=prepared.principal,
+        payload={
+            "model": prepared.admission.decision.model_id,
+            "messages": prepared.context.messages,
+            "max_tokens": prepared.max_tokens,
+        },
+        conversation_ref=str(prepared.conversation.public_id),
+        message_ref=str(answer.public_id),
+    )
+    answer.status, answer.job_id = Message.Status.QUEUED, job.pk
+    answer.error_type, answer.error_message = "overloaded", plain_words(error)
+    answer.save(update_fields=["status", "job_id", "error_type", "error_message"])
+    return answer
+
+
+def fail(*, prepared: Prepared, error: GatewayError) -> Message:
+    settlement.abandon(admission=prepared.admission)
+    answer = prepared.answer
+    answer.status = Message.Status.FAILED
+    answer.error_type = getattr(error, "error_type", type(error).__name__)
+    answer.error_message = plain_words(error)
+    answer.save(update_fields=["status", "error_type", "error_message"])
+    return answer
+
+
+@transaction.atomic
+def stop(*, prepared: Prepared, partial_text: str) -> Message:
+    """The reader left mid-answer. Upstream has billed the prompt and what it sent: estimate and bill that."""
+    answer = prepared.answer
+    usage = {"input_tokens": prepared.admission.input_tokens, "output_tokens": ctx.estimate_tokens(partial_text)}
+    entry = settlement.settle(
+        admission=prepared.admission,
+        usage=usage,
+        event_key=f"message:{answer.public_id}",
+        kind="message",
+        subject=str(answer.public_id),
+        model_used=prepared.admission.decision.model_id,
+    )
+    answer.content = partial_text
+    answer.status = Message.Status.TRUNCATED
+    answer.error_type, answer.error_message = "stopped", "Stopped before the end"
+    answer.input_tokens, answer.output_tokens = usage["input_tokens"], usage["output_tokens"]
+    answer.cost_micros = entry.cost_micros
+    answer.save()
+    return answer
