@@ -51,7 +51,7 @@ def test_a_finished_job_posts_a_signed_webhook_that_verifies(worker, settings, p
     assert webhooks.verify(secret=secret, body=delivered["body"], header=delivered["headers"]["X-Gateway-Signature"])
     assert not webhooks.verify(
         secret=secret, body=delivered["body"] + b" ", header=delivered["headers"]["X-Gateway-Signature"]
-    )  # noqa: E501
+    )
     payload = json.loads(delivered["body"])
     assert payload["type"] == "job.succeeded" and payload["job"]["id"] == str(job.id)
     attempts = list(WebhookDelivery.objects.filter(job_id=job.id).values_list("status_code", "succeeded"))
