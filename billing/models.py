@@ -294,3 +294,12 @@ class RateLimitPolicy(models.Model):
     def __str__(self) -> str:
         who = self.scope if self.scope_id is None else f"{self.scope} {self.scope_id}"
         return f"{who} {self.model_id or 'all models'}"
+
+
+class SpendDashboard(LedgerEntry):
+    """No table of its own: puts a 'Spend dashboard' link in the admin index's Billing section."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "spend dashboard"
+        verbose_name_plural = "spend dashboard"

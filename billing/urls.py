@@ -1,5 +1,11 @@
 from __future__ import annotations
 
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from billing import views
+
+app_name = "billing"
+urlpatterns = [
+    path("dashboard/", views.dashboard, name="dashboard"),
+    path("ledger.csv", views.ledger_csv, name="ledger_csv"),
+]

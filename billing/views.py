@@ -1,0 +1,80 @@
+"""Staff-only spend dashboard and ledger CSV export."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+from collections.abc import Iterator
+
+from django.contrib.admin.views.decorators import staff_member_required
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+
+from billing import ledger, selectors
+
+CSV_COLUMNS = (
+    "created_at",
+    "event_key",
+    "principal_kind",
+    "principal_id",
+    "user_id",
+    "kind",
+    "subject",
+    "model_id",
+    "batch",
+    "input_tokens",
+    "output_tokens",
+    "cache_write_5m_tokens",
+    "cache_write_1h_tokens",
+    "cache_read_tokens",
+    "cost_micros",
+    "price_version_id",
+    "upstream_request_id",
+    "upstream_message_id",
+)
+
+
+@staff_member_required
+def dashboard(request: HttpRequest) -> HttpResponse:
+    try:
+        days = min(max(int(request.GET.get("days", 30)), 1), 366)
+    except ValueError:
+        days = 30
+    since = ledger.billing_day(timezone.now()) - dt.timedelta(days=days - 1)
+    context = {
+        "title": "Spend dashboard",
+        "days": days,
+        "since": since,
+        "per_day": selectors.spend_per_day(since=since),
+        "per_model": selectors.spend_per_model(since=since),
+        "top_principals": selectors.top_principals(since=since),
+        "today": ledger.billing_day(timezone.now()),
+    }
+    context["total_dollars"] = sum(row["cost_micros"] for row in context["per_model"]) / 1e6
+    return render(request, "billing/dashboard.html", context)
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+def _rows(entries: Iterator) -> Iterator[str]:
+    writer = csv.writer(_Echo())
+    yield writer.writerow(CSV_COLUMNS)
+    for entry in entries:
+        yield writer.writerow([getattr(entry, c) for c in CSV_COLUMNS])
+
+
+@staff_member_required
+def ledger_csv(request: HttpRequest) -> HttpResponse:
+    today = ledger.billing_day(timezone.now())
+    try:
+        start = dt.date.fromisoformat(request.GET.get("from") or today.replace(day=1).isoformat())
+        end = dt.date.fromisoformat(request.GET.get("to") or today.isoformat())
+    except ValueError:
+        return HttpResponseBadRequest("from and to must be dates as YYYY-MM-DD")
+    response = StreamingHttpResponse(_rows(selectors.ledger_between(start=start, end=end)), content_type="text/csv")
+    response["Content-Disposition"] = f'attachment; filename="ledger-{start}-{end}.csv"'
+    return response
