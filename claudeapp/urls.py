@@ -15,5 +15,6 @@ urlpatterns = [
     path("billing/", include("billing.urls")),
     path("jobs/", include("claudeapp.jobs.urls")),
     path("", include("claudeapp.api.urls")),
+    path("", include("claudeapp.jobs.api_urls")),
     path("", include("claudeapp.chat.urls")),
 ]

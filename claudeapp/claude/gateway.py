@@ -87,10 +87,12 @@ class _Request:
 class _Run:
     """Bookkeeping for one gateway call across attempts and models."""
 
-    def __init__(self, models: Sequence[str]) -> None:
+    def __init__(self, models: Sequence[str], max_attempts: int | None = None) -> None:
         if not models:
             raise ValueError("models: at least one model id is required")
         self.models = list(models)
+        # Per model. Callers that own retries themselves (the job queue) pass 1.
+        self.max_attempts = max_attempts or settings.CLAUDE_MAX_ATTEMPTS
         self.attempts: list[Attempt] = []
         self.failures: list[ModelFailure] = []
         self.last_error: UpstreamError | None = None
@@ -106,7 +108,7 @@ class _Run:
     ) -> Decision:
         self.attempts.append(_failed_attempt(model, err, builder, started))
         self.last_error = err
-        decision = decide(err, attempt=attempt)
+        decision = decide(err, attempt=attempt, max_attempts=self.max_attempts)
         if decision.step is not Step.RETRY:
             failure = ModelFailure(model=model, reason=err.error_type, status=err.status, message=err.message)
             self.failures.append(failure)
@@ -184,13 +186,14 @@ def complete(
     extra: Mapping[str, Any] | None = None,
     timeout: float | None = None,
     breaker: Breaker | None = None,
+    max_attempts: int | None = None,
 ) -> GatewayResult:
     """One full answer, trying each model of the chain in turn. Never call it from async code."""
     _refuse_inside_event_loop()
     req = _Request(messages, max_tokens, system, metadata, stop_sequences, extra, timeout)
-    run, brk = _Run(models), breaker or default_breaker
+    run, brk = _Run(models, max_attempts), breaker or default_breaker
     for model in run.models:
-        for attempt in range(1, settings.CLAUDE_MAX_ATTEMPTS + 1):
+        for attempt in range(1, run.max_attempts + 1):
             ticket = brk.allow(model)
             if not ticket.allowed:
                 run.skip(model)
@@ -260,12 +263,13 @@ async def acomplete(
     extra: Mapping[str, Any] | None = None,
     timeout: float | None = None,
     breaker: Breaker | None = None,
+    max_attempts: int | None = None,
 ) -> GatewayResult:
     """One full answer, trying each model of the chain in turn."""
     req = _Request(messages, max_tokens, system, metadata, stop_sequences, extra, timeout)
-    run, brk = _Run(models), breaker or default_breaker
+    run, brk = _Run(models, max_attempts), breaker or default_breaker
     for model in run.models:
-        for attempt in range(1, settings.CLAUDE_MAX_ATTEMPTS + 1):
+        for attempt in range(1, run.max_attempts + 1):
             ticket = await brk.aallow(model)
             if not ticket.allowed:
                 run.skip(model)
@@ -329,12 +333,13 @@ async def astream(
     extra: Mapping[str, Any] | None = None,
     timeout: float | None = None,
     breaker: Breaker | None = None,
+    max_attempts: int | None = None,
 ) -> AsyncIterator[StreamEvent]:
     """Stream one answer. Failures before the first text delta are retried / fall back unseen;
     after it the stream ends with StreamTruncated. Closing the generator closes the upstream stream.
     """
     req = _Request(messages, max_tokens, system, metadata, stop_sequences, extra, timeout)
-    run, brk = _Run(models), breaker or default_breaker
+    run, brk = _Run(models, max_attempts), breaker or default_breaker
     for model in run.models:
         async with aclosing(_astream_model(model, req, run, brk)) as events:
             async for event in events:
@@ -345,7 +350,7 @@ async def astream(
 
 
 async def _astream_model(model: str, req: _Request, run: _Run, brk: Breaker) -> AsyncIterator[StreamEvent]:
-    for attempt in range(1, settings.CLAUDE_MAX_ATTEMPTS + 1):
+    for attempt in range(1, run.max_attempts + 1):
         ticket = await brk.aallow(model)
         if not ticket.allowed:
             run.skip(model)

@@ -33,13 +33,13 @@ def falls_back(err: UpstreamError) -> bool:
     return isinstance(err, UpstreamNotFound) or err.status == 403
 
 
-def decide(err: UpstreamError, *, attempt: int) -> Decision:
-    """What to do after `attempt` (1-based) failed with `err`."""
+def decide(err: UpstreamError, *, attempt: int, max_attempts: int | None = None) -> Decision:
+    """What to do after `attempt` (1-based) of at most `max_attempts` per model failed with `err`."""
     if not err.retryable:
         return Decision(Step.NEXT_MODEL if falls_back(err) else Step.STOP)
     if err.retry_after is not None and err.retry_after > settings.CLAUDE_RETRY_AFTER_CAP_SECONDS:
         return Decision(Step.NEXT_MODEL)  # waiting that long helps nobody; the fallback may answer now
-    if attempt >= settings.CLAUDE_MAX_ATTEMPTS:
+    if attempt >= (max_attempts or settings.CLAUDE_MAX_ATTEMPTS):
         return Decision(Step.NEXT_MODEL)
     delay = err.retry_after if err.retry_after is not None else backoff(attempt)
     return Decision(Step.RETRY, delay)

@@ -20,11 +20,19 @@ def submit(*, principal: Principal, conversation: Conversation, user_text: str, 
     history = list(conversation.messages.order_by("created_at", "id"))
     _, answer = services.start_turn(conversation=conversation, user_text=user_text, model_requested=model_choice)
     context = ctx.build_context(history, new_user_text=user_text, context_window=10**9, max_tokens=DEFAULT_MAX_TOKENS)
-    model = conversation.last_model if model_choice == Conversation.AUTO and conversation.last_model else model_choice
+    decision = routing.route(
+        routing.RouteRequest(
+            principal=principal,
+            requested_model=model_choice,
+            messages=context.messages,
+            estimated_input_tokens=context.input_tokens_estimate,
+            previous_model=conversation.last_model or None,
+            mode="queue",
+        )
+    )
     job = jobs.create(
         principal=principal,
-        payload={"model": routing.resolve_model(model) if model != Conversation.AUTO else model,
-                 "messages": context.messages, "max_tokens": DEFAULT_MAX_TOKENS},
+        payload={"model": decision.model_id, "messages": context.messages, "max_tokens": DEFAULT_MAX_TOKENS},
         queue=Job.Queue.INTERACTIVE,
         conversation_ref=str(conversation.public_id),
         message_ref=str(answer.public_id),

@@ -57,6 +57,7 @@ def call(*, models: list[str], payload: dict[str, Any]) -> Any:
         stop_sequences=payload.get("stop_sequences"),
         extra=extra or None,
         timeout=settings.JOBS_CALL_TIMEOUT_SECONDS,
+        max_attempts=1,  # the job row owns retries (attempts, next_attempt_at); never stack the gateway's
     )
 
 

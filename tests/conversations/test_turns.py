@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from asgiref.sync import async_to_sync
 from django.test import AsyncClient
 
 from billing.models import Budget, LedgerEntry, RateLimitPolicy, Reservation
@@ -14,11 +15,15 @@ from claudeapp.conversations.models import Conversation, Message
 pytestmark = [pytest.mark.anyio, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("gateway_settings")]
 
 
+async def _read(response) -> str:
+    return b"".join([chunk async for chunk in response.streaming_content]).decode()
+
+
 async def _send(client: AsyncClient, conversation: Conversation, **fields) -> list[tuple[str, dict]]:
     response = await client.post(f"/c/{conversation.public_id}/send", fields)
     assert response.status_code == 200, response.content
     assert response["Content-Type"] == "text/event-stream"
-    body = b"".join([chunk async for chunk in response.streaming_content]).decode()
+    body = await _read(response)
     events = []
     for frame in body.strip().split("\n\n"):
         name, data = frame.split("\n", 1)
@@ -132,3 +137,26 @@ async def test_auto_keeps_a_conversation_on_the_model_that_answered_before(aclie
     await _send(aclient, conversation, content="and another thing", model="auto")
     answers = [m async for m in Message.objects.filter(conversation=conversation, role="assistant").order_by("id")]
     assert [a.model_used for a in answers] == ["claude-opus-5-5", "claude-opus-5-5"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_run_in_background_queues_a_job_whose_answer_lands_in_the_conversation(
+    client, conversation, chat_user, gateway_settings
+):
+    from claudeapp.jobs import services as jobs
+    from claudeapp.jobs.models import Job
+
+    client.force_login(chat_user)
+    response = client.post(
+        f"/c/{conversation.public_id}/send", {"content": "summarise my week", "model": "auto", "background": "1"}
+    )
+    body = async_to_sync(_read)(response)
+    assert body.startswith("event: queued")
+    answer = Message.objects.get(conversation=conversation, role="assistant")
+    assert answer.status == Message.Status.QUEUED
+    job = Job.objects.get(pk=answer.job_id)
+    jobs.run(job_id=job.pk)  # what a worker does; the worker tests run real Celery processes
+    answer.refresh_from_db()
+    assert answer.status == Message.Status.COMPLETE
+    assert answer.content and answer.cost_micros > 0
+    assert LedgerEntry.objects.filter(event_key=f"job:{job.pk}").count() == 1
