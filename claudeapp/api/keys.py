@@ -16,13 +16,13 @@ import re
 import secrets
 import string
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from claudeapp.accounts.principals import Principal
@@ -209,12 +209,26 @@ def verify(raw: str) -> PartnerKey:
     return key
 
 
+def _released(function: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """Run `function`, then hand the thread's connection back to the pool, so an async view that
+    goes on to stream for minutes does not hold a database connection the whole time."""
+
+    def run(argument: Any) -> Any:
+        try:
+            return function(argument)
+        finally:
+            if not connection.in_atomic_block:  # inside a transaction (tests) the caller owns it
+                connection.close()
+
+    return run
+
+
 async def averify(raw: str) -> PartnerKey:
     """`verify` for async views: the database is reached (in a thread) only on a cache miss."""
     prefix = parse(raw)
-    key = _accept(await keycache.alookup(prefix, sync_to_async(load_snapshot)), hash_key(raw))
+    key = _accept(await keycache.alookup(prefix, sync_to_async(_released(load_snapshot))), hash_key(raw))
     if await keycache.aclaim_touch(prefix):
-        await sync_to_async(_write_last_used)(key.pk)
+        await sync_to_async(_released(_write_last_used))(key.pk)
     return key
 
 

@@ -180,3 +180,13 @@ def test_a_deleted_key_stops_working_even_when_warm(partner_key_factory):
     PartnerKey.objects.filter(pk=key.pk).delete()
     with pytest.raises(InvalidKey):
         keys.verify(key.raw)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_async_verify_hands_its_database_connection_back_before_the_view_runs(partner_key_factory):
+    from asgiref.sync import async_to_sync
+
+    key = partner_key_factory()
+    keys.revoke_key(key=partner_key_factory())  # bumps the version: the next lookup is cold everywhere
+    async_to_sync(keys.averify)(key.raw)
+    assert connection.connection is None  # a streaming view that follows holds no pool connection
