@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from claudeapp.chat import stream_views, views
+from claudeapp.chat import jobs_views, stream_views, views
 
 app_name = "chat"
 
@@ -14,4 +14,12 @@ urlpatterns = [
     path("c/<str:public_id>/delete", views.conversation_delete, name="delete"),
     path("c/<str:public_id>/send", stream_views.send, name="send"),
     path("usage/", views.usage, name="usage"),
+]
+
+# Background jobs of the signed-in person (/jobs/ itself belongs to claudeapp.jobs.urls).
+urlpatterns += [
+    path("my/jobs/", jobs_views.jobs_page, name="jobs"),
+    path("my/jobs/live", jobs_views.jobs_live, name="jobs_live"),
+    path("my/jobs/<uuid:job_id>/", jobs_views.job_detail, name="job"),
+    path("c/<str:public_id>/m/<uuid:message_id>/", jobs_views.message_status, name="message"),
 ]

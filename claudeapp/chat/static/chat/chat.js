@@ -96,8 +96,34 @@
     else if (name === "start") { answer.dataset.id = data.message_id; meta(answer, [["model", data.model]]); }
     else if (name === "done" || name === "truncated" || name === "failed" || name === "queued") {
       if (data.html) answer.outerHTML = data.html; else finish(answer, { kind: "error", message: data.message });
+      if (name === "queued") watchQueued();
     }
   }
+
+  // A queued answer is written by a background job later: ask the server about it every
+  // couple of seconds and swap in the finished message when its job has ended.
+  let queuedTimer = null;
+  function watchQueued() {
+    if (queuedTimer === null && messages.querySelector("article.status-queued[data-id]")) {
+      queuedTimer = setTimeout(checkQueued, 2000);
+    }
+  }
+
+  async function checkQueued() {
+    const base = (chat.dataset.sendUrl || "").replace(/send$/, "");
+    for (const article of messages.querySelectorAll("article.status-queued[data-id]")) {
+      if (!base) break;
+      try {
+        const response = await fetch(base + "m/" + article.dataset.id + "/", { headers: { Accept: "application/json" }, cache: "no-store" });
+        if (!response.ok || response.redirected) continue;
+        const data = await response.json();
+        if (data.status !== "queued" && data.html) article.outerHTML = data.html;
+      } catch (error) { /* offline for a moment: try again next round */ }
+    }
+    queuedTimer = null;
+    watchQueued();
+  }
+  watchQueued();
 
   async function readEvents(stream, onEvent) {
     const reader = stream.pipeThrough(new TextDecoderStream()).getReader();
