@@ -1,4 +1,5 @@
-"""Jobs in the admin: every job, and the dead-letter queue (dead jobs) with Requeue and Discard."""
+"""Jobs in the admin: every job, the dead-letter queue (dead jobs) with Requeue and Discard, and the
+Message Batches the batch jobs went up in (read-only, with Cancel upstream)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from claudeapp.jobs import services
-from claudeapp.jobs.models import DeadJob, Job, WebhookDelivery
+from claudeapp.jobs import batches, services
+from claudeapp.jobs.models import DeadJob, Job, MessageBatch, WebhookDelivery
 
 
 class WebhookDeliveryInline(admin.TabularInline):
@@ -52,7 +53,8 @@ class JobAdmin(admin.ModelAdmin):
     list_display = ("id", "status", "mode", "queue", "model_requested", "model_used", "attempts", "short_error",
                     "principal", "created_at", "finished_at")  # fmt: skip
     list_filter = ("status", "mode", "queue", "model_requested", "last_error_type")
-    search_fields = ("=id", "idempotency_key", "upstream_request_id", "last_error_request_id", "user__username")
+    search_fields = ("=id", "idempotency_key", "upstream_request_id", "last_error_request_id", "user__username",
+                     "batch__upstream_id")  # fmt: skip
     date_hierarchy = "created_at"
     list_select_related = ("user",)
     actions = (requeue_jobs, discard_jobs)
@@ -93,3 +95,49 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+
+class BatchJobInline(admin.TabularInline):
+    model = Job
+    fk_name = "batch"
+    extra = 0
+    can_delete = False
+    show_change_link = True
+    fields = ("id", "status", "attempts", "last_error_type", "cost_micros", "finished_at")
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.action(description="Cancel upstream (unprocessed requests go to the next batch)")
+def cancel_upstream(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[MessageBatch]) -> None:
+    ok, refused = 0, []
+    for batch_id in queryset.order_by("pk").values_list("pk", flat=True):
+        try:
+            batches.cancel_upstream(batch_id=batch_id)
+            ok += 1
+        except Exception as exc:  # one refused batch must not hide the others' outcome
+            refused.append(f"batch {batch_id}: {exc}")
+    if ok:
+        modeladmin.message_user(request, f"{ok} batch(es) asked to cancel.", messages.SUCCESS)
+    for line in refused[:20]:
+        modeladmin.message_user(request, line, messages.WARNING)
+
+
+@admin.register(MessageBatch)
+class MessageBatchAdmin(admin.ModelAdmin):
+    list_display = ("__str__", "model", "status", "request_count", "succeeded_count", "errored_count",
+                    "expired_count", "canceled_count", "submitted_at", "ended_at")  # fmt: skip
+    list_filter = ("status", "model")
+    search_fields = ("=upstream_id",)
+    date_hierarchy = "created_at"
+    actions = (cancel_upstream,)
+    inlines = (BatchJobInline,)
+    readonly_fields = tuple(f.name for f in MessageBatch._meta.fields)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # the beat task submits batches
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # the jobs point here for audit; finished jobs are purged on their own

@@ -51,3 +51,12 @@ class InvalidPayload(JobError):
     def __init__(self, *, field: str, reason: str) -> None:
         super().__init__(f"{field}: {reason}.")
         self.field, self.reason = field, reason
+
+
+class BatchNotCancelable(JobError):
+    status_code = 409
+    error_type = "invalid_state_error"
+
+    def __init__(self, *, batch_id: object, status: str) -> None:
+        super().__init__(f"Message batch {batch_id} is {status}: only a submitted, unfinished batch can be canceled.")
+        self.batch_id, self.status = batch_id, status

@@ -66,6 +66,9 @@ class Job(models.Model):
     webhook_url = models.URLField(max_length=2000, blank=True)
     conversation_ref = models.CharField(max_length=64, blank=True, default="", help_text="For chat turns.")
     message_ref = models.CharField(max_length=64, blank=True, default="", help_text="For chat turns.")
+    # mode=batch: the Message Batch the job was last submitted in, and the budget hold for it.
+    batch = models.ForeignKey("MessageBatch", on_delete=models.SET_NULL, null=True, blank=True, related_name="jobs")
+    reservation_id = models.BigIntegerField(null=True, blank=True, help_text="Budget hold while in a batch.")
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -86,6 +89,7 @@ class Job(models.Model):
             models.Index(fields=["status", "lease_expires_at"], name="jobs_job_status_lease"),
             models.Index(fields=["principal_kind", "principal_id", "-created_at"], name="jobs_job_principal"),
             models.Index(fields=["finished_at"], name="jobs_job_finished"),
+            models.Index(fields=["mode", "status", "enqueued_at"], name="jobs_job_mode_status_enqueued"),
         ]
 
     def __str__(self) -> str:
@@ -103,6 +107,57 @@ class DeadJob(Job):
         proxy = True
         verbose_name = "dead job"
         verbose_name_plural = "dead-letter queue"
+
+
+class MessageBatch(models.Model):
+    """One submission to the Message Batches API: the jobs in it point here (Job.batch).
+
+    `submitting` is set in the same transaction that claims the jobs; the upstream id arrives
+    after the create call. A row left in `submitting` means the process died in between.
+    """
+
+    class Status(models.TextChoices):
+        SUBMITTING = "submitting", "Submitting"
+        IN_PROGRESS = "in_progress", "In progress"
+        CANCELING = "canceling", "Canceling"
+        ENDED = "ended", "Ended"  # upstream ended; results not yet all applied
+        DONE = "done", "Done"  # every result applied to its job
+        FAILED = "failed", "Failed"  # the create call was refused; the jobs went back or failed
+
+    OPEN = (Status.IN_PROGRESS, Status.CANCELING, Status.ENDED)
+
+    upstream_id = models.CharField(max_length=100, blank=True, default="")
+    model = models.CharField(max_length=100)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.SUBMITTING)
+    request_count = models.PositiveIntegerField(default=0)
+    size_bytes = models.BigIntegerField(default=0)
+    processing_count = models.PositiveIntegerField(default=0)
+    succeeded_count = models.PositiveIntegerField(default=0)
+    errored_count = models.PositiveIntegerField(default=0)
+    canceled_count = models.PositiveIntegerField(default=0)
+    expired_count = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    polled_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "message batch"
+        verbose_name_plural = "message batches"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["upstream_id"], condition=~Q(upstream_id=""), name="jobs_messagebatch_upstream_id"
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "polled_at"], name="jobs_batch_status_polled")]
+
+    def __str__(self) -> str:
+        return f"{self.upstream_id or f'batch #{self.pk}'} ({self.model}, {self.status})"
 
 
 class WebhookDelivery(models.Model):

@@ -53,8 +53,8 @@ def claim(*, job_id: UUID | str) -> Job | None:
     now = timezone.now()
     with transaction.atomic():
         job = Job.objects.select_for_update(skip_locked=True).filter(pk=job_id).first()
-        if job is None or not _runnable(job, now):
-            return None
+        if job is None or job.mode == Job.Mode.BATCH or not _runnable(job, now):
+            return None  # batch jobs are the Message Batches poller's (batches.py), never a worker's
         if job.attempts >= job.max_attempts:
             _bury(job, error_type="worker_lost", message="attempts exhausted: the worker died during the call")
             return None

@@ -19,7 +19,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from claudeapp.accounts.principals import Principal
-from claudeapp.jobs import ssrf, upstream
+from claudeapp.jobs import batches, ssrf, upstream
 from claudeapp.jobs.errors import IdempotencyConflict, InvalidPayload, InvalidTransition, JobNotFound
 from claudeapp.jobs.models import Job
 from claudeapp.jobs.runner import enqueue, notify, run
@@ -84,13 +84,21 @@ def create(
 
 
 def cancel(*, job_id: UUID | str, principal: Principal | None = None) -> Job:
-    """Cancel a job that has not started. A running call cannot be taken back, so it is refused."""
+    """Cancel a job that has not started, or a batch job waiting in a submitted Message Batch.
+    A running queued call cannot be taken back, so it is refused."""
     with transaction.atomic():
         job = _locked(job_id, principal)
-        if job.status not in CANCELABLE:
+        in_batch = job.mode == Job.Mode.BATCH and job.status == Job.Status.RUNNING
+        if job.status not in CANCELABLE and not in_batch:
             raise InvalidTransition(job_id=job.id, status=job.status, action="cancel")
+        if in_batch:
+            # Upstream may still run it; the result is ignored and not billed (the fan-out only
+            # applies results to jobs still running in their batch).
+            batches.release_for_cancel(job=job)
         job.status, job.finished_at, job.next_attempt_at = Job.Status.CANCELED, timezone.now(), None
-        job.save(update_fields=["status", "finished_at", "next_attempt_at", "updated_at"])
+        job.lease_expires_at = None
+        job.save(update_fields=["status", "finished_at", "next_attempt_at", "lease_expires_at", "reservation_id",
+                                "updated_at"])  # fmt: skip
         transaction.on_commit(partial(notify, job_id=job.id))
     return job
 

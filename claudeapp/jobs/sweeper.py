@@ -63,8 +63,8 @@ def recover_expired_leases() -> tuple[int, int]:
     recovered = buried = 0
     with transaction.atomic():
         expired = Job.objects.select_for_update(skip_locked=True).filter(
-            status=Job.Status.RUNNING, lease_expires_at__lt=now
-        )
+            status=Job.Status.RUNNING, mode=Job.Mode.QUEUE, lease_expires_at__lt=now
+        )  # batch jobs past their lease are batches.recover_stale()'s
         for job in expired.order_by("pk")[:BATCH]:
             if job.attempts >= job.max_attempts:
                 runner.bury(job=job, error_type="worker_lost", message="lease expired on the last attempt")

@@ -36,3 +36,11 @@ def purge_finished() -> None:
     from claudeapp.jobs import sweeper
 
     sweeper.purge_finished()
+
+
+@shared_task(ignore_result=True)
+def process_batches() -> None:
+    """Beat, every JOBS_BATCH_POLL_SECONDS: submit due Message Batches, poll open ones, fan out results."""
+    from claudeapp.jobs import batches
+
+    batches.tick()

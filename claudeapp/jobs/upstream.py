@@ -131,7 +131,7 @@ def check_budget(*, principal: Principal, model_id: str, payload: dict[str, Any]
         transaction.set_rollback(True)
 
 
-def reserve(*, job: Any, model_id: str) -> Any:
+def reserve(*, job: Any, model_id: str, hold_for: dt.timedelta | None = None) -> Any:
     """Hold the worst case for one attempt; the hold outlives the lease so the reaper leaves it alone."""
     from billing import budgets
 
@@ -141,7 +141,7 @@ def reserve(*, job: Any, model_id: str) -> Any:
         input_tokens=estimate_input_tokens(job.payload),
         max_tokens=int(job.payload["max_tokens"]),
         batch=job.mode == "batch",
-        hold_for=dt.timedelta(seconds=settings.JOBS_LEASE_SECONDS + 300),
+        hold_for=hold_for or dt.timedelta(seconds=settings.JOBS_LEASE_SECONDS + 300),
     )
 
 
@@ -171,3 +171,48 @@ def release(*, reservation: Any) -> None:
 
     if reservation is not None:
         budgets.release(reservation=reservation)
+
+
+# --- Message Batches: the hold is taken at submission and found again by id when the result lands.
+
+
+def held_reservation(*, job: Any, model_id: str) -> Any:
+    """The job's batch hold, or an empty one (no budget covered the job, or the hold was reaped):
+    settle then bills the ledger at the batch price without touching a budget."""
+    from billing.models import Reservation
+    from billing.prices import current_price
+
+    if job.reservation_id and (held := Reservation.objects.filter(pk=job.reservation_id).first()):
+        return held
+    return Reservation(
+        principal_kind=job.principal_kind,
+        principal_id=job.principal_id,
+        user_id=job.user_id,
+        model_id=model_id,
+        price_version=current_price(model_id=model_id),
+        amount_micros=0,
+        batch=True,
+    )
+
+
+def release_held(*, reservation_id: int | None) -> None:
+    from billing.models import Reservation
+
+    if reservation_id and (held := Reservation.objects.filter(pk=reservation_id).first()):
+        release(reservation=held)
+
+
+def settle_message(*, job: Any, reservation: Any, message: dict[str, Any]) -> int:
+    """Bill a batch result (a Messages response body) once, under the same key as a queued run."""
+    from billing import budgets, costs
+
+    entry = budgets.settle(
+        reservation=reservation,
+        usage=costs.Usage.from_anthropic(message.get("usage") or {}),
+        event_key=ledger_event_key(job.id),
+        kind="job",
+        subject=str(job.id),
+        upstream_message_id=message.get("id") or "",
+        model_id=message.get("model") or reservation.model_id,
+    )
+    return int(entry.cost_micros)

@@ -1,0 +1,378 @@
+"""Jobs with mode=batch: grouped per model into Message Batches by a beat task, polled, fanned out.
+
+A batch job waits in `queued` and is never published to Celery. Each tick:
+
+1. claim: in one transaction, lock waiting batch jobs (`skip_locked`), group them per model and
+   move every group that is due (JOBS_BATCH_MAX_REQUESTS reached, or its oldest job waited
+   JOBS_BATCH_MAX_WAIT_SECONDS) to `running` in a new MessageBatch row (`submitting`). Two ticks
+   at once never see the same job: the second skips the locked rows or finds them running.
+2. submit: outside any transaction, hold each job's worst case (batch price) on its budgets, then
+   one create call; the row gets the upstream id (`in_progress`).
+3. poll: retrieve open batches; once `ended`, apply each result to its job in its own short
+   transaction, only if the job is still `running` in this batch (a canceled job, or a result
+   applied by an earlier tick that died half way, is skipped). Billing is keyed `job:<id>`.
+
+The job row still owns retries: attempts are counted at claim, as for queued jobs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+from uuid import UUID
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from claudeapp.claude import batches as api
+from claudeapp.claude.errors import UpstreamError
+from claudeapp.jobs import runner, upstream
+from claudeapp.jobs.errors import BatchNotCancelable
+from claudeapp.jobs.models import Job, MessageBatch
+
+logger = logging.getLogger(__name__)
+
+# Upstream keeps a batch at most 24 h; the lease covers that plus time to notice the end.
+LEASE = dt.timedelta(hours=25)
+# A batch row still `submitting` after this died between claim and create: its jobs go back.
+SUBMIT_GRACE = dt.timedelta(minutes=10)
+# Error types of an `errored` result that may succeed in a later batch.
+RETRYABLE_TYPES = frozenset({"overloaded_error", "api_error", "rate_limit_error", "timeout_error"})
+REQUEST_INDEX = re.compile(r"requests\.(\d+)\.")
+# Headroom under the API's 256 MB for the envelope around the requests.
+BYTES_BUDGET = api.MAX_BYTES - 1024 * 1024
+
+
+@dataclass(frozen=True)
+class TickReport:
+    recovered: int
+    submitted: list[int]
+    polled: int
+
+
+def tick() -> TickReport:
+    """The beat task: repair, submit what is due, poll what is open."""
+    recovered = recover_stale()
+    submitted = [batch.pk for batch in submit_due()]
+    polled = poll_open()
+    return TickReport(recovered=recovered, submitted=submitted, polled=polled)
+
+
+# --- claim and submit
+
+
+def submit_due(*, now: dt.datetime | None = None) -> list[MessageBatch]:
+    """Claim every due group and submit it; returns the batches that reached upstream."""
+    sent = []
+    for batch, jobs in claim_due(now=now or timezone.now()):
+        if submit(batch=batch, jobs=jobs):
+            sent.append(batch)
+    return sent
+
+
+def claim_due(*, now: dt.datetime) -> list[tuple[MessageBatch, list[Job]]]:
+    max_requests = min(settings.JOBS_BATCH_MAX_REQUESTS, api.MAX_REQUESTS)
+    cutoff = now - dt.timedelta(seconds=settings.JOBS_BATCH_MAX_WAIT_SECONDS)
+    claimed = []
+    with transaction.atomic():
+        waiting = (
+            Job.objects.select_for_update(skip_locked=True)
+            .filter(mode=Job.Mode.BATCH, status=Job.Status.QUEUED)
+            .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+            .order_by("enqueued_at", "pk")
+        )
+        for model_id, jobs in _by_model(waiting[: max_requests * 4]).items():
+            for chunk in _chunks(jobs, model_id, max_requests):
+                if len(chunk) >= max_requests or chunk[0][0].enqueued_at <= cutoff:
+                    claimed.append(_claim(model_id, chunk, now))
+    return claimed
+
+
+def _by_model(jobs: Iterable[Job]) -> dict[str, list[Job]]:
+    groups: dict[str, list[Job]] = defaultdict(list)
+    resolved: dict[str, str] = {}
+    for job in jobs:
+        try:
+            if job.model_requested not in resolved:
+                resolved[job.model_requested] = upstream.model_chain(job.model_requested)[0]
+        except Exception as exc:
+            failure = upstream.classify(exc)
+            if failure is None:
+                raise
+            _finish_failed(job, failure)  # the model map refuses it now; waiting would not help
+            continue
+        groups[resolved[job.model_requested]].append(job)
+    return groups
+
+
+def _chunks(jobs: list[Job], model_id: str, max_requests: int) -> Iterable[list[tuple[Job, dict[str, Any]]]]:
+    """Oldest first, cut at the request count or the byte limit, whichever comes first."""
+    chunk: list[tuple[Job, dict[str, Any]]] = []
+    size = 0
+    for job in jobs:
+        request = {"custom_id": str(job.pk), "params": {**job.payload, "model": model_id}}
+        request_size = api.request_size(request)
+        if chunk and (len(chunk) >= max_requests or size + request_size > BYTES_BUDGET):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append((job, request))
+        size += request_size
+    if chunk:
+        yield chunk
+
+
+def _claim(model_id: str, chunk: list[tuple[Job, dict[str, Any]]], now: dt.datetime) -> tuple[MessageBatch, list]:
+    batch = MessageBatch.objects.create(
+        model=model_id, request_count=len(chunk), size_bytes=sum(api.request_size(r) for _, r in chunk)
+    )
+    ids = [job.pk for job, _ in chunk]
+    updated = Job.objects.filter(pk__in=ids, status=Job.Status.QUEUED, mode=Job.Mode.BATCH).update(
+        status=Job.Status.RUNNING, batch=batch, attempts=F("attempts") + 1, lease_expires_at=now + LEASE,
+        started_at=now, next_attempt_at=None, updated_at=now,
+    )  # fmt: skip
+    assert updated == len(ids), "claimed rows are locked by this transaction"
+    jobs = []
+    for job, request in chunk:
+        job.status, job.batch, job.attempts = Job.Status.RUNNING, batch, job.attempts + 1
+        job.request = request  # type: ignore[attr-defined]
+        jobs.append(job)
+    return batch, jobs
+
+
+def submit(*, batch: MessageBatch, jobs: list[Job]) -> bool:
+    """Hold budgets and create the batch upstream. False when nothing reached upstream."""
+    requests, held = [], []
+    for job in jobs:
+        try:
+            reservation = upstream.reserve(job=job, model_id=batch.model, hold_for=LEASE + dt.timedelta(hours=1))
+        except Exception as exc:
+            failure = upstream.classify(exc)
+            if failure is None:
+                raise
+            _settle_one(job.pk, batch, partial(_finish_failed, failure=failure))
+            continue
+        Job.objects.filter(pk=job.pk).update(reservation_id=reservation.pk)
+        requests.append(job.request)  # type: ignore[attr-defined]
+        held.append(job)
+    if not requests:
+        _mark(batch, status=MessageBatch.Status.FAILED, last_error="no request left after budget checks")
+        return False
+    try:
+        status = api.submit(requests)
+    except UpstreamError as exc:
+        _submit_failed(batch, held, exc)
+        return False
+    _submitted(batch, status, count=len(requests))
+    return True
+
+
+def _submitted(batch: MessageBatch, status: api.BatchStatus, *, count: int) -> None:
+    now = timezone.now()
+    expires = status.expires_at or now + dt.timedelta(hours=24)
+    MessageBatch.objects.filter(pk=batch.pk, status=MessageBatch.Status.SUBMITTING).update(
+        upstream_id=status.id, status=MessageBatch.Status.IN_PROGRESS, submitted_at=now, expires_at=expires,
+        request_count=count, processing_count=count,
+    )  # fmt: skip
+    # The lease now follows upstream's own expiry rather than our guess at claim time.
+    Job.objects.filter(batch=batch, status=Job.Status.RUNNING).update(lease_expires_at=expires + dt.timedelta(hours=1))
+    logger.info("message batch %s: %s requests for %s submitted as %s", batch.pk, count, batch.model, status.id)
+
+
+def _submit_failed(batch: MessageBatch, jobs: list[Job], exc: UpstreamError) -> None:
+    """A refused create: the named request fails, the rest go back (their attempt refunded);
+    a retryable refusal sends all back; any other refusal fails them all."""
+    _mark(batch, status=MessageBatch.Status.FAILED, last_error=exc.describe())
+    failure = upstream.classify(exc)
+    assert failure is not None
+    match = REQUEST_INDEX.search(exc.message or "")
+    culprit = jobs[int(match.group(1))].pk if match and int(match.group(1)) < len(jobs) else None
+    for job in jobs:
+        if failure.retryable or (culprit is not None and job.pk != culprit):
+            retry_at = timezone.now() + dt.timedelta(seconds=settings.JOBS_BATCH_POLL_SECONDS)
+            _settle_one(job.pk, batch, partial(_back_to_waiting, failure=failure, refund=True, not_before=retry_at))
+        else:
+            _settle_one(job.pk, batch, partial(_finish_failed, failure=failure))
+    logger.warning("message batch %s: create refused (%s)", batch.pk, exc.describe())
+
+
+# --- poll and fan out
+
+
+def poll_open(*, limit: int = 100) -> int:
+    batches = MessageBatch.objects.filter(status__in=MessageBatch.OPEN).order_by(F("polled_at").asc(nulls_first=True))
+    ids = list(batches.values_list("pk", flat=True)[:limit])
+    for batch_id in ids:
+        poll(batch_id=batch_id)
+    return len(ids)
+
+
+def poll(*, batch_id: int) -> MessageBatch:
+    """Refresh one batch; once upstream says it ended, apply its results to the jobs."""
+    batch = MessageBatch.objects.get(pk=batch_id)
+    if batch.status in (MessageBatch.Status.IN_PROGRESS, MessageBatch.Status.CANCELING):
+        try:
+            status = api.retrieve(batch.upstream_id)
+        except UpstreamError as exc:
+            _mark(batch, last_error=exc.describe())  # polled again next tick; the lease bounds how long
+            return batch
+        _record_status(batch, status)
+        if not status.ended:
+            return batch
+    if batch.status == MessageBatch.Status.ENDED:
+        fan_out(batch)
+    return batch
+
+
+def _record_status(batch: MessageBatch, status: api.BatchStatus) -> None:
+    batch.status = MessageBatch.Status.ENDED if status.ended else status.processing_status
+    for key in api.COUNT_KEYS:
+        setattr(batch, f"{key}_count", status.counts.get(key, 0))
+    batch.ended_at, batch.polled_at, batch.last_error = status.ended_at, timezone.now(), ""
+    batch.save(update_fields=["status", *(f"{k}_count" for k in api.COUNT_KEYS), "ended_at", "polled_at", "last_error"])
+
+
+def fan_out(batch: MessageBatch) -> None:
+    try:
+        for custom_id, result in api.results(batch.upstream_id):
+            apply_result(batch=batch, job_id=custom_id, result=result)
+    except UpstreamError as exc:
+        _mark(batch, last_error=f"results: {exc.describe()}")  # ENDED stays: the next tick reads them again
+        return
+    # A job upstream did not report (should not happen) is not left running for a day.
+    missing = Job.objects.filter(batch=batch, status=Job.Status.RUNNING).values_list("pk", flat=True)
+    lost = upstream.Failure(True, None, None, "batch_result_missing", "no result for this request", "")
+    for job_id in list(missing):
+        _settle_one(job_id, batch, partial(_back_to_waiting, failure=lost, refund=False))
+    _mark(batch, status=MessageBatch.Status.DONE)
+
+
+def apply_result(*, batch: MessageBatch, job_id: UUID | str, result: dict[str, Any]) -> None:
+    kind = result.get("type")
+    if kind == "succeeded":
+        action = partial(_succeed, message=result["message"], model_id=batch.model)
+    elif kind == "errored":
+        failure = _failure(result.get("error") or {})
+        action = partial(_back_to_waiting, failure=failure, refund=False) if failure.retryable else None
+        action = action or partial(_finish_failed, failure=failure)
+    elif kind == "canceled":
+        canceled = upstream.Failure(True, None, None, "batch_canceled", "the batch was canceled upstream", "")
+        action = partial(_back_to_waiting, failure=canceled, refund=True)
+    else:
+        expired = upstream.Failure(True, None, None, "batch_expired", "the batch expired before this request ran", "")
+        action = partial(_back_to_waiting, failure=expired, refund=False)
+    _settle_one(job_id, batch, action)
+
+
+def _failure(error: dict[str, Any]) -> upstream.Failure:
+    inner = error.get("error") or {}
+    error_type = str(inner.get("type") or "api_error")
+    return upstream.Failure(
+        retryable=error_type in RETRYABLE_TYPES,
+        retry_after=None,
+        status=None,
+        error_type=error_type,
+        message=str(inner.get("message") or ""),
+        request_id=str(error.get("request_id") or ""),
+    )
+
+
+# --- one job at a time, each in its own short transaction
+
+
+def _settle_one(job_id: UUID | str, batch: MessageBatch, action: Any) -> None:
+    """Apply `action` to the job only while it is running in this batch."""
+    with transaction.atomic():
+        job = Job.objects.select_for_update().filter(pk=job_id, batch=batch, status=Job.Status.RUNNING).first()
+        if job is not None:
+            action(job)
+
+
+def _succeed(job: Job, *, message: dict[str, Any], model_id: str) -> None:
+    reservation = upstream.held_reservation(job=job, model_id=model_id)
+    job.cost_micros = upstream.settle_message(job=job, reservation=reservation, message=message)
+    job.result, job.usage = message, message.get("usage") or {}
+    job.model_used, job.upstream_message_id = message.get("model") or model_id, message.get("id") or ""
+    job.reservation_id, job.lease_expires_at = None, None
+    job.status, job.finished_at = Job.Status.SUCCEEDED, timezone.now()
+    job.save()
+    transaction.on_commit(partial(runner.notify, job_id=job.pk))
+
+
+def _finish_failed(job: Job, failure: upstream.Failure) -> None:
+    upstream.release_held(reservation_id=job.reservation_id)
+    job.reservation_id = None
+    runner._set_error(job, failure)
+    runner._end(job, Job.Status.FAILED)
+
+
+def _back_to_waiting(
+    job: Job, *, failure: upstream.Failure, refund: bool, not_before: dt.datetime | None = None
+) -> None:
+    """Wait for a later batch; the attempt counts unless the job was not at fault (refund)."""
+    upstream.release_held(reservation_id=job.reservation_id)
+    job.reservation_id = None
+    runner._set_error(job, failure)
+    if refund:
+        job.attempts = max(job.attempts - 1, 0)
+    elif job.attempts >= job.max_attempts:
+        runner._end(job, Job.Status.DEAD)
+        return
+    job.status, job.lease_expires_at, job.next_attempt_at = Job.Status.QUEUED, None, not_before
+    if not refund:
+        job.enqueued_at = timezone.now()  # waits for the next batch like a new job
+    job.save()
+
+
+def _mark(batch: MessageBatch, **fields: Any) -> None:
+    MessageBatch.objects.filter(pk=batch.pk).update(polled_at=timezone.now(), **fields)
+    for name, value in fields.items():
+        setattr(batch, name, value)
+
+
+# --- repair and cancel
+
+
+def recover_stale(*, now: dt.datetime | None = None) -> int:
+    """Jobs of a batch row that never got its upstream id, and batch jobs past their lease."""
+    now = now or timezone.now()
+    lost = upstream.Failure(True, None, None, "batch_lost", "the batch was not submitted or never ended", "")
+    count = 0
+    stale = MessageBatch.objects.filter(status=MessageBatch.Status.SUBMITTING, created_at__lt=now - SUBMIT_GRACE)
+    for batch in stale:
+        _mark(batch, status=MessageBatch.Status.FAILED, last_error="abandoned: the submitter died before the create")
+    expired = Job.objects.filter(mode=Job.Mode.BATCH, status=Job.Status.RUNNING).filter(
+        Q(lease_expires_at__lt=now) | Q(batch__status=MessageBatch.Status.FAILED) | Q(batch__isnull=True)
+    )
+    for job in expired.select_related("batch")[:1000]:
+        with transaction.atomic():
+            locked = Job.objects.select_for_update(skip_locked=True).filter(pk=job.pk, status=Job.Status.RUNNING)
+            if (locked := locked.first()) is not None:
+                _back_to_waiting(locked, failure=lost, refund=False)
+                count += 1
+    return count
+
+
+def cancel_upstream(*, batch_id: int) -> MessageBatch:
+    """Operator action: stop a whole batch. Unprocessed requests come back `canceled` and their
+    jobs wait for the next batch; requests already processed keep their results."""
+    batch = MessageBatch.objects.get(pk=batch_id)
+    if batch.status not in (MessageBatch.Status.IN_PROGRESS, MessageBatch.Status.CANCELING) or not batch.upstream_id:
+        raise BatchNotCancelable(batch_id=batch.pk, status=batch.status)
+    status = api.cancel(batch.upstream_id)
+    _mark(batch, status=MessageBatch.Status.CANCELING if not status.ended else MessageBatch.Status.ENDED,
+          cancel_requested_at=timezone.now())  # fmt: skip
+    return batch
+
+
+def release_for_cancel(*, job: Job) -> None:
+    """services.cancel on a job inside a submitted batch: give its hold back; the result is ignored."""
+    upstream.release_held(reservation_id=job.reservation_id)
+    job.reservation_id = None

@@ -1,0 +1,256 @@
+"""Jobs with mode=batch through the Message Batches API: the beat task's steps run in-process
+against the real emulator and the test database; no Celery worker is involved (or allowed)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import redis
+from django.contrib.admin.sites import site
+from django.db import connection
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from billing import costs, prices
+from billing.models import Budget, LedgerEntry, Reservation
+from claudeapp.api import keys
+from claudeapp.jobs import batches, runner, services
+from claudeapp.jobs.models import Job, MessageBatch
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def quiet_queue_at_teardown(transactional_db):
+    """Overrides the folder's fixture: no worker runs here, and batch jobs may end the test `running`."""
+    yield
+
+
+@pytest.fixture
+def batch_settings(gateway_settings, seeded_models, emulator):
+    gateway_settings.JOBS_MAX_ATTEMPTS = 3
+    gateway_settings.JOBS_BATCH_MAX_REQUESTS = 50
+    gateway_settings.JOBS_BATCH_MAX_WAIT_SECONDS = 0  # due at once unless a test says otherwise
+    gateway_settings.JOBS_BATCH_POLL_SECONDS = 0
+    emulator.set_config(batch_processing_seconds=0)
+    return gateway_settings
+
+
+@pytest.fixture
+def budget_factory(transactional_db) -> Callable[..., Budget]:
+    def make(**fields: Any) -> Budget:
+        fields.setdefault("period", "month")
+        fields.setdefault("period_start", dt.datetime(2020, 1, 1, tzinfo=dt.UTC))
+        return Budget.objects.create(**fields)
+
+    return make
+
+
+@pytest.fixture
+def batch_job(batch_settings, principal, payload_factory) -> Callable[..., Job]:
+    def make(text: str = "Say hello.", **fields: Any) -> Job:
+        return services.create(principal=principal, payload=payload_factory(text, **fields), mode=Job.Mode.BATCH)
+
+    return make
+
+
+def _creates(emulator) -> int:
+    return emulator.stats()["by_path"].get("POST /v1/messages/batches", 0)
+
+
+def _tick() -> None:
+    batches.submit_due()
+    batches.poll_open()
+
+
+def _refresh(jobs: list[Job]) -> list[Job]:
+    for job in jobs:
+        job.refresh_from_db()
+    return jobs
+
+
+def test_batch_jobs_for_two_models_go_up_as_two_batches_and_no_job_twice(batch_job, emulator):
+    haiku = [batch_job() for _ in range(4)]
+    sonnet = [batch_job(model="claude-sonnet-5-5") for _ in range(3)]
+    barrier = threading.Barrier(3)
+
+    def submit() -> None:
+        barrier.wait()
+        try:
+            batches.submit_due()
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=submit) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    batches.submit_due()  # and once more after they all committed
+
+    sent = MessageBatch.objects.order_by("model")
+    assert [(b.model, b.request_count, b.status) for b in sent] == [
+        ("claude-haiku-5-5", 4, "in_progress"),
+        ("claude-sonnet-5-5", 3, "in_progress"),
+    ]
+    assert _creates(emulator) == 2 and all(b.upstream_id.startswith("msgbatch_") for b in sent)
+    for job in _refresh(haiku + sonnet):
+        assert job.status == "running" and job.attempts == 1 and job.batch.model == job.model_requested
+        assert job.lease_expires_at > timezone.now() + dt.timedelta(hours=23)
+
+
+def test_succeeded_results_are_billed_once_at_the_batch_discount(batch_job):
+    jobs = [batch_job(f"Write a line about item {n}.") for n in range(3)]
+    _tick()
+    _tick()  # a second pass over the ended batch applies nothing again
+
+    for job in _refresh(jobs):
+        entry = LedgerEntry.objects.get(event_key=f"job:{job.pk}")
+        price = prices.current_price(model_id=job.model_used)
+        usage = costs.Usage.from_anthropic(job.usage)
+        assert entry.batch and job.status == "succeeded" and job.result["content"][0]["text"]
+        half, full = (costs.compute_cost(price=price, usage=usage, batch=b).total_micros for b in (True, False))
+        assert entry.cost_micros == job.cost_micros == half and abs(2 * half - full) <= 1
+    assert LedgerEntry.objects.filter(kind="job").count() == 3
+    assert MessageBatch.objects.get().status == "done" and MessageBatch.objects.get().succeeded_count == 3
+
+
+def test_a_retryable_error_goes_into_a_later_batch_and_then_succeeds(batch_job, emulator):
+    job = batch_job("Flaky [[batch:errored:overloaded_error]]")
+    _tick()
+    job.refresh_from_db()
+    assert (job.status, job.attempts, job.last_error_type) == ("queued", 1, "overloaded_error")
+    assert not LedgerEntry.objects.exists()
+
+    # The emulator's batch markers are not counted: drop the marker to play a transient overload.
+    Job.objects.filter(pk=job.pk).update(payload={**job.payload, "messages": [{"role": "user", "content": "Fine now"}]})
+    _tick()
+    job.refresh_from_db()
+    assert (job.status, job.attempts) == ("succeeded", 2) and MessageBatch.objects.count() == 2
+    assert job.batch.status == "done" and LedgerEntry.objects.filter(event_key=f"job:{job.pk}").count() == 1
+
+
+def test_an_invalid_request_result_fails_at_once(batch_job):
+    job = batch_job("Bad [[batch:errored:invalid_request_error]]")
+    _tick()
+    job.refresh_from_db()
+    assert (job.status, job.attempts, job.last_error_type) == ("failed", 1, "invalid_request_error")
+    assert job.finished_at is not None and not LedgerEntry.objects.exists()
+
+
+def test_an_expired_request_is_resubmitted_and_counts_as_an_attempt_until_dead(batch_job, emulator):
+    job = batch_job("Slow [[batch:expired]]")
+    for attempt in (1, 2):
+        _tick()
+        job.refresh_from_db()
+        assert (job.status, job.attempts, job.last_error_type) == ("queued", attempt, "batch_expired")
+    _tick()  # the third of JOBS_MAX_ATTEMPTS=3
+    job.refresh_from_db()
+    assert (job.status, job.attempts) == ("dead", 3) and _creates(emulator) == 3
+
+
+def test_count_trigger_submits_a_full_group_and_max_wait_submits_the_rest(batch_job, batch_settings, emulator):
+    batch_settings.JOBS_BATCH_MAX_REQUESTS = 3
+    batch_settings.JOBS_BATCH_MAX_WAIT_SECONDS = 60
+    first = [batch_job() for _ in range(2)]
+    assert batches.submit_due() == [] and _creates(emulator) == 0  # two waiting, none old enough
+
+    third = batch_job()
+    full = batches.submit_due()
+    assert [b.request_count for b in full] == [3]
+    assert {j.batch_id for j in _refresh([*first, third])} == {full[0].pk}
+
+    late = batch_job()
+    assert batches.submit_due() == []
+    waited = batches.submit_due(now=timezone.now() + dt.timedelta(seconds=61))
+    assert [b.request_count for b in waited] == [1] and _refresh([late])[0].batch_id == waited[0].pk
+
+
+def test_batch_jobs_are_never_published_to_celery(batch_settings, principal, payload_factory, settings):
+    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    before = broker.llen("interactive")
+    job = services.create(principal=principal, payload=payload_factory(), mode=Job.Mode.BATCH)
+
+    assert broker.llen("interactive") == before and job.status == "queued"
+    assert runner.claim(job_id=job.pk) is None  # a stray message could not run it either
+    runner.enqueue(job_id=job.pk, queue="interactive")  # even published by hand ...
+    assert Job.objects.get(pk=job.pk).attempts == 0  # ... the claim refuses it (no worker needed to see that)
+    broker.delete("interactive")
+
+
+def test_canceling_a_job_in_a_submitted_batch_ignores_its_result(batch_job, budget_factory, principal):
+    budget = budget_factory(scope="user", scope_id=principal.user_id, limit_micros=10_000_000)
+    kept, dropped = batch_job(), batch_job()
+    batches.submit_due()
+    assert Reservation.objects.count() == 2 and Budget.objects.get(pk=budget.pk).reserved_micros > 0
+
+    services.cancel(job_id=dropped.pk, principal=principal)
+    batches.poll_open()
+
+    kept, dropped = _refresh([kept, dropped])
+    assert (kept.status, dropped.status) == ("succeeded", "canceled") and dropped.result is None
+    assert not LedgerEntry.objects.filter(event_key=f"job:{dropped.pk}").exists()
+    budget.refresh_from_db()
+    assert budget.reserved_micros == 0 and budget.spent_micros == kept.cost_micros > 0
+
+
+def test_cancel_upstream_sends_unprocessed_jobs_to_the_next_batch(batch_job, emulator, admin_client):
+    emulator.set_config(batch_processing_seconds=3600)
+    jobs = [batch_job() for _ in range(2)]
+    (batch,) = batches.submit_due()
+
+    response = admin_client.post(
+        "/admin/jobs/messagebatch/", {"action": "cancel_upstream", "_selected_action": [batch.pk]}, follow=True
+    )
+    assert response.status_code == 200 and MessageBatch.objects.get(pk=batch.pk).status == "canceling"
+    batches.poll_open()
+
+    batch.refresh_from_db()
+    assert batch.status == "done" and batch.canceled_count == 2
+    assert [(j.status, j.attempts) for j in _refresh(jobs)] == [("queued", 0), ("queued", 0)]
+    emulator.set_config(batch_processing_seconds=0)
+    _tick()
+    assert {j.status for j in _refresh(jobs)} == {"succeeded"} and MessageBatch.objects.count() == 2
+
+
+def test_a_refused_create_fails_only_the_named_request(batch_job, emulator):
+    good = batch_job()
+    bad = batch_job(temperature=0.5)  # refused under API version 2026-10-21: the create answers 400 for requests.1
+    batches.submit_due()
+
+    good, bad = _refresh([good, bad])
+    assert bad.status == "failed" and bad.last_error_status == 400
+    assert (good.status, good.attempts) == ("queued", 0) and MessageBatch.objects.get().status == "failed"
+    _tick()
+    assert _refresh([good])[0].status == "succeeded"
+
+
+def test_batch_jobs_left_behind_by_a_dead_submitter_go_back_to_waiting(batch_job):
+    job = batch_job()
+    (claimed_batch, _), *_ = batches.claim_due(now=timezone.now())  # the process "dies" before the create
+    assert batches.recover_stale() == 0
+    assert batches.recover_stale(now=timezone.now() + batches.SUBMIT_GRACE + dt.timedelta(seconds=1)) == 1
+
+    job.refresh_from_db()
+    claimed_batch.refresh_from_db()
+    assert (job.status, job.attempts, claimed_batch.status) == ("queued", 1, "failed")
+
+
+@pytest.mark.urls("tests.jobs.urls")
+def test_the_api_accepts_mode_batch_and_the_admin_lists_the_batch(batch_settings, user_factory, admin_client):
+    _, raw = keys.create_key(owner=user_factory(), name="partner", scopes=("jobs",))
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    body = {"model": "claude-haiku-5-5", "max_tokens": 16, "messages": [{"role": "user", "content": "Hi"}]}
+
+    response = client.post("/api/v1/jobs", {**body, "mode": "batch"}, format="json")
+    assert response.status_code == 202 and Job.objects.get().mode == "batch"
+    _tick()
+    assert client.get(response["Location"]).json()["status"] == "succeeded"
+    assert MessageBatch in site._registry
+    page = admin_client.get(f"/admin/jobs/messagebatch/{MessageBatch.objects.get().pk}/change/")
+    assert page.status_code == 200 and str(Job.objects.get().pk) in page.content.decode()
