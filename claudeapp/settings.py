@@ -285,3 +285,15 @@ ROUTER_CLASSIFIER_CACHE_SECONDS = env.int("ROUTER_CLASSIFIER_CACHE_SECONDS", def
 MODEL_MAP_REFRESH_SECONDS = env.float("MODEL_MAP_REFRESH_SECONDS", default=1.0)
 # Rule regexes and the classifier see the first this-many characters of the last user message (also stored).
 ROUTER_REGEX_MAX_CHARS = env.int("ROUTER_REGEX_MAX_CHARS", default=2000)
+
+# --- batches ---
+# Jobs with mode=batch wait in `queued` and go upstream as Message Batches (50% off, up to 24 h).
+# A model's waiting jobs are submitted once this many wait (capped at the API's 100,000 per batch)
+# or once the oldest has waited JOBS_BATCH_MAX_WAIT_SECONDS; the beat task runs every POLL seconds.
+JOBS_BATCH_MAX_REQUESTS = env.int("JOBS_BATCH_MAX_REQUESTS", default=10_000)
+JOBS_BATCH_MAX_WAIT_SECONDS = env.float("JOBS_BATCH_MAX_WAIT_SECONDS", default=300.0)
+JOBS_BATCH_POLL_SECONDS = env.float("JOBS_BATCH_POLL_SECONDS", default=10.0)
+CELERY_BEAT_SCHEDULE["jobs-batches"] = {
+    "task": "claudeapp.jobs.tasks.process_batches",
+    "schedule": JOBS_BATCH_POLL_SECONDS,
+}
