@@ -6,8 +6,8 @@
 Starts the emulator (loopback, free port) and N `celery worker --pool threads -c C` processes
 against a scratch database (created and migrated here; jobs are deleted at the end), then:
 
-- queue: creates M jobs with `jobs.services.create` (each publishes on commit) and waits until
-  all are terminal: jobs/s = M / (last finish - first create), plus per-job latency;
+- queue: creates M jobs with `jobs.services.create` from --creators threads (each publishes on
+  commit) and waits until all are terminal: jobs/s = M / (all done - first create), plus latency;
 - direct: the same M calls with the sync SDK from a thread pool of N x C threads in this process.
 
 Prints both rates and the ratio. Needs Postgres and Redis (REDIS_URL: the broker db is used,
