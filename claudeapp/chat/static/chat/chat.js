@@ -122,6 +122,7 @@
     }
     queuedTimer = null;
     watchQueued();
+  scrollDown();  // open a conversation at its latest message, as chat apps do
   }
   watchQueued();
 
