@@ -105,3 +105,12 @@ def test_stored_messages_with_xss_payloads_render_inert(alice_client, alice):
 def test_usage_page_shows_no_limit_without_budgets(alice_client):
     body = alice_client.get("/usage/").content.decode()
     assert "no spending limit" in body
+
+
+def test_costs_below_a_cent_keep_their_micro_dollars():
+    from claudeapp.chat.templatetags.chat_tags import usd
+
+    assert usd(42) == "$0.000042"
+    assert usd(12_345) == "$0.0123"
+    assert usd(12_340_000) == "$12.34"
+    assert usd(None) == "$0.000000"

@@ -15,6 +15,10 @@ def render_markdown(text: str) -> SafeString:
 
 @register.filter
 def usd(micros: int | None) -> str:
-    """Micro-dollars as a readable amount: $0.0123, or $12.34 when large."""
-    value = (micros or 0) / 1_000_000
-    return f"${value:,.2f}" if value >= 1 else f"${value:.4f}"
+    """Micro-dollars as a readable amount: $12.34, $0.0123, or $0.000042 for a short Haiku answer."""
+    micros = micros or 0
+    if micros >= 1_000_000:
+        return f"${micros / 1_000_000:,.2f}"
+    if micros >= 100:
+        return f"${micros / 1_000_000:.4f}"
+    return f"${micros / 1_000_000:.6f}"  # exact to the micro-dollar, so a cheap answer never looks free
