@@ -52,10 +52,13 @@ def period_bounds(period: str, at: dt.datetime) -> tuple[dt.datetime, dt.datetim
     if period == Budget.Period.DAY:
         start = dt.datetime(local.year, local.month, local.day, tzinfo=tz)
         following = start.date() + dt.timedelta(days=1)
-        return start, dt.datetime(following.year, following.month, following.day, tzinfo=tz)
-    start = dt.datetime(local.year, local.month, 1, tzinfo=tz)
-    year, month = (local.year + 1, 1) if local.month == 12 else (local.year, local.month + 1)
-    return start, dt.datetime(year, month, 1, tzinfo=tz)
+        end = dt.datetime(following.year, following.month, following.day, tzinfo=tz)
+    else:
+        start = dt.datetime(local.year, local.month, 1, tzinfo=tz)
+        year, month = (local.year + 1, 1) if local.month == 12 else (local.year, local.month + 1)
+        end = dt.datetime(year, month, 1, tzinfo=tz)
+    # In UTC: Python subtracts and compares same-zone datetimes by wall clock, which is wrong across DST.
+    return start.astimezone(dt.UTC), end.astimezone(dt.UTC)
 
 
 def _starts(at: dt.datetime) -> dict[str, dt.datetime]:

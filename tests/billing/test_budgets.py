@@ -43,13 +43,14 @@ def test_fifty_concurrent_callers_against_a_budget_for_ten_calls_get_exactly_ten
 
     def call(n: int) -> None:
         try:
-            start.wait()
+            start.wait(timeout=60)
             try:
                 reservation = _reserve(principal)
             except BudgetExceeded:
                 outcomes.append("refused")
                 reservation = None
-            held_all.wait()  # every hold is taken before anyone settles and frees headroom
+            connection.close()  # back to the pool (20 per process) while waiting for the others
+            held_all.wait(timeout=60)  # every hold is taken before anyone settles and frees headroom
             if reservation is not None:
                 _settle(reservation, f"evt-{n}")
                 outcomes.append("billed")
