@@ -145,7 +145,6 @@ def register_optional() -> None:
         billing = _module("billing.errors")
         if billing is not None:
             _maybe(billing, "BudgetExceeded", 402, "budget_exceeded", _budget_message)
-            _maybe(billing, "PriceMissing", 503, "api_error", lambda e: f"Model {e.model_id} is not available now.")
             _maybe(billing, "RateLimited", 429, "rate_limit_error", lambda e: "Rate limit exceeded.", _rate_headers)
         gateway = _module("claudeapp.claude.errors")
         if gateway is not None:
@@ -218,6 +217,14 @@ def _has_error(value: Any) -> bool:
 
 def describe(exc: BaseException) -> ErrorInfo:
     """What the caller is told about `exc`: status, error type, message, failing field, extra headers."""
+    try:
+        return _describe(exc)
+    except Exception:  # a broken message_fn must still yield a response, not a crash in the handler
+        logger.exception("could not describe %r", exc)
+        return ErrorInfo(500, "api_error", "Internal server error.")
+
+
+def _describe(exc: BaseException) -> ErrorInfo:
     mapping = _registered(exc)
     if mapping is not None:
         headers = mapping.headers_fn(exc) if mapping.headers_fn else {}
