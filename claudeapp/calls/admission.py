@@ -67,7 +67,7 @@ def admit(
             interactive=interactive,
         )
     )
-    _bill_classifier(principal=principal, decision=decision, subject=subject)
+    bill_classifier(principal=principal, decision=decision, subject=subject)
     prices.current_price(model_id=decision.model_id)  # an unpriced model is refused, never billed at $0
     ticket = limits.acquire(
         principal=principal, model_id=decision.model_id, input_tokens=input_tokens, max_tokens=max_tokens
@@ -82,7 +82,8 @@ def admit(
     return Admission(principal, decision, reservation, ticket, input_tokens, max_tokens)
 
 
-def _bill_classifier(*, principal: Principal, decision: RouteDecision, subject: str) -> None:
+def bill_classifier(*, principal: Principal, decision: RouteDecision, subject: str) -> None:
+    """The router's Haiku call is the principal's spend too: its own ledger line, once per decision."""
     usage = decision.classifier_usage
     if usage is None or decision.decision_id is None:
         return  # no call was made (rules decided, or the label came from the cache)

@@ -34,6 +34,7 @@ def submit(*, principal: Principal, conversation: Conversation, user_text: str, 
         principal=principal,
         payload={"model": decision.model_id, "messages": context.messages, "max_tokens": DEFAULT_MAX_TOKENS},
         queue=Job.Queue.INTERACTIVE,
+        mode=Job.Mode.QUEUE,  # someone is waiting in the chat: never a day-long batch
         conversation_ref=str(conversation.public_id),
         message_ref=str(answer.public_id),
     )  # fmt: skip

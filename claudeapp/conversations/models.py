@@ -63,6 +63,9 @@ class Message(models.Model):
     latency_ms = models.PositiveIntegerField(null=True, blank=True)
     ttft_ms = models.PositiveIntegerField(null=True, blank=True)
     routing_reason = models.CharField(max_length=300, blank=True)
+    routing_decision = models.ForeignKey(
+        "routing.RoutingDecision", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     fallback_reason = models.CharField(max_length=300, blank=True)
     error_type = models.CharField(max_length=60, blank=True)
     error_message = models.TextField(blank=True)

@@ -19,6 +19,7 @@ from claudeapp.conversations import context as ctx
 from claudeapp.conversations import services
 from claudeapp.conversations.models import Conversation, Message
 from claudeapp.jobs import services as jobs
+from claudeapp.jobs.models import Job
 from routing.errors import RoutingError
 from routing.models import Model
 
@@ -95,8 +96,9 @@ def _admit(prepared: Prepared, *, history: list[Message], user_text: str, model_
     answer = prepared.answer
     answer.status = Message.Status.STREAMING
     answer.routing_reason = admission.decision.reason[:300]
+    answer.routing_decision_id = admission.decision.decision_id
     answer.model_requested = model_choice
-    answer.save(update_fields=["status", "routing_reason", "model_requested"])
+    answer.save(update_fields=["status", "routing_reason", "routing_decision", "model_requested"])
 
 
 def _reopen_failed(conversation: Conversation, answer_id: str) -> tuple[str, Message]:
@@ -195,6 +197,7 @@ def queue_for_later(*, prepared: Prepared, error: NoModelAvailable) -> Message:
             "messages": prepared.context.messages,
             "max_tokens": prepared.max_tokens,
         },
+        mode=Job.Mode.QUEUE,  # someone is waiting in the chat: never a day-long batch
         conversation_ref=str(prepared.conversation.public_id),
         message_ref=str(answer.public_id),
     )

@@ -48,7 +48,8 @@ class JobListCreateApi(JobsApiView):
         thinking = serializers.DictField(required=False)
         webhook_url = serializers.URLField(required=False, max_length=2000)
         # batch: grouped into a Message Batch by the beat task (50% off, results within 24 h).
-        mode = serializers.ChoiceField(choices=Job.Mode.values, default=Job.Mode.QUEUE)
+        # Left out, the routing rules decide (e.g. requests tagged bulk go to a batch).
+        mode = serializers.ChoiceField(choices=Job.Mode.values, required=False)
         queue = serializers.ChoiceField(choices=Job.Queue.values, default=Job.Queue.INTERACTIVE)
 
     class ListInput(serializers.Serializer):
@@ -65,7 +66,7 @@ class JobListCreateApi(JobsApiView):
                 payload={name: data[name] for name in PAYLOAD_FIELDS if name in data},
                 webhook_url=data.get("webhook_url"),
                 idempotency_key=key,
-                mode=data["mode"],
+                mode=data.get("mode"),
                 queue=data["queue"],
             )
         except (InvalidPayload, InvalidWebhookUrl) as exc:

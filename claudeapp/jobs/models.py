@@ -42,6 +42,10 @@ class Job(models.Model):
     queue = models.CharField(max_length=20, choices=Queue.choices, default=Queue.INTERACTIVE)
     model_requested = models.CharField(max_length=100)
     model_used = models.CharField(max_length=100, blank=True)
+    routing_decision = models.ForeignKey(
+        "routing.RoutingDecision", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    routing_reason = models.CharField(max_length=300, blank=True)
 
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
     attempts = models.PositiveIntegerField(default=0, help_text="Claims so far, counted before the call.")

@@ -24,6 +24,7 @@ def job_json(job: Job) -> dict[str, Any]:
         "queue": job.queue,
         "model_requested": job.model_requested,
         "model_used": job.model_used or None,
+        "route": {"model": job.payload.get("model"), "reason": job.routing_reason or None},
         "attempts": job.attempts,
         "max_attempts": job.max_attempts,
         "next_attempt_at": _iso(job.next_attempt_at),

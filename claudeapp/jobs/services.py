@@ -38,20 +38,24 @@ def create(
     payload: dict[str, Any],
     webhook_url: str | None = None,
     idempotency_key: str | None = None,
-    mode: str = Job.Mode.QUEUE,
+    mode: str | None = None,
     queue: str = Job.Queue.INTERACTIVE,
     conversation_ref: str = "",
     message_ref: str = "",
 ) -> Job:
-    """Store the job and publish it after commit. A replayed Idempotency-Key returns the original
-    job with `job.replayed = True`; the same key with another body raises IdempotencyConflict."""
-    _validate(payload=payload, mode=mode, queue=queue)
+    """Route, store the job and publish it after commit. `mode=None` lets the routing rules choose
+    between the queue and a Message Batch. A replayed Idempotency-Key returns the original job with
+    `job.replayed = True`; the same key with another body raises IdempotencyConflict."""
+    _validate(payload=payload, mode=mode or Job.Mode.QUEUE, queue=queue)
     if webhook_url:
         ssrf.check_url(webhook_url)
-    digest = request_hash(payload=payload, webhook_url=webhook_url, mode=mode, queue=queue)
+    digest = request_hash(payload=payload, webhook_url=webhook_url, mode=mode or "", queue=queue)
     if idempotency_key and (original := _by_key(principal, idempotency_key)):
         return _replay(original, digest)
-    models = upstream.model_chain(payload["model"])
+    decision = upstream.route(principal=principal, payload=payload, requested_mode=mode)
+    mode = mode or (Job.Mode.BATCH if decision.mode == Job.Mode.BATCH else Job.Mode.QUEUE)
+    requested_model, payload = payload["model"], {**payload, "model": decision.model_id}
+    models = upstream.model_chain(decision.model_id)
     job = Job(
         principal_kind=principal.kind,
         principal_id=principal.id,
@@ -59,7 +63,9 @@ def create(
         payload=payload,
         mode=mode,
         queue=queue,
-        model_requested=payload["model"],
+        model_requested=requested_model,
+        routing_decision_id=decision.decision_id,
+        routing_reason=decision.reason[:300],
         max_attempts=settings.JOBS_MAX_ATTEMPTS,
         idempotency_key=idempotency_key or "",
         request_hash=digest,

@@ -36,6 +36,29 @@ def principal_of(job: Any) -> Principal:
     return Principal(kind=job.principal_kind, id=job.principal_id, user_id=job.user_id)
 
 
+def route(*, principal: Principal, payload: dict[str, Any], requested_mode: str | None) -> Any:
+    """The router's decision for a queued request (nobody waits on it, so `batch` is allowed).
+
+    The classifier's tokens, when it was asked, are billed to the principal as their own line.
+    """
+    from claudeapp.calls.admission import bill_classifier
+    from routing import services as routing
+
+    decision = routing.route(
+        routing.RouteRequest(
+            principal=principal,
+            requested_model=payload["model"],
+            messages=payload["messages"],
+            system=payload.get("system"),
+            metadata=payload.get("metadata") or {},
+            interactive=False,
+            mode=requested_mode or "queue",
+        )
+    )
+    bill_classifier(principal=principal, decision=decision, subject=f"route:{decision.decision_id}")
+    return decision
+
+
 def model_chain(name: str) -> list[str]:
     """The model to call first, then its fallbacks; raises routing's UnknownModel / ModelDisabled."""
     from routing import modelmap

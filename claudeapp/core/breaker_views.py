@@ -1,0 +1,30 @@
+"""Operators' view of the circuit breakers: state per enabled model, and a manual close."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.contrib.admin.views.decorators import staff_member_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from claudeapp.claude import breaker
+from routing.models import Model
+
+
+@staff_member_required
+def breakers(request: HttpRequest) -> HttpResponse:
+    rows = [(model, breaker.state(model.model_id)) for model in Model.objects.filter(enabled=True)]
+    context = {**admin.site.each_context(request), "title": "Circuit breakers", "rows": rows}
+    return render(request, "core/breakers.html", context)
+
+
+@staff_member_required
+@require_POST
+def breaker_reset(request: HttpRequest, model_id: str) -> HttpResponse:
+    if not request.user.has_perm("routing.change_model"):
+        messages.error(request, "You need permission to change models to close a circuit.")
+    else:
+        breaker.reset(model_id)
+        messages.success(request, f"Circuit for {model_id} closed; the next request goes upstream.")
+    return redirect("breakers")
