@@ -14,7 +14,7 @@ from rest_framework.views import APIView
 
 from claudeapp.api.auth import HasScope, PartnerKeyAuthentication
 from claudeapp.api.errors import register_error
-from claudeapp.jobs import selectors, services
+from claudeapp.jobs import api_schema, selectors, services
 from claudeapp.jobs.errors import IdempotencyConflict, InvalidPayload, InvalidTransition, InvalidWebhookUrl, JobNotFound
 from claudeapp.jobs.models import Job
 from claudeapp.jobs.rendering import job_json
@@ -36,7 +36,7 @@ class JobsApiView(APIView):
 
 
 class JobListCreateApi(JobsApiView):
-    class CreateInput(serializers.Serializer):
+    class JobCreateInput(serializers.Serializer):
         model = serializers.CharField(max_length=100)
         messages = serializers.ListField(child=serializers.DictField(), min_length=1)
         max_tokens = serializers.IntegerField(min_value=1)
@@ -57,8 +57,9 @@ class JobListCreateApi(JobsApiView):
         limit = serializers.IntegerField(min_value=1, max_value=100, default=20)
         before_id = serializers.UUIDField(required=False)
 
+    @api_schema.create(JobCreateInput)
     def post(self, request: Request) -> Response:
-        data = _valid(self.CreateInput, request.data)
+        data = _valid(self.JobCreateInput, request.data)
         key = _idempotency_key(request)
         try:
             job = services.create(
@@ -78,6 +79,7 @@ class JobListCreateApi(JobsApiView):
             headers["Idempotent-Replayed"] = "true"
         return Response(job_json(job), status=202, headers=headers)
 
+    @api_schema.listing
     def get(self, request: Request) -> Response:
         query = _valid(self.ListInput, request.query_params)
         principal = request._request.principal
@@ -91,16 +93,19 @@ class JobListCreateApi(JobsApiView):
 
 
 class JobDetailApi(JobsApiView):
+    @api_schema.detail
     def get(self, request: Request, job_id: str) -> Response:
         return Response(job_json(services.get_for_principal(job_id=job_id, principal=request._request.principal)))
 
 
 class JobCancelApi(JobsApiView):
+    @api_schema.cancel
     def post(self, request: Request, job_id: str) -> Response:
         return Response(job_json(services.cancel(job_id=job_id, principal=request._request.principal)))
 
 
 class JobRequeueApi(JobsApiView):
+    @api_schema.requeue
     def post(self, request: Request, job_id: str) -> Response:
         job = services.requeue(job_id=job_id, principal=request._request.principal)
         return Response(job_json(job), status=202, headers={"Location": f"/api/v1/jobs/{job.id}"})
