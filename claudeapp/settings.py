@@ -297,3 +297,7 @@ CELERY_BEAT_SCHEDULE["jobs-batches"] = {
     "task": "claudeapp.jobs.tasks.process_batches",
     "schedule": JOBS_BATCH_POLL_SECONDS,
 }
+
+# --- partner messages API ---
+# POST /api/v1/messages without max_tokens asks for this many (then capped by the chosen model's max output).
+API_DEFAULT_MAX_TOKENS = env.int("API_DEFAULT_MAX_TOKENS", default=4096)

@@ -3,7 +3,8 @@ from __future__ import annotations
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from claudeapp.api import views
+from claudeapp.api import anthropic_views, conversations_api, messages_views, usage_api, views
+from claudeapp.api.async_schema import AnthropicMessagesStub, CountTokensStub, MessagesStub, document
 
 # Included at the site root, so every route carries its full path.
 urlpatterns = [
@@ -11,6 +12,20 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/v1/models", views.ModelsApi.as_view(), name="api-models"),
     path("api/v1/me", views.MeApi.as_view(), name="api-me"),
+    path("api/v1/messages", document(messages_views.messages, MessagesStub), name="api-messages"),
+    path("api/v1/conversations", conversations_api.ConversationsApi.as_view(), name="api-conversations"),
+    path(
+        "api/v1/conversations/<str:conversation_id>",
+        conversations_api.ConversationApi.as_view(),
+        name="api-conversation",
+    ),
+    path("api/v1/usage", usage_api.UsageApi.as_view(), name="api-usage"),
     path("anthropic/v1/models", views.AnthropicModelsApi.as_view(), name="anthropic-models"),
     path("anthropic/v1/models/<str:model_id>", views.AnthropicModelApi.as_view(), name="anthropic-model"),
+    path("anthropic/v1/messages", document(anthropic_views.messages, AnthropicMessagesStub), name="anthropic-messages"),
+    path(
+        "anthropic/v1/messages/count_tokens",
+        document(anthropic_views.count_tokens, CountTokensStub),
+        name="anthropic-count-tokens",
+    ),
 ]

@@ -34,6 +34,7 @@ from claudeapp.claude.results import (
     Attempt,
     GatewayResult,
     MessageBuilder,
+    RawEvent,
     StreamEnd,
     StreamEvent,
     StreamStart,
@@ -44,6 +45,7 @@ from claudeapp.claude.results import (
 
 __all__ = [
     "GatewayResult",
+    "RawEvent",
     "StreamEnd",
     "StreamEvent",
     "StreamStart",
@@ -334,14 +336,19 @@ async def astream(
     timeout: float | None = None,
     breaker: Breaker | None = None,
     max_attempts: int | None = None,
+    raw_events: bool = False,
 ) -> AsyncIterator[StreamEvent]:
     """Stream one answer. Failures before the first text delta are retried / fall back unseen;
     after it the stream ends with StreamTruncated. Closing the generator closes the upstream stream.
+
+    raw_events=True also yields every upstream SSE event as a RawEvent (before its TextDelta), for
+    relaying them verbatim. The events before the first delta of any kind (message_start, ...) are
+    held back until then, so a retry or fallback before it stays invisible as well.
     """
     req = _Request(messages, max_tokens, system, metadata, stop_sequences, extra, timeout)
     run, brk = _Run(models, max_attempts), breaker or default_breaker
     for model in run.models:
-        async with aclosing(_astream_model(model, req, run, brk)) as events:
+        async with aclosing(_astream_model(model, req, run, brk, raw_events)) as events:
             async for event in events:
                 yield event
         if run.finished:
@@ -349,13 +356,15 @@ async def astream(
     raise run.exhausted()
 
 
-async def _astream_model(model: str, req: _Request, run: _Run, brk: Breaker) -> AsyncIterator[StreamEvent]:
+async def _astream_model(
+    model: str, req: _Request, run: _Run, brk: Breaker, raw_events: bool = False
+) -> AsyncIterator[StreamEvent]:
     for attempt in range(1, run.max_attempts + 1):
         ticket = await brk.aallow(model)
         if not ticket.allowed:
             run.skip(model)
             return
-        upstream = _UpstreamStream(model, req, run)
+        upstream = _UpstreamStream(model, req, run, raw_events=raw_events)
         try:
             async with aclosing(upstream.events()) as events:
                 async for event in events:
@@ -378,6 +387,8 @@ async def _astream_model(model: str, req: _Request, run: _Run, brk: Breaker) -> 
         await brk.arecord_success(ticket)
         if not upstream.sent_text:
             yield upstream.start_event()
+            for held in upstream.take_held():
+                yield held
         yield StreamEnd(upstream.result())
         return
 
@@ -385,13 +396,15 @@ async def _astream_model(model: str, req: _Request, run: _Run, brk: Breaker) -> 
 class _UpstreamStream:
     """One streaming attempt against one model."""
 
-    def __init__(self, model: str, req: _Request, run: _Run) -> None:
+    def __init__(self, model: str, req: _Request, run: _Run, *, raw_events: bool = False) -> None:
         self.model, self.req, self.run = model, req, run
         self.builder = MessageBuilder()
         self.headers: Mapping[str, str] = {}
         self.started = time.perf_counter()
         self.sent_text = False
         self.ttft_ms: float | None = None
+        self.raw_events = raw_events
+        self.held: list[RawEvent] = []  # raw events not yet released (nothing visible before the first delta)
 
     async def events(self) -> AsyncIterator[StreamEvent]:
         params = self.req.params(self.model, stream=True)
@@ -400,13 +413,27 @@ class _UpstreamStream:
                 self.headers, self.builder.request_id = resp.headers, resp.request_id
                 async for sse in anthropic.AsyncStream.raw_events(resp.http_response):
                     text = self.builder.feed(sse.event, sse.data)
+                    if self.raw_events:
+                        for event in self._relay(sse.event, sse.data):
+                            yield event
+                    elif text and not self.sent_text:
+                        yield self.start_event()
                     if text:
-                        if not self.sent_text:
-                            yield self.start_event()
                         yield TextDelta(text)
                 self.builder.require_complete()
         except UPSTREAM_EXCEPTIONS as exc:
             raise from_exception(exc, model=self.model) from exc
+
+    def _relay(self, event: str | None, data: str) -> list[StreamEvent]:
+        self.held.append(RawEvent(event or "message", data))
+        if not self.sent_text and event != "content_block_delta":
+            return []
+        released: list[StreamEvent] = [self.start_event()] if not self.sent_text else []
+        return released + self.take_held()
+
+    def take_held(self) -> list[StreamEvent]:
+        held, self.held = self.held, []
+        return list(held)
 
     def start_event(self) -> StreamStart:
         # Sent just before the first text, so a retry or fallback before it is invisible.

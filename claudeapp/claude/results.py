@@ -65,6 +65,14 @@ class TextDelta:
 
 
 @dataclass(frozen=True)
+class RawEvent:
+    """One upstream SSE event as received (`astream(..., raw_events=True)`), for proxies that relay it."""
+
+    event: str
+    data: str
+
+
+@dataclass(frozen=True)
 class StreamEnd:
     result: GatewayResult
 
@@ -77,7 +85,7 @@ class StreamTruncated:
     partial_result: GatewayResult
 
 
-StreamEvent = StreamStart | TextDelta | StreamEnd | StreamTruncated
+StreamEvent = StreamStart | TextDelta | RawEvent | StreamEnd | StreamTruncated
 
 
 def ratelimit_headers(headers: Mapping[str, str]) -> dict[str, str]:

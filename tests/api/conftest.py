@@ -56,3 +56,34 @@ def model_map(db):
 
 def bearer(key) -> dict[str, str]:
     return {"HTTP_AUTHORIZATION": f"Bearer {key.raw}"}
+
+
+@pytest.fixture(scope="package")
+def gateway_web(django_db_setup, django_db_blocker, emulator):
+    """The gateway under uvicorn (one per test package run), on the test database and emulator."""
+    from django.db import connection
+
+    from tests.api.live import WebServer, database_url, web_env
+
+    server = WebServer(web_env(database=database_url(connection.settings_dict), emulator_url=emulator.url))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def live_gateway(transactional_db, gateway_web, emulator_reset, gateway_settings):
+    """A seeded database (models, prices, rules), closed circuits and a fresh emulator, for the live server."""
+    from tests.api.live import seed_for_web
+
+    seed_for_web()
+    return gateway_web
+
+
+@pytest.fixture
+def seeded_api(transactional_db, gateway_settings):
+    """The same seed for in-process (AsyncClient) tests."""
+    from tests.api.live import seed_for_web
+
+    seed_for_web()

@@ -1,0 +1,100 @@
+"""The Anthropic-compatible surface: `POST /anthropic/v1/messages` (JSON and SSE) and
+`POST /anthropic/v1/messages/count_tokens`, so the official SDKs work with
+`base_url=<gateway>/anthropic` and a partner key, through the same limits, budgets, router and ledger.
+
+Streams relay upstream's events verbatim (the gateway's raw-event mode); the events before the
+first delta are held back so a retry or fallback before it stays invisible, as for every stream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+
+from claudeapp.api import sse
+from claudeapp.api.auth import partner_key_required
+from claudeapp.api.bodies import json_object
+from claudeapp.api.call_errors import describe_call_error
+from claudeapp.api.errors import ErrorInfo, response_for
+from claudeapp.api.message_bodies import anthropic_message
+from claudeapp.api.message_inputs import CountTokensInput, anthropic_request, check_no_upstream_override
+from claudeapp.api.models import Scope
+from claudeapp.calls import run
+from claudeapp.calls.run import Completed
+from claudeapp.claude import tokens
+from claudeapp.claude.results import RawEvent
+from routing import modelmap
+from routing.rules import AUTO
+
+COUNT_MODEL_FOR_AUTO = "moderate"  # `auto` is decided per request; count with the default tier's tokenizer
+
+
+def _error(request: HttpRequest, exc: BaseException) -> JsonResponse:
+    return response_for(request, describe_call_error(exc, anthropic=True))
+
+
+def _not_post(request: HttpRequest) -> JsonResponse | None:
+    if request.method == "POST":
+        return None
+    return response_for(request, ErrorInfo(405, "invalid_request_error", "Method not allowed."))
+
+
+@partner_key_required(Scope.MESSAGES)
+async def messages(request: HttpRequest) -> HttpResponse:
+    refused = _not_post(request)
+    if refused is not None:
+        return refused
+    try:
+        model, spec, stream = anthropic_request(json_object(request), cap=None)
+        admission, spec = await run.admit(principal=request.principal, requested_model=model, spec=spec)
+        if stream:
+            events = run.stream(admission=admission, spec=spec, raw_events=True)
+            first = await anext(events)  # nothing can answer: a 529 with its status, as Anthropic would
+            return sse.response(_relay(first, events), admission.headers())
+        done = await run.complete(admission=admission, spec=spec)
+    except Exception as exc:
+        return _error(request, exc)
+    response = JsonResponse(anthropic_message(done.result))
+    for name, value in admission.headers().items():
+        response[name] = value
+    return response
+
+
+async def _relay(first: Any, events: AsyncIterator[Any]) -> AsyncIterator[bytes]:
+    async with aclosing(events):
+        event = first
+        while True:
+            if isinstance(event, RawEvent):
+                yield sse.frame(event.event, event.data)
+            elif isinstance(event, Completed):
+                if event.truncated_by is not None:  # upstream failed after tokens went out: say so, as upstream does
+                    error = describe_call_error(event.truncated_by, anthropic=True)
+                    yield sse.frame("error", {"type": "error", "error": {"type": error.type, "message": error.message}})
+                return
+            event = await anext(events)
+
+
+@partner_key_required(Scope.MESSAGES)
+async def count_tokens(request: HttpRequest) -> HttpResponse:
+    """Upstream's own count (free upstream, so no limits or budget); `auto` counts with the default tier."""
+    refused = _not_post(request)
+    if refused is not None:
+        return refused
+    try:
+        body = json_object(request)
+        check_no_upstream_override(body)
+        data = CountTokensInput(data=body)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        mm = await modelmap.aget_model_map()
+        model_id = mm.resolve(COUNT_MODEL_FOR_AUTO if v["model"] == AUTO else v["model"])
+        extra = {k: val for k, val in body.items() if k not in ("model", "messages", "system")} or None
+        counted = await tokens.acount_tokens(
+            model=model_id, messages=v["messages"], system=v.get("system"), extra=extra
+        )
+    except Exception as exc:
+        return _error(request, exc)
+    return JsonResponse(counted)

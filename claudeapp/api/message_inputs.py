@@ -1,0 +1,119 @@
+"""Request bodies of the message endpoints: validation that names the failing field, and the
+Anthropic body split into what the gateway reads and what it passes through untouched."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from claudeapp.calls.run import CallSpec
+
+MAX_MESSAGES = 10_000
+# Fields the gateway itself reads from an Anthropic body; every other field goes upstream as sent.
+INTERPRETED = frozenset({"model", "messages", "max_tokens", "system", "metadata", "stop_sequences", "stream"})
+# SSRF guard: a body may not choose where the gateway sends it.
+FORBIDDEN_SUFFIXES = ("_url", "_base", "_uri", "_endpoint", "_host")
+FORBIDDEN_NAMES = frozenset({"url", "base_url", "baseurl", "api_base", "endpoint", "host", "proxy", "upstream"})
+
+
+class ContentField(serializers.JSONField):
+    """A message's content: a non-empty string, or a list of content blocks (objects with a `type`)."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, str):
+            if not data:
+                raise serializers.ValidationError("Must not be empty.")
+            return data
+        if (
+            isinstance(data, list)
+            and data
+            and all(isinstance(b, dict) and isinstance(b.get("type"), str) for b in data)
+        ):
+            return data
+        raise serializers.ValidationError("Must be a string or a non-empty list of content blocks with a `type`.")
+
+
+class SystemField(serializers.JSONField):
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, str):
+            return data
+        if isinstance(data, list) and all(isinstance(b, dict) and b.get("type") == "text" for b in data):
+            return data
+        raise serializers.ValidationError("Must be a string or a list of text blocks.")
+
+
+class MessageParam(serializers.Serializer):
+    role = serializers.ChoiceField(choices=["user", "assistant"])
+    content = ContentField()
+
+
+def check_no_upstream_override(body: dict[str, Any]) -> None:
+    for name in body:
+        lowered = str(name).lower()
+        if lowered in FORBIDDEN_NAMES or lowered.endswith(FORBIDDEN_SUFFIXES):
+            raise serializers.ValidationError(
+                {name: ["The upstream is chosen by the gateway; this field is not allowed."]}
+            )
+
+
+class AnthropicMessagesInput(serializers.Serializer):
+    model = serializers.CharField(max_length=100)
+    max_tokens = serializers.IntegerField(min_value=1)
+    messages = serializers.ListField(child=MessageParam(), min_length=1, max_length=MAX_MESSAGES)
+    system = SystemField(required=False)
+    metadata = serializers.DictField(required=False)
+    stop_sequences = serializers.ListField(child=serializers.CharField(trim_whitespace=False), required=False)
+    stream = serializers.BooleanField(default=False)
+
+
+def anthropic_request(body: dict[str, Any], *, cap: int | None) -> tuple[str, CallSpec, bool]:
+    """(requested model, what to send, stream?) from an Anthropic Messages body. ValidationError -> 400."""
+    check_no_upstream_override(body)
+    data = AnthropicMessagesInput(data=body)
+    data.is_valid(raise_exception=True)
+    v = data.validated_data
+    metadata = v.get("metadata")
+    spec = CallSpec(
+        messages=v["messages"],
+        max_tokens=min(v["max_tokens"], cap) if cap else v["max_tokens"],
+        system=v.get("system"),
+        metadata=metadata,
+        route_tags={k: val for k, val in (metadata or {}).items() if k != "user_id"},
+        stop_sequences=v.get("stop_sequences"),
+        extra={k: val for k, val in body.items() if k not in INTERPRETED} or None,
+    )
+    return v["model"], spec, v["stream"]
+
+
+class CountTokensInput(serializers.Serializer):
+    model = serializers.CharField(max_length=100)
+    messages = serializers.ListField(child=MessageParam(), min_length=1, max_length=MAX_MESSAGES)
+    system = SystemField(required=False)
+
+
+class MessagesInput(serializers.Serializer):
+    """`POST /api/v1/messages`."""
+
+    model = serializers.CharField(max_length=100, default="auto")
+    messages = serializers.ListField(child=MessageParam(), min_length=1, max_length=MAX_MESSAGES, required=False)
+    content = serializers.CharField(required=False, trim_whitespace=False, max_length=1_000_000)
+    conversation_id = serializers.UUIDField(required=False, allow_null=True)
+    system = SystemField(required=False)
+    max_tokens = serializers.IntegerField(min_value=1, required=False)
+    metadata = serializers.DictField(child=serializers.CharField(max_length=200), required=False)
+    stream = serializers.BooleanField(default=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs.get("conversation_id"):
+            if "messages" in attrs:
+                raise serializers.ValidationError({"messages": ["Send `content` when continuing a conversation."]})
+            if not attrs.get("content"):
+                raise serializers.ValidationError({"content": ["This field is required with conversation_id."]})
+            if "system" in attrs:
+                raise serializers.ValidationError({"system": ["Not supported inside a conversation."]})
+        elif "messages" in attrs and "content" in attrs:
+            raise serializers.ValidationError({"content": ["Send either `messages` or `content`, not both."]})
+        elif not attrs.get("messages") and not attrs.get("content"):
+            raise serializers.ValidationError({"messages": ["This field is required."]})
+        return attrs

@@ -1,0 +1,30 @@
+"""Token counting through upstream's `POST /v1/messages/count_tokens` (free, not billed)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from claudeapp.claude.client import get_async_client
+from claudeapp.claude.errors import UPSTREAM_EXCEPTIONS, from_exception
+
+
+async def acount_tokens(
+    *,
+    model: str,
+    messages: Sequence[Mapping[str, Any]],
+    system: str | Sequence[Mapping[str, Any]] | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Upstream's answer as a dict (`{"input_tokens": N}`). One attempt, no fallback: a count is cheap
+    to ask again, and another model's count would be wrong. Raises UpstreamError subclasses."""
+    params: dict[str, Any] = {"model": model, "messages": list(messages)}
+    if system is not None:
+        params["system"] = system
+    if extra:
+        params["extra_body"] = dict(extra)  # tools, thinking, ...: counted by upstream as sent
+    try:
+        async with get_async_client().messages.with_streaming_response.count_tokens(**params) as resp:
+            return dict(await resp.json())
+    except UPSTREAM_EXCEPTIONS as exc:
+        raise from_exception(exc, model=model) from exc
