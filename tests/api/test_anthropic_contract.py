@@ -115,7 +115,11 @@ def test_cache_control_and_system_blocks_pass_through_and_usage_shows_cache_toke
 def test_tools_pass_through_untouched(live_gateway, key):
     tools = [{"name": "get_tide", "description": "Tide times", "input_schema": {"type": "object", "properties": {}}}]
     message = sdk(live_gateway, key.raw).messages.create(
-        model="claude-haiku-5-5", max_tokens=64, messages=HI, tools=tools, tool_choice={"type": "tool", "name": "get_tide"}
+        model="claude-haiku-5-5",
+        max_tokens=64,
+        messages=HI,
+        tools=tools,
+        tool_choice={"type": "tool", "name": "get_tide"},
     )
     assert any(block.type == "tool_use" and block.name == "get_tide" for block in message.content)
 
@@ -184,9 +188,9 @@ def test_when_no_model_can_answer_the_sdk_raises_overloaded_error(live_gateway, 
     client = sdk(live_gateway, key.raw)
     with pytest.raises(anthropic.OverloadedError):
         client.messages.create(model="claude-opus-5-5", max_tokens=8, messages=prompt)
-    with pytest.raises(anthropic.OverloadedError):
-        with client.messages.stream(model="claude-opus-5-5", max_tokens=8, messages=prompt) as stream:
-            stream.get_final_message()
+    stream = client.messages.stream(model="claude-opus-5-5", max_tokens=8, messages=prompt)
+    with pytest.raises(anthropic.OverloadedError), stream as opened:
+        opened.get_final_message()
     assert not LedgerEntry.objects.exists() and not Reservation.objects.exists()
 
 
