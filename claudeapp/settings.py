@@ -301,3 +301,8 @@ CELERY_BEAT_SCHEDULE["jobs-batches"] = {
 # --- partner messages API ---
 # POST /api/v1/messages without max_tokens asks for this many (then capped by the chosen model's max output).
 API_DEFAULT_MAX_TOKENS = env.int("API_DEFAULT_MAX_TOKENS", default=4096)
+
+# --- calls (admission) ---
+# How long one request may wait for room under the organisation's Anthropic limits before it is
+# queued (chat) or answered 429 with retry-after (API).
+UPSTREAM_MAX_WAIT_SECONDS = env.float("UPSTREAM_MAX_WAIT_SECONDS", default=2.0)

@@ -6,15 +6,19 @@ run it through `asgiref.sync.sync_to_async` and close the DB connection after.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from billing import budgets, ledger, limits, prices
+from django.conf import settings
+
+from billing import budgets, ledger, limits, prices, upstream
 from billing.costs import Usage
 from billing.limits import LimitTicket
 from billing.models import Reservation
 from claudeapp.accounts.principals import Principal
+from claudeapp.calls.errors import UpstreamBusy
 from routing import services as routing
 from routing.services import RouteDecision, RouteRequest
 
@@ -54,7 +58,7 @@ def admit(
     interactive: bool = True,
     subject: str = "",
 ) -> Admission:
-    """Raises routing.errors.*, billing.errors.RateLimited / BudgetExceeded / PriceMissing."""
+    """Raises routing.errors.*, billing.errors.RateLimited / BudgetExceeded / PriceMissing, UpstreamBusy."""
     decision = routing.route(
         RouteRequest(
             principal=principal,
@@ -69,6 +73,7 @@ def admit(
     )
     bill_classifier(principal=principal, decision=decision, subject=subject)
     prices.current_price(model_id=decision.model_id)  # an unpriced model is refused, never billed at $0
+    _wait_for_upstream_room(model_id=decision.model_id, input_tokens=input_tokens)
     ticket = limits.acquire(
         principal=principal, model_id=decision.model_id, input_tokens=input_tokens, max_tokens=max_tokens
     )
@@ -80,6 +85,16 @@ def admit(
         limits.finish(ticket=ticket, usage=None)
         raise
     return Admission(principal, decision, reservation, ticket, input_tokens, max_tokens)
+
+
+def _wait_for_upstream_room(*, model_id: str, input_tokens: int) -> None:
+    """Keep the whole deployment under the org's Anthropic limits (learned from response headers):
+    wait a moment when that is enough, otherwise refuse before hammering Claude into 429s."""
+    wait = upstream.upstream_wait_seconds(model_id=model_id, input_tokens=input_tokens)
+    if wait > settings.UPSTREAM_MAX_WAIT_SECONDS:
+        raise UpstreamBusy(model_id=model_id, retry_after_seconds=wait)
+    if wait > 0:
+        time.sleep(wait)  # admission runs in a worker thread, never on the event loop
 
 
 def bill_classifier(*, principal: Principal, decision: RouteDecision, subject: str) -> None:

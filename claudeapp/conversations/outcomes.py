@@ -13,6 +13,7 @@ from claudeapp.accounts.principals import Principal
 from claudeapp.calls import admission as calls_admission
 from claudeapp.calls import settlement
 from claudeapp.calls.admission import Admission
+from claudeapp.calls.errors import UpstreamBusy
 from claudeapp.claude.errors import GatewayError, NoModelAvailable, UpstreamError
 from claudeapp.claude.results import GatewayResult, StreamEnd, StreamTruncated
 from claudeapp.conversations import context as ctx
@@ -77,16 +78,21 @@ def _admit(prepared: Prepared, *, history: list[Message], user_text: str, model_
     untrimmed = ctx.build_context(
         history, new_user_text=user_text, context_window=UNLIMITED_WINDOW, max_tokens=prepared.max_tokens
     )
-    admission = calls_admission.admit(
-        principal=prepared.principal,
-        requested_model=model_choice,
-        messages=untrimmed.messages,
-        system=None,
-        max_tokens=prepared.max_tokens,
-        input_tokens=untrimmed.input_tokens_estimate,
-        previous_model=prepared.conversation.last_model,
-        subject=str(prepared.answer.public_id),
-    )
+    try:
+        admission = calls_admission.admit(
+            principal=prepared.principal,
+            requested_model=model_choice,
+            messages=untrimmed.messages,
+            system=None,
+            max_tokens=prepared.max_tokens,
+            input_tokens=untrimmed.input_tokens_estimate,
+            previous_model=prepared.conversation.last_model,
+            subject=str(prepared.answer.public_id),
+        )
+    except UpstreamBusy as exc:
+        prepared.context = untrimmed
+        prepared.refused = _queue_while_busy(prepared, exc)
+        return
     window = Model.objects.filter(model_id=admission.decision.model_id).values_list("context_window", flat=True)
     prepared.context = ctx.build_context(
         history, new_user_text=user_text, context_window=window.first() or UNLIMITED_WINDOW,
@@ -99,6 +105,28 @@ def _admit(prepared: Prepared, *, history: list[Message], user_text: str, model_
     answer.routing_decision_id = admission.decision.decision_id
     answer.model_requested = model_choice
     answer.save(update_fields=["status", "routing_reason", "routing_decision", "model_requested"])
+
+
+def _queue_while_busy(prepared: Prepared, busy: UpstreamBusy) -> Refusal:
+    """The org is at its Anthropic limit for this model: the turn waits in the queue, not in the browser."""
+    answer = prepared.answer
+    _enqueue_turn(prepared, model_id=busy.model_id)
+    answer.error_type = "upstream_busy"
+    answer.error_message = "Claude is at capacity right now; your message is queued and the answer will arrive here."
+    answer.save(update_fields=["status", "job_id", "error_type", "error_message"])
+    return Refusal(answer, busy.retry_after_seconds)
+
+
+def _enqueue_turn(prepared: Prepared, *, model_id: str) -> None:
+    answer = prepared.answer
+    job = jobs.create(
+        principal=prepared.principal,
+        payload={"model": model_id, "messages": prepared.context.messages, "max_tokens": prepared.max_tokens},
+        mode=Job.Mode.QUEUE,  # someone is waiting in the chat: never a day-long batch
+        conversation_ref=str(prepared.conversation.public_id),
+        message_ref=str(answer.public_id),
+    )
+    answer.status, answer.job_id = Message.Status.QUEUED, job.pk
 
 
 def _reopen_failed(conversation: Conversation, answer_id: str) -> tuple[str, Message]:
@@ -190,18 +218,7 @@ def queue_for_later(*, prepared: Prepared, error: NoModelAvailable) -> Message:
     """No model can answer now: keep the turn and let a job answer it when Claude recovers."""
     settlement.abandon(admission=prepared.admission)
     answer = prepared.answer
-    job = jobs.create(
-        principal=prepared.principal,
-        payload={
-            "model": prepared.admission.decision.model_id,
-            "messages": prepared.context.messages,
-            "max_tokens": prepared.max_tokens,
-        },
-        mode=Job.Mode.QUEUE,  # someone is waiting in the chat: never a day-long batch
-        conversation_ref=str(prepared.conversation.public_id),
-        message_ref=str(answer.public_id),
-    )
-    answer.status, answer.job_id = Message.Status.QUEUED, job.pk
+    _enqueue_turn(prepared, model_id=prepared.admission.decision.model_id)
     answer.error_type, answer.error_message = "overloaded", plain_words(error)
     answer.save(update_fields=["status", "job_id", "error_type", "error_message"])
     return answer

@@ -160,3 +160,31 @@ def test_run_in_background_queues_a_job_whose_answer_lands_in_the_conversation(
     assert answer.status == Message.Status.COMPLETE
     assert answer.content and answer.cost_micros > 0
     assert LedgerEntry.objects.filter(event_key=f"job:{job.pk}").count() == 1
+
+
+async def test_at_the_orgs_anthropic_limit_a_turn_waits_in_the_queue_instead_of_hammering_claude(
+    aclient, conversation, settings, aclose_loop_clients
+):
+    from asgiref.sync import sync_to_async
+
+    from billing.upstream import observe_upstream
+
+    settings.UPSTREAM_MAX_WAIT_SECONDS = 0.01
+    headers = {"anthropic-ratelimit-requests-limit": "50", "anthropic-ratelimit-requests-remaining": "0"}
+    await sync_to_async(observe_upstream)(model_id="claude-haiku-5-5", headers=headers)
+    try:
+        events = await _send(aclient, conversation, content="busy day", model="claude-haiku-5-5")
+    finally:  # what the limiter learned lives in Redis for minutes: don't let it slow other tests
+        await sync_to_async(_forget_upstream_limits)("claude-haiku-5-5")
+    assert events[-1][0] == "queued"
+    assert events[-1][1]["retry_after"] > 0
+    answer = await Message.objects.aget(conversation=conversation, role="assistant")
+    assert answer.status == Message.Status.QUEUED and answer.error_type == "upstream_busy"
+    assert answer.job_id is not None
+
+
+def _forget_upstream_limits(model_id: str) -> None:
+    from billing import redisconn
+
+    axes = ("requests", "tokens", "input-tokens", "output-tokens")
+    redisconn.client().delete(*(redisconn.key("upstream", model_id, axis) for axis in axes))

@@ -1,0 +1,11 @@
+from __future__ import annotations
+
+
+class UpstreamBusy(Exception):
+    """The deployment is at the organisation's Anthropic limits for this model for longer than a
+    request should wait: queue the work (chat) or tell the caller when to come back (API)."""
+
+    def __init__(self, *, model_id: str, retry_after_seconds: float) -> None:
+        self.model_id = model_id
+        self.retry_after_seconds = retry_after_seconds
+        super().__init__(f"{model_id} is at the organisation's rate limit; retry in {retry_after_seconds:.1f}s")
