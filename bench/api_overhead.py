@@ -62,16 +62,23 @@ def prepare() -> str:
     call_command("seed", stdout=StringIO())
     owner, _ = User.objects.get_or_create(username="bench-partner")
     key, raw = keys.create_key(owner=owner, name="bench", scopes=["messages"])
-    RateLimitPolicy.objects.create(scope="partner_key", scope_id=key.pk, requests_per_minute=1_000_000,
-                                   input_tokens_per_minute=100_000_000, output_tokens_per_minute=100_000_000)  # fmt: skip
+    RateLimitPolicy.objects.create(
+        scope="partner_key",
+        scope_id=key.pk,
+        requests_per_minute=1_000_000,
+        input_tokens_per_minute=100_000_000,
+        output_tokens_per_minute=100_000_000,
+    )
     Budget.objects.create(scope="partner_key", scope_id=key.pk, period="month", limit_micros=10**15)
     return raw
 
 
 async def lone(http, gateway_url: str, direct_url: str, key: str, rounds: int) -> dict[str, list[float]]:
     times: dict[str, list[float]] = {"gateway": [], "direct": []}
-    targets = {"gateway": (f"{gateway_url}/anthropic/v1/messages", {"x-api-key": key}),
-               "direct": (f"{direct_url}/v1/messages", {"x-api-key": "bench"})}  # fmt: skip
+    targets = {
+        "gateway": (f"{gateway_url}/anthropic/v1/messages", {"x-api-key": key}),
+        "direct": (f"{direct_url}/v1/messages", {"x-api-key": "bench"}),
+    }
     for _ in range(rounds):
         for name, (url, headers) in targets.items():
             started = time.perf_counter()
@@ -110,16 +117,20 @@ async def run(args: argparse.Namespace, gateway_url: str, pid: int, direct_url: 
         await lone(http, gateway_url, direct_url, key, 20)  # warm caches, pools, the model map
         times = await lone(http, gateway_url, direct_url, key, args.lone)
         g50, d50 = statistics.median(times["gateway"]), statistics.median(times["direct"])
-        print(f"lone x{args.lone}: direct p50 {d50:.2f} ms p95 {pct(times['direct'], 95):.2f} ms | "
-              f"gateway p50 {g50:.2f} ms p95 {pct(times['gateway'], 95):.2f} ms | added p50 {g50 - d50:+.2f} ms")  # fmt: skip
+        print(
+            f"lone x{args.lone}: direct p50 {d50:.2f} ms p95 {pct(times['direct'], 95):.2f} ms | "
+            f"gateway p50 {g50:.2f} ms p95 {pct(times['gateway'], 95):.2f} ms | added p50 {g50 - d50:+.2f} ms"
+        )
         direct_rps = await load(http, f"{direct_url}/v1/messages", {"x-api-key": "bench"}, args.clients, args.total)
         cpu_before = cpu_seconds(pid)
         gateway_rps = await load(
             http, f"{gateway_url}/anthropic/v1/messages", {"x-api-key": key}, args.clients, args.total
         )
         cpu_ms = (cpu_seconds(pid) - cpu_before) * 1000 / args.total
-        print(f"{args.clients} clients x{args.total}: direct {direct_rps:.1f} req/s | gateway {gateway_rps:.1f} req/s "
-              f"(ratio {gateway_rps / direct_rps:.2f}) | web process CPU {cpu_ms:.2f} ms/request")  # fmt: skip
+        print(
+            f"{args.clients} clients x{args.total}: direct {direct_rps:.1f} req/s | gateway {gateway_rps:.1f} req/s "
+            f"(ratio {gateway_rps / direct_rps:.2f}) | web process CPU {cpu_ms:.2f} ms/request"
+        )
 
 
 def main() -> None:
@@ -135,8 +146,14 @@ def main() -> None:
     from django.conf import settings
 
     with EmulatorProcess.start("--rpm", "100000000") as emulator:
-        env = {**os.environ, **BENCH_ENV, "ANTHROPIC_BASE_URL": emulator.url, "DATABASE_URL": os.environ["DATABASE_URL"],
-               "REDIS_URL": settings.REDIS_URL, "DB_POOL_MAX_SIZE": "20"}  # fmt: skip
+        env = {
+            **os.environ,
+            **BENCH_ENV,
+            "ANTHROPIC_BASE_URL": emulator.url,
+            "DATABASE_URL": os.environ["DATABASE_URL"],
+            "REDIS_URL": settings.REDIS_URL,
+            "DB_POOL_MAX_SIZE": "20",
+        }
         web = WebServer(env)
         try:
             asyncio.run(run(args, web.url, web.proc.pid, emulator.url, key))
