@@ -13,6 +13,7 @@ urlpatterns = [
     path("c/<str:public_id>/rename", views.conversation_rename, name="rename"),
     path("c/<str:public_id>/delete", views.conversation_delete, name="delete"),
     path("c/<str:public_id>/send", stream_views.send, name="send"),
+    path("c/<str:public_id>/estimate", views.turn_estimate, name="estimate"),
     path("usage/", views.usage, name="usage"),
 ]
 

@@ -8,10 +8,13 @@ from dataclasses import dataclass
 from django.db.models import Sum
 from django.utils import timezone
 
-from billing import budgets
+from billing import budgets, prices
+from billing.costs import worst_case_micros
 from billing.ledger import billing_day
 from billing.models import Budget, DailyRollup
 from claudeapp.accounts.principals import Principal
+from claudeapp.conversations import context as ctx
+from routing import modelmap
 
 
 @dataclass(frozen=True)
@@ -62,3 +65,34 @@ def _line(budget: Budget, now: dt.datetime) -> BudgetLine:
     start, end = budgets.period_bounds(budget.period, now)
     spent = 0 if budget.period_start < start else budget.spent_micros + budget.reserved_micros
     return BudgetLine(budget, spent, max(0, budget.limit_micros - spent), end)
+
+
+@dataclass(frozen=True)
+class TurnEstimate:
+    model_id: str
+    worst_case_micros: int
+    budget_left_micros: int | None  # None: no budget applies
+
+    @property
+    def over_budget(self) -> bool:
+        return self.budget_left_micros is not None and self.worst_case_micros > self.budget_left_micros
+
+
+def estimate_turn(
+    principal: Principal, *, history: list, model_choice: str, previous_model: str, text_chars: int, max_tokens: int
+) -> TurnEstimate:
+    """What the budget hold for this turn would be (the same worst case billing reserves), and what is left."""
+    model_id = _model_for_estimate(model_choice, previous_model)
+    context = ctx.build_context(history, new_user_text="", context_window=10**9, max_tokens=max_tokens)
+    input_tokens = context.input_tokens_estimate + int(text_chars / ctx.CHARS_PER_TOKEN)
+    price = prices.current_price(model_id=model_id)
+    worst = worst_case_micros(price=price, input_tokens=input_tokens, max_tokens=max_tokens)
+    lines = [_line(b, timezone.now()) for b in Budget.objects.filter(budgets.covering(principal), enabled=True)]
+    left = min((line.remaining_micros for line in lines), default=None)
+    return TurnEstimate(model_id=model_id, worst_case_micros=worst, budget_left_micros=left)
+
+
+def _model_for_estimate(model_choice: str, previous_model: str) -> str:
+    if model_choice != "auto":
+        return modelmap.resolve_model(model_choice)
+    return previous_model or modelmap.resolve_model("moderate")  # where `auto` lands when nothing else decides

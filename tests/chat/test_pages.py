@@ -114,3 +114,32 @@ def test_costs_below_a_cent_keep_their_micro_dollars():
     assert usd(12_345) == "$0.0123"
     assert usd(12_340_000) == "$12.34"
     assert usd(None) == "$0.000000"
+
+
+def test_the_composer_is_warned_when_a_turns_worst_case_passes_the_budget(alice_client, alice):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from billing.models import Budget
+
+    call_command("seed", stdout=StringIO())
+    conversation = services.create_conversation(owner_id=alice.pk)
+    url = f"/c/{conversation.public_id}/estimate"
+    no_budget = alice_client.get(url, {"model": "claude-opus-5-5", "chars": 100}).json()
+    assert no_budget["budget_left_micros"] is None and no_budget["over_budget"] is False
+    assert no_budget["worst_case_micros"] > 0
+    Budget.objects.create(scope="user", scope_id=alice.pk, period="month", limit_micros=50_000)
+    opus = alice_client.get(url, {"model": "claude-opus-5-5", "chars": 100}).json()
+    haiku = alice_client.get(url, {"model": "claude-haiku-5-5", "chars": 100}).json()
+    assert opus["over_budget"] is True and opus["budget_left"] == "$0.0500"
+    assert haiku["over_budget"] is False
+    assert alice_client.get(url, {"model": "auto"}).json()["model"] == "claude-sonnet-5-5"
+
+
+def test_the_estimate_names_a_bad_field(alice_client, alice):
+    conversation = services.create_conversation(owner_id=alice.pk)
+    url = f"/c/{conversation.public_id}/estimate"
+    assert alice_client.get(url, {"model": "gpt-4", "chars": 1}).json()["error"]["field"] == "model"
+    response = alice_client.get(url, {"chars": "lots"})
+    assert response.status_code == 400 and response.json()["error"]["field"] == "chars"

@@ -20,6 +20,32 @@
     document.getElementById("sidebar").classList.toggle("open");
   });
 
+  // Warn before sending when this turn's worst case (the budget hold billing would take) is more
+  // than the budget left. The server computes it, with the same prices and rule as the hold.
+  let estimateTimer = null;
+  function scheduleEstimate() {
+    clearTimeout(estimateTimer);
+    estimateTimer = setTimeout(checkBudget, 400);
+  }
+  async function checkBudget() {
+    const url = chat.dataset.estimateUrl;
+    if (!url || controller) return;
+    const params = new URLSearchParams({ model: model.value, chars: String(prompt.value.length) });
+    try {
+      const response = await fetch(url + "?" + params, { headers: { Accept: "application/json" } });
+      if (!response.ok) return;
+      const data = await response.json();
+      const warning = data.over_budget
+        ? "This message could cost up to " + data.worst_case + ", more than the " + data.budget_left + " left in your budget."
+        : "";
+      showHint(warning);
+      hint.classList.toggle("error", data.over_budget);
+    } catch (error) { /* the estimate is advice only */ }
+  }
+  prompt.addEventListener("input", scheduleEstimate);
+  model.addEventListener("change", scheduleEstimate);
+  if (chat.dataset.estimateUrl) scheduleEstimate();
+
   prompt.addEventListener("keydown", (event) => {
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
       event.preventDefault();
@@ -56,6 +82,7 @@
     if (!response.ok) { showHint("Could not start a conversation (" + response.status + ")."); return null; }
     const data = await response.json();
     chat.dataset.sendUrl = data.send_url;
+    chat.dataset.estimateUrl = data.estimate_url;
     history.replaceState(null, "", data.url);
     return data.send_url;
   }
