@@ -10,6 +10,7 @@ import logging
 
 from billing.errors import PriceMissing
 from claudeapp.api.errors import ErrorInfo, describe, register_error, retry_after_headers
+from claudeapp.calls.errors import UpstreamBusy
 from claudeapp.claude.errors import NoModelAvailable, UpstreamBadRequest, UpstreamError, UpstreamNotFound
 from routing.errors import ModelDisabled, UnknownModel
 
@@ -20,6 +21,13 @@ def _unknown_model(exc: UnknownModel | ModelDisabled) -> str:
     return f"model: {exc.name!r} is not a model this gateway serves."
 
 
+register_error(
+    UpstreamBusy,
+    429,
+    "rate_limit_error",
+    lambda e: "The gateway is at its upstream rate limit for this model; retry later.",
+    headers_fn=lambda e: retry_after_headers(e.retry_after_seconds),
+)
 register_error(UnknownModel, 404, "not_found_error", _unknown_model)
 register_error(ModelDisabled, 404, "not_found_error", _unknown_model)
 # Upstream refused the request itself (every model would): the caller's body is at fault.
