@@ -122,3 +122,10 @@ def _idempotency_key(request: Request) -> str | None:
     if key is not None and not 1 <= len(key) <= 255:
         raise exceptions.ValidationError({"Idempotency-Key": ["must be 1 to 255 characters"]})
     return key
+
+
+class JobDiscardApi(JobsApiView):
+    @api_schema.discard
+    def post(self, request: Request, job_id: str) -> Response:
+        services.discard(job_id=job_id, principal=request._request.principal)
+        return Response(status=204)

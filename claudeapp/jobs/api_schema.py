@@ -103,3 +103,9 @@ requeue = extend_schema(
     request=None,
     responses={202: JobOutput},
 )
+discard = extend_schema(
+    operation_id="jobs_discard",
+    summary="Drop a finished, dead, failed or canceled job for good (its ledger entry stays)",
+    request=None,
+    responses={204: None},
+)

@@ -11,4 +11,5 @@ urlpatterns = [
     path("api/v1/jobs/<str:job_id>", api.JobDetailApi.as_view(), name="api-job"),
     path("api/v1/jobs/<str:job_id>/cancel", api.JobCancelApi.as_view(), name="api-job-cancel"),
     path("api/v1/jobs/<str:job_id>/requeue", api.JobRequeueApi.as_view(), name="api-job-requeue"),
+    path("api/v1/jobs/<str:job_id>/discard", api.JobDiscardApi.as_view(), name="api-job-discard"),
 ]

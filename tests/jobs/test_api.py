@@ -108,3 +108,14 @@ def test_an_unknown_model_is_a_400_on_model(key_client):
 def test_a_key_without_the_jobs_scope_is_refused(key_client):
     assert key_client(scopes=("messages",)).post("/api/v1/jobs", _body(), format="json").status_code == 403
     assert APIClient().post("/api/v1/jobs", _body(), format="json").status_code == 401
+
+
+def test_discard_drops_a_canceled_job_but_not_a_queued_one_or_someone_elses(no_worker, key_client):
+    client, other = key_client(), key_client()
+    job_id = client.post("/api/v1/jobs", _body(), format="json").json()["id"]
+
+    assert client.post(f"/api/v1/jobs/{job_id}/discard").status_code == 409  # still queued
+    client.post(f"/api/v1/jobs/{job_id}/cancel")
+    assert other.post(f"/api/v1/jobs/{job_id}/discard").status_code == 404
+    assert client.post(f"/api/v1/jobs/{job_id}/discard").status_code == 204
+    assert not Job.objects.filter(pk=job_id).exists()
