@@ -27,7 +27,7 @@ from claudeapp.calls.run import CallSpec, Completed
 from claudeapp.claude.results import StreamStart, TextDelta
 from claudeapp.conversations.models import Message
 from claudeapp.conversations.outcomes import Prepared
-from claudeapp.conversations.turns import Delta, Finished, _stream_answer
+from claudeapp.conversations.turns import Delta, Finished, stream_answer
 
 
 def _error(request: HttpRequest, exc: BaseException) -> JsonResponse:
@@ -113,7 +113,7 @@ async def _conversation_turn(request: HttpRequest, v: dict[str, Any], max_tokens
     if not v["stream"]:
         answer = await conversation_turns.complete(prepared)
         return _conversation_reply(request, prepared, answer, headers)
-    events = _stream_answer(prepared)
+    events = stream_answer(prepared)
     first = await anext(events)
     if isinstance(first, Finished) and first.message.status in (Message.Status.QUEUED, Message.Status.FAILED):
         await events.aclose()

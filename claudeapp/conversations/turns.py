@@ -81,11 +81,12 @@ async def stream_turn(
         yield Finished(prepared.refused.message, retry_after=prepared.refused.retry_after)
         return
     yield Started(str(prepared.answer.public_id), prepared.admission.decision.model_id, prepared.route_reason)
-    async for event in _stream_answer(prepared):
+    async for event in stream_answer(prepared):
         yield event
 
 
-async def _stream_answer(prepared: Prepared) -> AsyncIterator[TurnEvent]:
+async def stream_answer(prepared: Prepared) -> AsyncIterator[TurnEvent]:
+    """Stream the answer of a prepared (admitted) turn and record its outcome, whatever happens."""
     received: list[str] = []
     finished = False
     try:
