@@ -15,6 +15,11 @@ echo "== django checks"
 DEBUG=0 SECRET_KEY="ci-$(head -c 48 /dev/urandom | base64 | tr -d '/+=')" ALLOWED_HOSTS=gateway.example.com \
   .venv/bin/python manage.py check --deploy --fail-level WARNING
 echo "== pytest"
+# Tests get a Redis database of their own, emptied first: limiter buckets, breaker state and
+# queued Celery messages from an earlier run (or from `make run` on db 0) must not leak in.
+export REDIS_URL="${TEST_REDIS_URL:-redis://127.0.0.1:6379/15}"
+unset CELERY_BROKER_URL
+redis-cli -u "$REDIS_URL" flushdb >/dev/null
 set +e
 .venv/bin/python -m pytest "$@"
 status=$?
