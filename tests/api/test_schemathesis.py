@@ -11,6 +11,11 @@ from schemathesis.specs.openapi.checks import response_schema_conformance
 
 pytestmark = pytest.mark.django_db(transaction=True)
 MAX_EXAMPLES = 12  # per operation and mode: the whole run stays well under a minute
+_TURN = {"max_tokens": 16, "messages": [{"role": "user", "content": "Say hello."}]}
+VALID_BODIES = {
+    "POST /api/v1/messages": {"model": "claude-haiku-5-5", **_TURN},
+    "POST /anthropic/v1/messages": {"model": "claude-haiku-5-5", **_TURN},
+}
 
 
 @pytest.fixture
@@ -30,7 +35,18 @@ def test_no_request_makes_the_api_fail_or_break_its_schema(live_gateway, full_ke
         except Exception as exc:  # collect every operation's first failure, then report them together
             failures.append(f"{operation.label}: {exc}"[:2000])
     assert not failures, "\n\n".join(failures)
-    assert emulator.stats()["by_path"].get("POST /v1/messages", 0) > 0  # generated bodies did reach upstream
+    # Random bodies rarely name a real model, so also check the documented success path: a valid
+    # call reaches upstream and its 200 matches the schema too.
+    before = emulator.stats()["by_path"].get("POST /v1/messages", 0)
+    for label, body in VALID_BODIES.items():
+        case = next(op for op in operations if op.label == label).Case(body=body, media_type="application/json")
+        case.call_and_validate(
+            base_url=live_gateway.url,
+            headers={"x-api-key": full_key.raw},
+            checks=[not_a_server_error, response_schema_conformance],
+            timeout=20,
+        )
+    assert emulator.stats()["by_path"].get("POST /v1/messages", 0) >= before + len(VALID_BODIES)
 
 
 def _exercise(operation, base_url: str, raw_key: str) -> None:
