@@ -140,7 +140,7 @@ def main() -> None:
     parser.add_argument("--total", type=int, default=1000)
     args = parser.parse_args()
     from emulator.testing import EmulatorProcess
-    from tests.api.live import WebServer
+    from tests.fixtures.live_web import WebServer
 
     key = prepare()
     from django.conf import settings

@@ -63,7 +63,7 @@ def gateway_web(django_db_setup, django_db_blocker, emulator):
     """The gateway under uvicorn (one per test package run), on the test database and emulator."""
     from django.db import connection
 
-    from tests.api.live import WebServer, database_url, web_env
+    from tests.fixtures.live_web import WebServer, database_url, web_env
 
     server = WebServer(web_env(database=database_url(connection.settings_dict), emulator_url=emulator.url))
     try:
@@ -75,7 +75,7 @@ def gateway_web(django_db_setup, django_db_blocker, emulator):
 @pytest.fixture
 def live_gateway(transactional_db, gateway_web, emulator_reset, gateway_settings):
     """A seeded database (models, prices, rules), closed circuits and a fresh emulator, for the live server."""
-    from tests.api.live import seed_for_web
+    from tests.fixtures.live_web import seed_for_web
 
     seed_for_web()
     return gateway_web
@@ -84,6 +84,6 @@ def live_gateway(transactional_db, gateway_web, emulator_reset, gateway_settings
 @pytest.fixture
 def seeded_api(transactional_db, gateway_settings):
     """The same seed for in-process (AsyncClient) tests."""
-    from tests.api.live import seed_for_web
+    from tests.fixtures.live_web import seed_for_web
 
     seed_for_web()

@@ -9,19 +9,15 @@ the browser is stopped at the end of the package so later tests see a normal thr
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import tempfile
-import time
-import uuid
 from collections.abc import Callable, Iterator
-from io import StringIO
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
+
+from tests.fixtures.live_web import WebServer, database_url, seed_for_web, web_env
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path(os.environ.get("E2E_CHROMIUM", "/usr/bin/chromium"))  # Debian's package
@@ -29,19 +25,6 @@ ARTIFACTS = PROJECT_ROOT / "test-artifacts"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
 PASSWORD = "pw-for-tests-123"  # the root conftest's user_factory default
-GATEWAY_MODELS = ("claude-opus-5-5", "claude-sonnet-5-5", "claude-haiku-5-5")
-# The web process reloads prices and the model map on every read (each test reseeds them with
-# new ids), retries fast, and never opens a circuit because of one test's injected faults.
-WEB_ENV = {
-    "DEBUG": "1",
-    "ANTHROPIC_API_KEY": "",
-    "BILLING_CACHE_SECONDS": "0",
-    "MODEL_MAP_REFRESH_SECONDS": "0",
-    "CLAUDE_RETRY_BASE_SECONDS": "0.01",
-    "CLAUDE_RETRY_MAX_SECONDS": "0.05",
-    "CLAUDE_BREAKER_FAILURE_THRESHOLD": "100000",
-    "DB_POOL_MAX_SIZE": "10",
-}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -51,70 +34,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.skip(reason=f"{CHROMIUM} is missing: run scripts/ensure_browser.sh"))
 
 
-def _database_url(settings_dict: dict[str, Any]) -> str:
-    auth = settings_dict["USER"] + (f":{settings_dict['PASSWORD']}" if settings_dict.get("PASSWORD") else "")
-    return f"postgres://{auth}@{settings_dict['HOST']}:{settings_dict['PORT']}/{settings_dict['NAME']}"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class WebServer:
-    """`uvicorn claudeapp.asgi:application` in a subprocess; its log is kept for failure messages."""
-
-    def __init__(self, env: dict[str, str]) -> None:
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = Path(tempfile.mkdtemp(prefix="e2e-web-")) / "uvicorn.log"
-        argv = [sys.executable, "-m", "uvicorn", "claudeapp.asgi:application", "--host", "127.0.0.1",
-                "--port", str(self.port), "--lifespan", "off", "--timeout-graceful-shutdown", "2"]  # fmt: skip
-        with self.log_path.open("wb") as log:
-            self.proc = subprocess.Popen(argv, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=log)
-        self._wait_ready()
-
-    def _wait_ready(self, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and self.proc.poll() is None:
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"uvicorn did not start:\n{self.log()}")
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-4000:]
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-
-
 @pytest.fixture(scope="package")
 def web_server(django_db_setup, django_db_blocker, emulator, tmp_path_factory) -> Iterator[WebServer]:
-    from django.conf import settings
     from django.db import connection
 
-    env = {
-        **os.environ,
-        **WEB_ENV,
-        "DJANGO_SETTINGS_MODULE": "tests.e2e.web_settings",
-        "E2E_STATIC_ROOT": str(tmp_path_factory.mktemp("e2e-static")),
-        "DATABASE_URL": _database_url(connection.settings_dict),  # the test database, test_<name>
-        "REDIS_URL": settings.REDIS_URL,
-        "CACHE_KEY_PREFIX": settings.CACHES["default"]["KEY_PREFIX"],
-        "ANTHROPIC_BASE_URL": emulator.url,
-    }
+    env = web_env(
+        database=database_url(connection.settings_dict),  # the test database, test_<name>
+        emulator_url=emulator.url,
+        extra={
+            "DJANGO_SETTINGS_MODULE": "tests.e2e.web_settings",
+            "E2E_STATIC_ROOT": str(tmp_path_factory.mktemp("e2e-static")),
+        },
+    )
     # The chat and admin assets are enough; the API docs' bundles would double the copy time.
     manage = [sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0",
               "-i", "drf_spectacular_sidecar", "-i", "rest_framework"]  # fmt: skip
@@ -150,20 +81,9 @@ def browser() -> Iterator[Any]:
 @pytest.fixture
 def seeded_web(transactional_db, web_server, emulator_reset, settings) -> WebServer:
     """Models, prices and rules seeded (as `make run` does), every circuit closed, a fresh emulator."""
-    from django.core.management import call_command
 
     settings.SEED_DEMO_USERS = False  # their password hashes cost a second per test; nobody signs in as them
-    from billing import prices, redisconn
-    from claudeapp.claude import breaker
-    from routing import modelmap
-
-    call_command("seed", stdout=StringIO())
-    prices._cache.clear()
-    # Each test reseeds with new row ids: move the shared version keys so the web process reloads.
-    redisconn.client().set(redisconn.key("version", "prices"), uuid.uuid4().int % 2**62)
-    modelmap.bump_version()
-    for model in GATEWAY_MODELS:
-        breaker.reset(model)
+    seed_for_web()
     return web_server
 
 

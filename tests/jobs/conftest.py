@@ -21,6 +21,8 @@ from typing import Any
 import pytest
 import redis
 
+from tests.fixtures.live_web import database_url
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 # Short on purpose: a killed worker's jobs come back after the lease, retries wait well under a second.
@@ -109,11 +111,6 @@ class Workers:
             self.current = None
 
 
-def _database_url(settings_dict: dict[str, Any]) -> str:
-    auth = settings_dict["USER"] + (f":{settings_dict['PASSWORD']}" if settings_dict.get("PASSWORD") else "")
-    return f"postgres://{auth}@{settings_dict['HOST']}:{settings_dict['PORT']}/{settings_dict['NAME']}"
-
-
 @pytest.fixture(scope="session")
 def job_workers(django_db_setup, django_db_blocker, emulator) -> Iterator[Workers]:
     from django.conf import settings
@@ -122,7 +119,7 @@ def job_workers(django_db_setup, django_db_blocker, emulator) -> Iterator[Worker
     redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()  # only our own db: stale messages of old runs
     env = {
         **os.environ,
-        "DATABASE_URL": _database_url(connection.settings_dict),  # the test database, test_<name>
+        "DATABASE_URL": database_url(connection.settings_dict),  # the test database, test_<name>
         "REDIS_URL": settings.REDIS_URL,
         "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
         "CACHE_KEY_PREFIX": settings.CACHES["default"]["KEY_PREFIX"],
