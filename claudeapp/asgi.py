@@ -19,8 +19,12 @@ from starlette.exceptions import HTTPException  # noqa: E402
 from starlette.responses import PlainTextResponse  # noqa: E402
 from starlette.staticfiles import StaticFiles  # noqa: E402
 
+from claudeapp.api.fastpath import PartnerCallHandler, is_partner_call  # noqa: E402
+
 _static = StaticFiles(directory=settings.STATIC_ROOT, check_dir=False)
 _static_prefix = settings.STATIC_URL.rstrip("/")
+# The partner call endpoints (the hot path) skip the browser-only middleware: see claudeapp/api/fastpath.py.
+partner_calls = PartnerCallHandler()
 
 
 async def application(scope, receive, send):  # type: ignore[no-untyped-def]
@@ -31,5 +35,8 @@ async def application(scope, receive, send):  # type: ignore[no-untyped-def]
             await _static(scope, receive, send)
         except HTTPException as exc:  # outside a Starlette app nothing turns these into responses
             await PlainTextResponse(exc.detail, status_code=exc.status_code)(scope, receive, send)
+        return
+    if scope["type"] == "http" and is_partner_call(scope["path"]):
+        await partner_calls(scope, receive, send)
         return
     await django_application(scope, receive, send)

@@ -1,0 +1,59 @@
+"""The partner call endpoints take the lean handler (claudeapp/api/fastpath.py); every other path the
+full middleware chain. Driven through the real ASGI application, as uvicorn calls it."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from claudeapp.api.fastpath import PARTNER_CALL_PATHS, is_partner_call
+
+pytestmark = [pytest.mark.anyio]
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+async def _call(method: str, path: str, **kwargs: object) -> httpx.Response:
+    from claudeapp.asgi import application
+
+    transport = httpx.ASGITransport(app=application)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        return await client.request(method, path, **kwargs)
+
+
+def test_only_the_exact_partner_call_paths_take_the_lean_handler():
+    assert is_partner_call("/anthropic/v1/messages") and is_partner_call("/api/v1/messages")
+    assert is_partner_call("/anthropic/v1/messages/count_tokens")
+    for path in ("/anthropic/v1/messages/", "/api/v1/conversations", "/anthropic/v1/models", "/", "/admin/"):
+        assert not is_partner_call(path)
+    assert all(path.startswith(("/api/", "/anthropic/")) for path in PARTNER_CALL_PATHS)
+
+
+@pytest.mark.parametrize("path", sorted(PARTNER_CALL_PATHS))
+async def test_a_partner_call_keeps_the_api_error_shape_and_the_security_headers_but_sets_no_cookie(path):
+    response = await _call("POST", path, json={"model": "claude-haiku-5-5"}, headers={"x-request-id": "req_fastpath1"})
+    assert response.status_code == 401
+    assert response.json()["error"]["type"] == "authentication_error"
+    assert response.headers["x-request-id"] == "req_fastpath1"
+    assert response.headers["x-frame-options"] == "DENY"
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert "set-cookie" not in response.headers
+    assert "cookie" not in response.headers.get("vary", "").lower()
+
+
+async def test_an_oversized_partner_call_is_refused_before_the_view():
+    from django.conf import settings
+
+    body = b"x" * (settings.API_MAX_BODY_BYTES + 1)
+    response = await _call("POST", "/anthropic/v1/messages", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 413 and response.json()["error"]["type"] == "request_too_large"
+
+
+async def test_browser_pages_still_get_the_full_chain_with_its_csrf_cookie():
+    response = await _call("GET", "/admin/login/")
+    assert response.status_code == 200
+    assert "csrftoken" in response.cookies
+    assert response.headers["x-frame-options"] == "DENY"
