@@ -8,5 +8,5 @@ class BillingConfig(AppConfig):
     verbose_name = "Billing, budgets and limits"
 
     def ready(self) -> None:
-        # Connect the receivers that bump the price and policy cache versions on admin edits.
-        from billing import limits, prices  # noqa: F401
+        # Connect the receivers that bump the price, policy and budget cache versions on admin edits.
+        from billing import budgets, limits, prices  # noqa: F401

@@ -16,9 +16,11 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Q
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
 from django.utils import timezone
 
-from billing import ledger
+from billing import ledger, redisconn
 from billing.costs import Usage, worst_case_micros
 from billing.errors import BudgetExceeded
 from billing.models import Budget, BudgetAlert, LedgerEntry, Reservation
@@ -43,6 +45,26 @@ _CHARGE_SQL = (
     "RETURNING spent_micros, limit_micros, period_start, alert_thresholds, alert_webhook_url"
 )
 _RELEASE_SQL = f"UPDATE {_TABLE} SET reserved_micros = reserved_micros - %(release)s WHERE id = %(id)s"  # noqa: S608
+_CLAIM_SQL = f"DELETE FROM {Reservation._meta.db_table} WHERE id = %s"  # noqa: S608
+
+
+def _load_coverage() -> dict[tuple[str, int | None], list[int]]:
+    by_scope: dict[tuple[str, int | None], list[int]] = {}
+    for pk, scope, scope_id in Budget.objects.filter(enabled=True).values_list("pk", "scope", "scope_id"):
+        by_scope.setdefault((scope, scope_id), []).append(pk)
+    return by_scope
+
+
+# Which enabled budgets exist, per scope: a per-process copy (one small row per budget), so the hot
+# path asks Postgres nothing for principals no budget covers. A budget created or enabled in another
+# process applies here within BILLING_CACHE_SECONDS (like prices and rate-limit policies); limits
+# and spend are always read by the hold UPDATE itself, and a cached id whose row is gone or disabled
+# makes reserve() reload and retry (see _StaleCoverage).
+_coverage = redisconn.VersionedCache("budgets", _load_coverage)
+
+
+class _StaleCoverage(Exception):
+    """A cached budget id no longer names an enabled budget."""
 
 
 def period_bounds(period: str, at: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
@@ -63,6 +85,16 @@ def period_bounds(period: str, at: dt.datetime) -> tuple[dt.datetime, dt.datetim
 
 def _starts(at: dt.datetime) -> dict[str, dt.datetime]:
     return {"day": period_bounds("day", at)[0], "month": period_bounds("month", at)[0]}
+
+
+def covering_ids(principal: Principal) -> list[int]:
+    """The enabled budgets covering `principal`, in pk order, from the per-process copy."""
+    by_scope = _coverage.get()
+    scopes: list[tuple[str, int | None]] = [("global", None), ("user", principal.user_id)]
+    if principal.kind == "partner_key":
+        scopes.append(("partner_key", principal.id))
+    scopes += [("group", g) for g in principal.group_ids]
+    return sorted({pk for scope in scopes for pk in by_scope.get(scope, ())})
 
 
 def covering(principal: Principal) -> Q:
@@ -102,14 +134,22 @@ def reserve(
         batch=batch,
         expires_at=timezone.now() + hold_for if hold_for else None,
     )
+    for _ in range(2):
+        try:
+            return _hold(reservation, covering_ids(principal))
+        except _StaleCoverage:
+            _coverage.clear()  # a budget was deleted or disabled since our copy was read: re-read it
+    return _hold(reservation, covering_ids(principal))
+
+
+def _hold(reservation: Reservation, ids: list[int]) -> Reservation:
+    if not ids:
+        return reservation  # nothing covers the principal: no transaction at all
     with transaction.atomic():
-        ids = list(Budget.objects.filter(covering(principal), enabled=True).order_by("pk").values_list("pk", flat=True))
-        if not ids:
-            return reservation
         params = _starts(timezone.now())
         with connection.cursor() as cursor:
             for pk in ids:
-                cursor.execute(_HOLD_SQL, {**params, "id": pk, "amount": amount})
+                cursor.execute(_HOLD_SQL, {**params, "id": pk, "amount": reservation.amount_micros})
                 if cursor.rowcount != 1:
                     raise _exceeded(pk)  # rolls back the holds already taken
         reservation.budget_ids = ids
@@ -117,8 +157,10 @@ def reserve(
     return reservation
 
 
-def _exceeded(pk: int) -> BudgetExceeded:
-    budget = Budget.objects.get(pk=pk)
+def _exceeded(pk: int) -> BudgetExceeded | _StaleCoverage:
+    budget = Budget.objects.filter(pk=pk).first()
+    if budget is None or not budget.enabled:
+        return _StaleCoverage()
     start, end = period_bounds(budget.period, timezone.now())
     return BudgetExceeded(
         scope=budget.scope,
@@ -170,8 +212,9 @@ def settle(
 
 def _claim(reservation: Reservation) -> bool:
     """Delete the reservation row; True only for the one caller that removed it (settle vs release vs reaper)."""
-    deleted, _ = Reservation.objects.filter(pk=reservation.pk).delete()
-    return deleted == 1
+    with connection.cursor() as cursor:  # plain SQL: no Collector, nothing cascades from a reservation
+        cursor.execute(_CLAIM_SQL, [reservation.pk])
+        return cursor.rowcount == 1
 
 
 def _charge(reservation: Reservation, *, cost: int, release: int) -> None:
@@ -245,3 +288,10 @@ def _post_later(alert_id: int) -> None:
     from billing.tasks import post_budget_alert  # tasks import this module
 
     post_budget_alert.delay(alert_id)
+
+
+@receiver(post_save, sender=Budget)
+@receiver(post_delete, sender=Budget)
+def _budgets_changed(**kwargs: object) -> None:
+    _coverage.clear()  # this process (and a test inside one transaction) sees the change at once
+    transaction.on_commit(_coverage.bump)  # every process, once it is visible to them
