@@ -122,7 +122,13 @@ async def aget_model_map() -> ModelMap:
 
 def _read_version() -> str | None:
     try:
-        return cache.get(VERSION_KEY)
+        version = cache.get(VERSION_KEY)
+        if version is None:
+            # No token yet (fresh Redis, evicted key): agree on one, or every process would reload
+            # the whole map at every refresh interval. add() is SET NX: the first writer wins.
+            cache.add(VERSION_KEY, uuid.uuid4().hex, timeout=None)
+            version = cache.get(VERSION_KEY)
+        return version
     except Exception:  # Redis down: treat as "unknown", reload every refresh interval
         return None
 
