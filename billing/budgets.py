@@ -26,6 +26,7 @@ from billing.errors import BudgetExceeded
 from billing.models import Budget, BudgetAlert, LedgerEntry, Reservation
 from billing.prices import current_price
 from claudeapp.accounts.principals import Principal
+from claudeapp.core import rows
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +154,7 @@ def _hold(reservation: Reservation, ids: list[int]) -> Reservation:
                 if cursor.rowcount != 1:
                     raise _exceeded(pk)  # rolls back the holds already taken
         reservation.budget_ids = ids
-        reservation.save()
+        rows.insert(reservation)
     return reservation
 
 

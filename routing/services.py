@@ -15,6 +15,7 @@ from typing import Any
 from django.conf import settings
 
 from claudeapp.accounts.principals import Principal
+from claudeapp.core import rows
 from routing import engine, modelmap
 from routing.classifier import ClassifierUsage, aclassify, classify
 from routing.models import RoutingDecision
@@ -62,8 +63,7 @@ def route(request: RouteRequest, *, store: bool = True) -> RouteDecision:
         outcome = engine.finish(f, mm, outcome, classify(f.text, mm=mm))
     decision = _decision(outcome, mm, started)
     if store:
-        row = RoutingDecision.objects.create(**_row(f, decision))
-        decision = _with_id(decision, row.pk)
+        decision = _with_id(decision, rows.insert(RoutingDecision(**_row(f, decision))))
     return decision
 
 

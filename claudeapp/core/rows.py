@@ -1,0 +1,37 @@
+"""One INSERT ... RETURNING id for an unsaved model instance, without Model.save()'s machinery.
+
+For append-only rows written on every call (routing decisions, budget reservations), where
+save()'s signal dispatch and per-call SQL compilation cost more CPU than the round trip. The SQL
+is built once per model; field defaults and pre_save hooks (auto_now_add) still apply. Nothing
+listens for these models' save signals; do not use it for a model whose receivers must run.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from django.db import connection, models
+
+
+@functools.cache
+def _plan(model: type[models.Model]) -> tuple[str, tuple[models.Field, ...]]:
+    fields = tuple(f for f in model._meta.concrete_fields if not f.primary_key)
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    pk = connection.ops.quote_name(model._meta.pk.column)
+    sql = (
+        f"INSERT INTO {connection.ops.quote_name(model._meta.db_table)} ({columns}) "  # noqa: S608  (names from model meta)
+        f"VALUES ({', '.join(['%s'] * len(fields))}) RETURNING {pk}"
+    )
+    return sql, fields
+
+
+def insert(instance: models.Model) -> int:
+    """Insert `instance` (unsaved), set its pk and mark it saved; return the pk."""
+    sql, fields = _plan(type(instance))
+    values = [f.get_db_prep_save(f.pre_save(instance, add=True), connection) for f in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, values)
+        instance.pk = cursor.fetchone()[0]
+    instance._state.adding = False
+    instance._state.db = connection.alias
+    return instance.pk
