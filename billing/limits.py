@@ -150,11 +150,12 @@ def _mode() -> str:
     return "open" if settings.BILLING_RATE_LIMIT_FAIL_OPEN else "closed"
 
 
-def finish(*, ticket: LimitTicket, usage: Usage | None) -> None:
+def finish(*, ticket: LimitTicket, usage: Usage | None, pipe: redisconn.Batch | None = None) -> None:
     """Replace the token estimates with what was used and free the concurrency slot.
 
     Input counts as Anthropic counts it for ITPM: uncached input plus cache writes (reads are free).
     usage None (the call failed): the output estimate is refunded, the request and input stay taken.
+    With `pipe` (redisconn.batch) the write is only queued there.
     """
     if ticket.degraded or not (ticket.buckets or ticket.concurrency_keys):
         return
@@ -169,8 +170,12 @@ def finish(*, ticket: LimitTicket, usage: Usage | None) -> None:
     for b in ticket.buckets:
         used = actual[b.axis]
         args += [b.limit, 0 if used is None else used - b.cost]
+    keys = [b.key for b in ticket.buckets] + ticket.concurrency_keys
+    if pipe is not None:
+        pipe.script(_script(), keys=keys, args=args)
+        return
     try:
-        _script()(keys=[b.key for b in ticket.buckets] + ticket.concurrency_keys, args=args)
+        _script()(keys=keys, args=args)
     except redisconn.UNAVAILABLE as exc:
         log.warning("billing: could not finish rate-limit ticket (%s); slots expire with their lease", exc)
 

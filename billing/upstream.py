@@ -34,8 +34,9 @@ def _key(model_id: str, axis: str) -> str:
     return redisconn.key("upstream", model_id, axis)
 
 
-def observe_upstream(*, model_id: str, headers: Mapping[str, str]) -> None:
-    """Record the limit/remaining pairs a response carried (header names case-insensitive)."""
+def observe_upstream(*, model_id: str, headers: Mapping[str, str], pipe: redisconn.Batch | None = None) -> None:
+    """Record the limit/remaining pairs a response carried (header names case-insensitive).
+    With `pipe` (redisconn.batch) the write is only queued there."""
     lowered = {k.lower(): v for k, v in headers.items()}
     keys: list[str] = []
     args: list[object] = ["observe"]
@@ -46,6 +47,9 @@ def observe_upstream(*, model_id: str, headers: Mapping[str, str]) -> None:
             keys.append(_key(model_id, axis))
             args += [limit, remaining]
     if not keys:
+        return
+    if pipe is not None:
+        pipe.script(_script(), keys=keys, args=[*args, _TTL_MS])
         return
     try:
         _script()(keys=keys, args=[*args, _TTL_MS])

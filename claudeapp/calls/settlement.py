@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from billing import budgets, limits
+from billing import budgets, limits, redisconn
 from billing.costs import Usage
 from billing.models import LedgerEntry
 from billing.upstream import observe_upstream
@@ -36,9 +36,10 @@ def settle(
         upstream_message_id=upstream_message_id or "",
         model_id=model_used,
     )
-    limits.finish(ticket=admission.ticket, usage=billed)
-    if ratelimit_headers:
-        observe_upstream(model_id=model_used, headers=ratelimit_headers)
+    with redisconn.batch("release rate limits / record upstream limits") as pipe:  # one Redis round trip
+        limits.finish(ticket=admission.ticket, usage=billed, pipe=pipe)
+        if ratelimit_headers:
+            observe_upstream(model_id=model_used, headers=ratelimit_headers, pipe=pipe)
     return entry
 
 
