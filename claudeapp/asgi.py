@@ -6,6 +6,7 @@ tie up Django's thread pool (whitenoise is WSGI-first).
 
 from __future__ import annotations
 
+import gc
 import os
 
 from django.core.asgi import get_asgi_application
@@ -25,6 +26,12 @@ _static = StaticFiles(directory=settings.STATIC_ROOT, check_dir=False)
 _static_prefix = settings.STATIC_URL.rstrip("/")
 # The partner call endpoints (the hot path) skip the browser-only middleware: see claudeapp/api/fastpath.py.
 partner_calls = PartnerCallHandler()
+
+# Everything loaded so far (Django, apps, URL conf, SDK) lives as long as the process: move it out of
+# the cyclic collector's reach, so its periodic full passes stop re-walking it on the hot path
+# (measured: about 1 ms of CPU per partner call, bench/api_overhead.py).
+gc.collect()
+gc.freeze()
 
 
 async def application(scope, receive, send):  # type: ignore[no-untyped-def]
