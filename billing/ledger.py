@@ -10,7 +10,7 @@ import datetime as dt
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection
 from django.utils import timezone
 
 from billing.costs import Usage, compute_cost
@@ -87,43 +87,36 @@ def record_once(
 
 def insert(*, entry: LedgerEntry) -> tuple[LedgerEntry, bool]:
     """Insert an unsaved entry and its rollup increment atomically; (existing, False) on a known event key."""
-    with transaction.atomic(savepoint=False):
-        pk = _insert_or_nothing(entry)
-        if pk is None:
-            return LedgerEntry.objects.get(event_key=entry.event_key), False
-        entry.pk = pk
-        _add_to_rollup(entry)
+    pk = _insert_with_rollup(entry)
+    if pk is None:
+        return LedgerEntry.objects.get(event_key=entry.event_key), False
+    entry.pk = pk
     return entry, True
 
 
-def _insert_or_nothing(entry: LedgerEntry) -> int | None:
-    # One round trip instead of a savepoint + INSERT + IntegrityError + SELECT; a concurrent
-    # insert of the same key waits on the unique index and then takes the DO NOTHING branch.
+def _insert_with_rollup(entry: LedgerEntry) -> int | None:
+    # One statement, so one round trip and atomic on its own: the entry (or nothing on a known event key;
+    # a concurrent insert of the same key waits on the unique index, then takes the DO NOTHING branch)
+    # and, only when the entry went in, the rollup increment (a data-modifying CTE always runs, once).
     fields = [f for f in LedgerEntry._meta.concrete_fields if not f.primary_key]
     for f in fields:
         f.pre_save(entry, add=True)
     columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
     values = [f.get_db_prep_save(getattr(entry, f.attname), connection) for f in fields]
-    sql = (
-        f"INSERT INTO {LedgerEntry._meta.db_table} ({columns}) VALUES ({', '.join(['%s'] * len(fields))}) "  # noqa: S608  (names from model meta)
-        "ON CONFLICT (event_key) DO NOTHING RETURNING id"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, values)
-        row = cursor.fetchone()
-    return row[0] if row else None
-
-
-def _add_to_rollup(entry: LedgerEntry) -> None:
     table = DailyRollup._meta.db_table
     summed = (*_TOKEN_COLUMNS, "cost_micros")
     increments = ", ".join(f"{c} = {table}.{c} + EXCLUDED.{c}" for c in ("requests", *summed))
     sql = (
-        f"INSERT INTO {table} (day, principal_kind, principal_id, model_id, requests, {', '.join(summed)}) "  # noqa: S608  (names from model meta)
-        f"VALUES (%s, %s, %s, %s, 1, {', '.join(['%s'] * len(summed))}) "
-        f"ON CONFLICT (day, principal_kind, principal_id, model_id) DO UPDATE SET {increments}"
+        f"WITH e AS (INSERT INTO {LedgerEntry._meta.db_table} ({columns}) "  # noqa: S608  (names from model meta)
+        f"VALUES ({', '.join(['%s'] * len(fields))}) ON CONFLICT (event_key) DO NOTHING RETURNING id), "
+        f"r AS (INSERT INTO {table} (day, principal_kind, principal_id, model_id, requests, {', '.join(summed)}) "
+        f"SELECT %s, %s, %s, %s, 1, {', '.join(['%s'] * len(summed))} FROM e "
+        f"ON CONFLICT (day, principal_kind, principal_id, model_id) DO UPDATE SET {increments}) "
+        "SELECT id FROM e"
     )
-    params = [billing_day(entry.created_at), entry.principal_kind, entry.principal_id, entry.model_id]
-    params += [getattr(entry, c) for c in summed]
+    values += [billing_day(entry.created_at), entry.principal_kind, entry.principal_id, entry.model_id]
+    values += [getattr(entry, c) for c in summed]
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(sql, values)
+        row = cursor.fetchone()
+    return row[0] if row else None
