@@ -3,6 +3,8 @@ full middleware chain. Driven through the real ASGI application, as uvicorn call
 
 from __future__ import annotations
 
+import gc
+
 import httpx
 import pytest
 
@@ -14,6 +16,13 @@ pytestmark = [pytest.mark.anyio]
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture(autouse=True)
+def _finalize_earlier_tests_clients():
+    # Async clients left by earlier tests' (closed) loops must be finalized outside this test's loop,
+    # or their close callbacks surface as this test's errors.
+    gc.collect()
 
 
 async def _call(method: str, path: str, **kwargs: object) -> httpx.Response:
