@@ -23,6 +23,21 @@ def user_factory(db):
     return make
 
 
+@pytest.fixture(autouse=True)
+def _fresh_process_caches():
+    """Start every test with empty per-process copies of prices, budgets, limit policies and the model map.
+
+    Those copies reload when a Redis version key moves, and the bump happens on commit: a test whose
+    transaction is rolled back never bumps it, so the next test could read rows that no longer exist.
+    """
+    from billing import budgets, limits, prices
+    from routing import modelmap
+
+    for cache in (prices._cache, budgets._coverage, limits._policies):
+        cache.clear()
+    modelmap.invalidate_local()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _close_connection_pools(django_db_setup, django_db_blocker):
     """The psycopg pool keeps connections open; close it before pytest-django drops the test database."""
