@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import gc
+
 import pytest
 
 pytest_plugins = ["tests.fixtures.emulator", "tests.fixtures.gateway"]
@@ -21,6 +23,17 @@ def user_factory(db):
         return user
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def _finalise_leaked_async_clients(request):
+    """The SDK's async client closes itself from __del__ on whatever event loop is running then. Left to
+    chance, that is a later test's loop, and the old transport raises 'Event loop is closed' inside it.
+    Collect right after each test that talked to the emulator, while no loop runs, so __del__ is a no-op.
+    """
+    yield
+    if "emulator" in request.fixturenames:
+        gc.collect()
 
 
 @pytest.fixture(autouse=True)
