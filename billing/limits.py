@@ -62,6 +62,11 @@ class LimitTicket:
         return dict(self.limit_headers)
 
 
+def policies() -> Policies:
+    """The enabled policies (the per-process copy)."""
+    return _policies.get()
+
+
 def applicable(principal: Principal, model_id: str, policies: Policies) -> Policies:
     """The policies covering this principal and model; `default` only when it has none of its own."""
     own = {("user", principal.user_id)}
@@ -114,6 +119,27 @@ def acquire(*, principal: Principal, model_id: str, input_tokens: int, max_token
     allowed, retry_us, *figures = (int(x) for x in result)
     ticket.buckets, ticket.concurrency_keys = rate, [k for k, _ in concurrency]
     ticket.limit_headers = _headers(rate, figures)
+    if not allowed:
+        raise RateLimited(retry_after_seconds=max(retry_us / 1e6, 0.001), headers=ticket.limit_headers)
+    return ticket
+
+
+def acquire_tokens(*, principal: Principal, model_id: str, input_tokens: int, max_tokens: int) -> LimitTicket:
+    """Take only the token part of every applicable bucket, or raise RateLimited: for work that is not
+    one request of its own, such as a request inside a Message Batch (the batch is one create call).
+    No request slot and no concurrency slot are taken, so the ticket needs no finish()."""
+    ticket = LimitTicket(id=uuid.uuid4().hex)
+    try:
+        chosen = applicable(principal, model_id, _policies.get())
+        rate = [b for b in _buckets(principal, chosen, input_tokens, max_tokens)[0] if b.axis != "requests"]
+        if not rate:
+            return ticket
+        args: list[object] = ["acquire", len(rate), ticket.id, 0, *(x for b in rate for x in (b.limit, b.cost))]
+        result = _script()(keys=[b.key for b in rate], args=args)
+    except redisconn.UNAVAILABLE as exc:
+        return _limiter_down(ticket, exc)
+    allowed, retry_us, *figures = (int(x) for x in result)
+    ticket.buckets, ticket.limit_headers = rate, _headers(rate, figures)
     if not allowed:
         raise RateLimited(retry_after_seconds=max(retry_us / 1e6, 0.001), headers=ticket.limit_headers)
     return ticket

@@ -211,14 +211,15 @@ CLAUDE_BREAKER_KEY_PREFIX = f"{CACHES['default']['KEY_PREFIX']}:claude:breaker"
 # (JOBS_RETRY_MAX_SECONDS, webhook backoff <= 1 h) below CELERY_VISIBILITY_TIMEOUT.
 JOBS_MAX_ATTEMPTS = env.int("JOBS_MAX_ATTEMPTS", default=5)
 JOBS_CALL_TIMEOUT_SECONDS = env.float("JOBS_CALL_TIMEOUT_SECONDS", default=ANTHROPIC_TIMEOUT_SECONDS)
-# A running job whose lease expires is presumed orphaned (worker died) and is run again, so the
-# lease must outlast the whole gateway call including its fallbacks.
-JOBS_LEASE_SECONDS = env.int("JOBS_LEASE_SECONDS", default=600)
+# A running job's lease is renewed every third of it by its worker's heartbeat thread (jobs/heartbeat.py)
+# while the call is in flight; one that expires had its worker die and is run again by the sweeper.
+# Short, so a killed worker's jobs come back within lease + sweep interval (about 40 s by default).
+JOBS_LEASE_SECONDS = env.int("JOBS_LEASE_SECONDS", default=30)
 JOBS_QUEUED_STALE_SECONDS = env.int("JOBS_QUEUED_STALE_SECONDS", default=300)
 JOBS_RETRY_BASE_SECONDS = env.float("JOBS_RETRY_BASE_SECONDS", default=2.0)
 JOBS_RETRY_MAX_SECONDS = env.float("JOBS_RETRY_MAX_SECONDS", default=300.0)
 JOBS_RESULT_RETENTION_DAYS = env.int("JOBS_RESULT_RETENTION_DAYS", default=30)
-JOBS_SWEEP_INTERVAL_SECONDS = env.float("JOBS_SWEEP_INTERVAL_SECONDS", default=30.0)
+JOBS_SWEEP_INTERVAL_SECONDS = env.float("JOBS_SWEEP_INTERVAL_SECONDS", default=10.0)
 JOBS_WEBHOOK_ALLOW_PRIVATE = env.bool("JOBS_WEBHOOK_ALLOW_PRIVATE", default=False)
 # Empty = derived from SECRET_KEY (claudeapp.jobs.webhooks.secret_for); each principal signs with its own key.
 JOBS_WEBHOOK_SECRET = env.str("JOBS_WEBHOOK_SECRET", default="")
@@ -239,6 +240,17 @@ BILLING_RATE_LIMIT_FAIL_OPEN = env.bool("BILLING_RATE_LIMIT_FAIL_OPEN", default=
 BILLING_CONCURRENCY_LEASE_SECONDS = env.int("BILLING_CONCURRENCY_LEASE_SECONDS", default=600)
 # Prices and rate-limit policies are cached per process; admin edits apply everywhere within this.
 BILLING_CACHE_SECONDS = env.float("BILLING_CACHE_SECONDS", default=2.0)
+# Budget-alert webhooks pass the same SSRF guard as job webhooks (claudeapp/core/ssrf.py); 1 lifts it (dev, tests).
+BILLING_ALERT_WEBHOOK_ALLOW_PRIVATE = env.bool("BILLING_ALERT_WEBHOOK_ALLOW_PRIVATE", default=False)
+
+# Input accounting (claudeapp/calls/accounting.py): prompts whose local bound is unsure (images,
+# PDFs, URLs) or above this many tokens are counted by upstream's free count_tokens before the hold.
+ACCOUNTING_COUNT_TOKENS_ABOVE = env.int("ACCOUNTING_COUNT_TOKENS_ABOVE", default=4096)
+ACCOUNTING_COUNT_CACHE_SECONDS = env.int("ACCOUNTING_COUNT_CACHE_SECONDS", default=3600)
+ACCOUNTING_COUNT_TIMEOUT_SECONDS = env.float("ACCOUNTING_COUNT_TIMEOUT_SECONDS", default=5.0)
+# A stream whose reader left is read to its end (bounded by max_tokens) so the ledger gets
+# upstream's exact usage; past this many seconds it is closed and billed its upper bound.
+STREAM_DRAIN_SECONDS = env.float("STREAM_DRAIN_SECONDS", default=300.0)
 CELERY_BEAT_SCHEDULE["billing-reap-reservations"] = {
     "task": "billing.tasks.reap_stale_reservations",
     "schedule": 300.0,
@@ -257,6 +269,8 @@ PARTNER_KEY_PEPPER = env.str("PARTNER_KEY_PEPPER", default="") or (
 PARTNER_KEY_CACHE_SECONDS = env.float("PARTNER_KEY_CACHE_SECONDS", default=5.0)
 # Bodies larger than this on /api and /anthropic get 413 before they are parsed (Anthropic's own cap is 32 MB).
 API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=10 * 1024 * 1024)
+# JSON bodies nested deeper than this (objects and arrays) get 400 naming the field (claudeapp/api/bodies.py).
+API_MAX_JSON_DEPTH = env.int("API_MAX_JSON_DEPTH", default=64)
 # Partner endpoints authenticate by key only; session auth stays the DRF default for the browser's views.
 API_AUTHENTICATION_CLASSES = ["claudeapp.api.auth.PartnerKeyAuthentication"]
 REST_FRAMEWORK["EXCEPTION_HANDLER"] = "claudeapp.api.errors.exception_handler"

@@ -53,18 +53,54 @@ class RouteDecision:
     decision_id: int | None = None  # the stored RoutingDecision
 
 
-def route(request: RouteRequest, *, store: bool = True) -> RouteDecision:
-    """Decide model and mode for one request. Raises UnknownModel / ModelDisabled for a bad explicit model."""
+@dataclass(frozen=True)
+class Planned:
+    """The rules' verdict before any I/O: a model, or "ask the classifier" (NeedsLabel)."""
+
+    features: Features
+    outcome: engine.Outcome | engine.NeedsLabel
+    started: float
+
+    @property
+    def needs_classifier(self) -> bool:
+        return isinstance(self.outcome, engine.NeedsLabel)
+
+    @property
+    def provisional_model(self) -> str:
+        """The model decided, or the one an unclear label falls back to (for limits taken before the label)."""
+        if isinstance(self.outcome, engine.Outcome):
+            return self.outcome.model_id
+        return engine.default_model(modelmap.get_model_map())
+
+    @property
+    def classifier_text(self) -> str:
+        return self.features.text
+
+
+def plan(request: RouteRequest) -> Planned:
+    """Rules only, no I/O: cheap enough to run before limits and budgets."""
     started = time.perf_counter()
     mm = modelmap.get_model_map()
     f = features_for(request)
-    outcome = engine.plan(f, mm, mm.rules)
+    return Planned(f, engine.plan(f, mm, mm.rules), started)
+
+
+def decide(planned: Planned, *, store: bool = True) -> RouteDecision:
+    """Finish a plan: ask the classifier when a rule said so (a Claude call unless the label is
+    cached), then store the decision. Raises UnknownModel / ModelDisabled for a bad explicit model."""
+    mm = modelmap.get_model_map()
+    outcome = planned.outcome
     if isinstance(outcome, engine.NeedsLabel):
-        outcome = engine.finish(f, mm, outcome, classify(f.text, mm=mm))
-    decision = _decision(outcome, mm, started)
+        outcome = engine.finish(planned.features, mm, outcome, classify(planned.features.text, mm=mm))
+    decision = _decision(outcome, mm, planned.started)
     if store:
-        decision = _with_id(decision, rows.insert(RoutingDecision(**_row(f, decision))))
+        decision = _with_id(decision, rows.insert(RoutingDecision(**_row(planned.features, decision))))
     return decision
+
+
+def route(request: RouteRequest, *, store: bool = True) -> RouteDecision:
+    """Decide model and mode for one request. Raises UnknownModel / ModelDisabled for a bad explicit model."""
+    return decide(plan(request), store=store)
 
 
 async def aroute(request: RouteRequest, *, store: bool = True) -> RouteDecision:

@@ -10,7 +10,7 @@ import logging
 
 from billing.errors import PriceMissing
 from claudeapp.api.errors import ErrorInfo, describe, register_error, retry_after_headers
-from claudeapp.calls.errors import UpstreamBusy
+from claudeapp.calls.errors import MaxTokensTooLarge, UpstreamBusy
 from claudeapp.claude.errors import NoModelAvailable, UpstreamBadRequest, UpstreamError, UpstreamNotFound
 from routing.errors import ModelDisabled, UnknownModel
 
@@ -44,6 +44,8 @@ def describe_call_error(exc: BaseException, *, anthropic: bool = False) -> Error
         # An operator has not priced this model yet. Refuse rather than bill $0; the caller may pick another.
         log.warning("refused a call to unpriced model %s", exc.model_id)
         return ErrorInfo(400, "invalid_request_error", f"model: {exc.model_id} cannot be used yet.", "model")
+    if isinstance(exc, MaxTokensTooLarge):
+        return ErrorInfo(400, "invalid_request_error", str(exc), "max_tokens")
     if isinstance(exc, NoModelAvailable) and anthropic:
         # 529 is what Anthropic answers when overloaded: the SDK raises its OverloadedError.
         headers = retry_after_headers(exc.retry_after or 1.0)

@@ -82,6 +82,7 @@ def anthropic_request(body: dict[str, Any], *, cap: int | None) -> tuple[str, Ca
         route_tags={k: val for k, val in (metadata or {}).items() if k != "user_id"},
         stop_sequences=v.get("stop_sequences"),
         extra={k: val for k, val in body.items() if k not in INTERPRETED} or None,
+        strict_max_tokens=True,  # Anthropic answers 400 above a model's ceiling; so do we
     )
     return v["model"], spec, v["stream"]
 

@@ -15,11 +15,16 @@ from django.conf import settings
 
 from billing import budgets, ledger, limits, prices, upstream
 from billing.costs import Usage
+from billing.errors import PriceMissing
 from billing.limits import LimitTicket
 from billing.models import Reservation
 from claudeapp.accounts.principals import Principal
+from claudeapp.calls import accounting
 from claudeapp.calls.errors import UpstreamBusy
+from claudeapp.claude import tokens
+from routing import classifier, modelmap
 from routing import services as routing
+from routing.errors import RoutingError
 from routing.services import RouteDecision, RouteRequest
 
 
@@ -29,8 +34,9 @@ class Admission:
     decision: RouteDecision
     reservation: Reservation
     ticket: LimitTicket
-    input_tokens: int
+    input_tokens: int  # the upper bound held (upstream's count when it was asked)
     max_tokens: int
+    classifier_usage: Usage | None = None  # the router's call, counted against the ticket at settlement
 
     @property
     def models(self) -> list[str]:
@@ -50,41 +56,145 @@ def admit(
     principal: Principal,
     requested_model: str,
     messages: Sequence[Mapping[str, Any]],
-    system: str | None,
+    system: str | Sequence[Mapping[str, Any]] | None,
     max_tokens: int,
-    input_tokens: int,
+    extra: Mapping[str, Any] | None = None,
     metadata: Mapping[str, str] | None = None,
     previous_model: str | None = None,
     interactive: bool = True,
     subject: str = "",
 ) -> Admission:
-    """Raises routing.errors.*, billing.errors.RateLimited / BudgetExceeded / PriceMissing, UpstreamBusy."""
-    decision = routing.route(
+    """Cheap refusals first, and none of them after an upstream call: the rules (no I/O), the rate
+    limit, the classifier's own budget hold, the classifier, the input count, the budget hold.
+
+    Raises routing.errors.*, billing.errors.RateLimited / BudgetExceeded / PriceMissing, UpstreamBusy.
+    """
+    extra = extra or {}
+    local = accounting.local_bound(
+        messages=messages, system=system, tools=extra.get("tools"), tool_choice=extra.get("tool_choice")
+    )
+    planned = routing.plan(
         RouteRequest(
             principal=principal,
             requested_model=requested_model,
             messages=list(messages),
             system=system or None,
             metadata=dict(metadata or {}),
-            estimated_input_tokens=input_tokens,
+            estimated_input_tokens=local.tokens,
             previous_model=previous_model or None,
             interactive=interactive,
         )
     )
-    bill_classifier(principal=principal, decision=decision, subject=subject)
-    prices.current_price(model_id=decision.model_id)  # an unpriced model is refused, never billed at $0
-    _wait_for_upstream_room(model_id=decision.model_id, input_tokens=input_tokens)
-    ticket = limits.acquire(
-        principal=principal, model_id=decision.model_id, input_tokens=input_tokens, max_tokens=max_tokens
-    )
+    provisional = planned.provisional_model
+    ticket = limits.acquire(principal=principal, model_id=provisional, input_tokens=local.tokens, max_tokens=max_tokens)
     try:
+        decision, classifier_usage = _decide(principal, planned, subject=subject)
+        if decision.model_id != provisional:
+            ticket = _retake_for(ticket, principal, provisional, decision.model_id, local.tokens, max_tokens)
+        prices.current_price(model_id=decision.model_id)  # an unpriced model is refused, never billed at $0
+        bound = _input_bound(principal, decision.model_id, messages, system, extra, local, max_tokens)
+        _wait_for_upstream_room(model_id=decision.model_id, input_tokens=bound.tokens)
         reservation = budgets.reserve(
-            principal=principal, model_id=decision.model_id, input_tokens=input_tokens, max_tokens=max_tokens
+            principal=principal,
+            model_id=_dearest(decision, bound.tokens, max_tokens),
+            input_tokens=bound.tokens,
+            max_tokens=max_tokens,
         )
-    except Exception:
+    except BaseException:
         limits.finish(ticket=ticket, usage=None)
         raise
-    return Admission(principal, decision, reservation, ticket, input_tokens, max_tokens)
+    return Admission(principal, decision, reservation, ticket, bound.tokens, max_tokens, classifier_usage)
+
+
+def _decide(principal: Principal, planned: routing.Planned, *, subject: str) -> tuple[RouteDecision, Usage | None]:
+    """The route; when a rule asks the classifier, its worst case is held on the principal's budgets
+    first (refused: 402 before any call) and its tokens billed to them as their own ledger line."""
+    if not planned.needs_classifier:
+        return routing.decide(planned), None
+    mm = modelmap.get_model_map()
+    try:
+        classifier_model = classifier.classifier_model(mm)
+    except RoutingError:
+        return routing.decide(planned), None  # no classifier: the router falls back without a call
+    prompt = accounting.local_bound(
+        messages=[{"role": "user", "content": planned.classifier_text or "(empty)"}], system=classifier.SYSTEM_PROMPT
+    )
+    hold = budgets.reserve(
+        principal=principal, model_id=classifier_model, input_tokens=prompt.tokens, max_tokens=classifier.MAX_TOKENS
+    )
+    try:
+        decision = routing.decide(planned)
+    except BaseException:
+        budgets.release(reservation=hold)
+        raise
+    return decision, _bill_classifier(hold, decision, subject=subject)
+
+
+def _bill_classifier(hold: Reservation, decision: RouteDecision, *, subject: str) -> Usage | None:
+    usage = decision.classifier_usage
+    if usage is None or decision.decision_id is None:
+        budgets.release(reservation=hold)  # the label came from the cache, or the call failed before upstream
+        return None
+    billed = Usage(input_tokens=usage.input_tokens, output_tokens=usage.output_tokens)
+    budgets.settle(
+        reservation=hold,
+        usage=billed,
+        event_key=f"classification:{decision.decision_id}",
+        kind="classification",
+        subject=subject or f"route:{decision.decision_id}",
+        model_id=usage.model_id,
+    )
+    return billed
+
+
+def _retake_for(
+    ticket: LimitTicket, principal: Principal, provisional: str, model_id: str, input_tokens: int, max_tokens: int
+) -> LimitTicket:
+    """The classifier chose another model than the limits were taken for: when other policies
+    cover it, take its ticket too (the first one's request stays counted: never fewer than made)."""
+    policies = limits.policies()
+    if limits.applicable(principal, provisional, policies) == limits.applicable(principal, model_id, policies):
+        return ticket
+    limits.finish(ticket=ticket, usage=None)
+    return limits.acquire(principal=principal, model_id=model_id, input_tokens=input_tokens, max_tokens=max_tokens)
+
+
+def _input_bound(
+    principal: Principal,
+    model_id: str,
+    messages: Sequence[Mapping[str, Any]],
+    system: Any,
+    extra: Mapping[str, Any],
+    local: accounting.InputBound,
+    max_tokens: int,
+) -> accounting.InputBound:
+    if not accounting.needs_count(local):
+        return local
+    # count_tokens is an upstream call (a free one): a budget that cannot take even the part of the
+    # prompt we are sure of refuses first.
+    budgets.check(
+        principal=principal, model_id=model_id, input_tokens=local.tokens - local.guessed, max_tokens=max_tokens
+    )
+    body = accounting.count_body(messages=messages, system=system, extra=extra)
+    return accounting.counted_bound(
+        model_id=model_id,
+        body=body,
+        local=local,
+        count=lambda model, payload: tokens.count_tokens(model=model, body=payload),
+    )
+
+
+def _dearest(decision: RouteDecision, input_tokens: int, max_tokens: int) -> str:
+    """The hold covers the dearest model the fallback chain may end on, so a fallback never overspends."""
+    chain = list(decision.fallback_chain) or [decision.model_id]
+    worst = {decision.model_id: 0}
+    for model_id in chain:
+        try:
+            price = prices.current_price(model_id=model_id)
+        except PriceMissing:
+            continue  # an unpriced fallback is refused when reached, never billed
+        worst[model_id] = budgets.worst_case_micros(price=price, input_tokens=input_tokens, max_tokens=max_tokens)
+    return max(worst, key=lambda m: worst[m])
 
 
 def _wait_for_upstream_room(*, model_id: str, input_tokens: int) -> None:
@@ -98,7 +208,8 @@ def _wait_for_upstream_room(*, model_id: str, input_tokens: int) -> None:
 
 
 def bill_classifier(*, principal: Principal, decision: RouteDecision, subject: str) -> None:
-    """The router's Haiku call is the principal's spend too: its own ledger line, once per decision."""
+    """The classifier's tokens as their own ledger line, for routes taken outside `admit` (jobs at
+    creation), where nothing was held for them."""
     usage = decision.classifier_usage
     if usage is None or decision.decision_id is None:
         return  # no call was made (rules decided, or the label came from the cache)

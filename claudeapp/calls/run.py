@@ -1,33 +1,62 @@
-"""One stateless billed call for async views: admit, call the gateway, settle (or give the hold back).
+"""One billed call for async callers: admit, call the gateway, record the ending exactly once.
 
-Shared by `POST /api/v1/messages` (without a conversation) and the Anthropic-compatible
-`POST /anthropic/v1/messages`. Database work runs in short steps on a worker thread that hands
-its connection back to the pool, so a call waiting on upstream holds no connection.
+Every surface that answers in the request (chat turns, API conversation turns, stateless
+`/api/v1/messages`, `/anthropic/v1/messages`) goes through `admit` and then `complete` or `stream`.
+
+The upstream call runs in a task of its own, so the reader leaving (Stop, a closed tab, a dropped
+connection) never cuts it: the task reads upstream to the end (bounded by max_tokens and
+STREAM_DRAIN_SECONDS) and bills upstream's exact usage. Every ending is recorded by that task:
+
+    complete      message_delta's usage, exact
+    cut / error   message_start's input (exact) and an output bound from every delta kind seen
+    detached      as complete (the stream was read to its end without the reader)
+    drain timeout the input bound and max_tokens: nothing better can be known
+    failed        the tokens of attempts that failed after message_start, else nothing (hold released)
+
+A retry or fallback after tokens were produced upstream bills those attempts too (summed into the
+call's one ledger line). Database work runs in short steps on a worker thread that hands its
+connection back to the pool, so a call waiting on upstream holds no connection.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
+import logging
+import time
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from billing.models import LedgerEntry
+from django.conf import settings
+
 from claudeapp.accounts.principals import Principal
 from claudeapp.calls import admission as calls_admission
 from claudeapp.calls import settlement
 from claudeapp.calls.admission import Admission
+from claudeapp.calls.errors import MaxTokensTooLarge
 from claudeapp.claude import gateway
-from claudeapp.claude.results import GatewayResult, StreamEnd, StreamEvent, StreamStart, StreamTruncated, TextDelta
-from claudeapp.conversations.turns import in_db_thread
+from claudeapp.claude.results import (
+    USAGE_KEYS,
+    GatewayResult,
+    StreamEnd,
+    StreamEvent,
+    StreamTruncated,
+    TextDelta,
+)
+from claudeapp.core.dbthread import in_db_thread
 from routing import modelmap
-from routing.services import estimate_tokens
+
+log = logging.getLogger(__name__)
+_running: set[asyncio.Task[Any]] = set()  # calls whose reader left: kept alive until they settle
 
 
 @dataclass(frozen=True)
 class CallSpec:
-    """What to ask upstream. `metadata` is sent upstream as is; `route_tags` only steer routing."""
+    """What to ask upstream. `metadata` never reaches upstream as is (see `upstream_user_id`);
+    `route_tags` only steer routing."""
 
     messages: Sequence[Mapping[str, Any]]
     max_tokens: int
@@ -36,18 +65,38 @@ class CallSpec:
     route_tags: Mapping[str, Any] = field(default_factory=dict)
     stop_sequences: Sequence[str] | None = None
     extra: Mapping[str, Any] | None = None  # tools, thinking, cache_control...: passed through untouched
+    previous_model: str | None = None
+    strict_max_tokens: bool = False  # the caller named a model: above its ceiling is a 400, not a silent cap
 
-    @property
-    def input_tokens_estimate(self) -> int:
-        return estimate_tokens(self.messages, self.system)
+
+@dataclass(frozen=True)
+class Ending:
+    """How a call ended, handed to the record step (settlement by default)."""
+
+    result: GatewayResult
+    error: Exception | None = None  # upstream broke after output went out
+    detached: bool = False  # the reader left before the end
+    seen_text: str = ""  # the text the reader received
 
 
 @dataclass(frozen=True)
 class Completed:
     admission: Admission
     result: GatewayResult
-    entry: LedgerEntry
-    truncated_by: Exception | None = None  # a stream that broke after text went out
+    entry: Any  # what the record step returned: the LedgerEntry by default
+    truncated_by: Exception | None = None  # a stream that broke after output went out
+
+
+@dataclass(frozen=True)
+class Failed:
+    """The call failed before any output reached the reader (only with an `on_error` step)."""
+
+    error: BaseException
+    recorded: Any
+
+
+Record = Callable[[Admission, Ending], Any]
+OnError = Callable[[Admission, BaseException], Any]
 
 
 def cap_max_tokens(max_tokens: int, model_name: str) -> int:
@@ -63,20 +112,47 @@ def cap_max_tokens(max_tokens: int, model_name: str) -> int:
     return min(max_tokens, cap) if cap else max_tokens
 
 
+def check_max_tokens(max_tokens: int, model_name: str) -> None:
+    """Anthropic's rule for a named model: above its ceiling is refused, not capped."""
+    mm = modelmap.get_model_map()
+    model_id = mm.model_id_for(model_name)
+    if model_id is None:
+        return
+    ceiling = mm.models[model_id].max_output_tokens
+    if ceiling and max_tokens > ceiling:
+        raise MaxTokensTooLarge(max_tokens=max_tokens, model_id=model_id, ceiling=ceiling)
+
+
+def upstream_user_id(principal: Principal) -> str:
+    """The gateway's own opaque id for a principal: stable, not reversible, never the caller's value."""
+    digest = hmac.new(settings.SECRET_KEY.encode(), principal.key.encode(), hashlib.sha256).hexdigest()
+    return f"cgw-{digest[:32]}"
+
+
 def _admit(*, principal: Principal, requested_model: str, spec: CallSpec, subject: str) -> tuple[Admission, CallSpec]:
+    if spec.strict_max_tokens:
+        check_max_tokens(spec.max_tokens, requested_model)
     spec = replace(spec, max_tokens=cap_max_tokens(spec.max_tokens, requested_model))
     admitted = calls_admission.admit(
         principal=principal,
         requested_model=requested_model,
         messages=spec.messages,
-        system=spec.system if isinstance(spec.system, str) else None,
+        system=spec.system,
         max_tokens=spec.max_tokens,
-        input_tokens=spec.input_tokens_estimate,
+        extra=spec.extra,
         metadata={str(k): str(v) for k, v in spec.route_tags.items()},
+        previous_model=spec.previous_model,
         subject=subject,
     )
     # `auto` may have chosen a model with a smaller ceiling than the largest.
     return admitted, replace(spec, max_tokens=cap_max_tokens(spec.max_tokens, admitted.decision.model_id))
+
+
+def admit_sync(
+    *, principal: Principal, requested_model: str, spec: CallSpec, subject: str = ""
+) -> tuple[Admission, CallSpec]:
+    """`admit` for code already on a worker thread (the chat turn's prepare step)."""
+    return _admit(principal=principal, requested_model=requested_model, spec=spec, subject=subject)
 
 
 async def admit(
@@ -92,10 +168,13 @@ def _params(admission: Admission, spec: CallSpec) -> dict[str, Any]:
         "messages": spec.messages,
         "max_tokens": spec.max_tokens,
         "system": spec.system,
-        "metadata": spec.metadata or {"user_id": admission.principal.key},
+        "metadata": {"user_id": upstream_user_id(admission.principal)},
         "stop_sequences": spec.stop_sequences,
         "extra": spec.extra,
     }
+
+
+# --- recording ------------------------------------------------------------------------------
 
 
 def event_key_for(result: GatewayResult) -> str:
@@ -103,12 +182,22 @@ def event_key_for(result: GatewayResult) -> str:
     return f"upstream:{result.message_id or uuid.uuid4().hex}"
 
 
-async def _settle(
-    admission: Admission, result: GatewayResult, *, usage: Mapping[str, int] | None = None
-) -> LedgerEntry:
-    step = in_db_thread(settlement.settle)(
+def billed_usage(result: GatewayResult) -> dict[str, int]:
+    """The call's usage plus what failed attempts before it consumed upstream (retries, fallbacks)."""
+    usage = dict(result.usage)
+    for attempt in result.attempts:
+        if attempt.outcome != "ok" and attempt.usage:
+            for key, value in attempt.usage.items():
+                usage[key] = usage.get(key, 0) + int(value or 0)
+    return usage
+
+
+def settle_ending(admission: Admission, ending: Ending) -> Any:
+    """The default record step: one ledger line for the call."""
+    result = ending.result
+    return settlement.settle(
         admission=admission,
-        usage=usage if usage is not None else result.usage,
+        usage=billed_usage(result),
         event_key=event_key_for(result),
         kind="message",
         subject=result.message_id or "",
@@ -117,59 +206,172 @@ async def _settle(
         upstream_message_id=result.message_id or "",
         ratelimit_headers=result.ratelimit_headers,
     )
-    return await asyncio.shield(step)  # a client leaving must not cancel the bookkeeping
 
 
-async def abandon(admission: Admission) -> None:
-    await asyncio.shield(in_db_thread(settlement.abandon)(admission=admission))
+def settle_failure(admission: Admission, error: BaseException) -> Any:
+    """A call that failed before output reached anyone: bill what failed attempts consumed upstream
+    (a stream cut after message_start), else give the hold back."""
+    usage = failed_attempts_usage(error)
+    if usage is None:
+        settlement.abandon(admission=admission)
+        return None
+    attempt = next(a for a in reversed(getattr(error, "attempts", [])) if a.usage)
+    return settlement.settle(
+        admission=admission,
+        usage=usage,
+        event_key=f"upstream-failed:{attempt.request_id or uuid.uuid4().hex}",
+        kind="message",
+        subject=attempt.request_id or "",
+        model_used=attempt.model,
+        upstream_request_id=attempt.request_id or "",
+    )
 
 
-async def complete(*, admission: Admission, spec: CallSpec) -> Completed:
-    """One full answer. Gateway errors (NoModelAvailable, UpstreamError) give the hold back and propagate."""
+def failed_attempts_usage(error: BaseException) -> dict[str, int] | None:
+    used = [a.usage for a in getattr(error, "attempts", None) or [] if a.usage]
+    if not used:
+        return None
+    return {key: sum(int(u.get(key) or 0) for u in used) for key in {k for u in used for k in u} | set(USAGE_KEYS)}
+
+
+def _bound_result(admission: Admission, spec: CallSpec) -> GatewayResult:
+    """The most the call can have cost: the input bound and every output token allowed."""
+    return GatewayResult(
+        model_requested=admission.decision.model_id, model_used=admission.decision.model_id, attempts=[],
+        fallback_reason=None, request_id=None, message_id=None, text="", content=[], stop_reason=None,
+        stop_sequence=None, usage={"input_tokens": admission.input_tokens, "output_tokens": spec.max_tokens},
+        latency_ms=0.0, truncated=True,
+    )  # fmt: skip
+
+
+async def _in_db(step: Callable[..., Any], *args: Any) -> Any:
+    # Shielded: a reader leaving cancels its own task, but the bookkeeping must still land.
+    return await asyncio.shield(in_db_thread(step)(*args))
+
+
+# --- complete -------------------------------------------------------------------------------
+
+
+async def complete(
+    *, admission: Admission, spec: CallSpec, record: Record | None = None, on_error: OnError | None = None
+) -> Completed | Failed:
+    """One full answer. The call and its bookkeeping run in their own task: a caller that leaves
+    does not cut it. Gateway errors give the hold back and propagate; with `on_error` they are
+    recorded by it and returned as Failed."""
+    task = asyncio.ensure_future(_complete(admission, spec, record or settle_ending, on_error))
+    _running.add(task)
+    task.add_done_callback(_running.discard)
+    return await asyncio.shield(task)
+
+
+async def _complete(
+    admission: Admission, spec: CallSpec, record: Record, on_error: OnError | None
+) -> Completed | Failed:
     try:
         result = await gateway.acomplete(**_params(admission, spec))
-    except BaseException:
-        await abandon(admission)
-        raise
-    return Completed(admission, result, await _settle(admission, result))
+    except Exception as exc:
+        recorded = await _in_db(on_error or settle_failure, admission, exc)
+        if on_error is None:
+            raise
+        return Failed(exc, recorded)
+    entry = await _in_db(record, admission, Ending(result))
+    return Completed(admission, result, entry)
+
+
+# --- stream ---------------------------------------------------------------------------------
 
 
 async def stream(
-    *, admission: Admission, spec: CallSpec, raw_events: bool = False
-) -> AsyncIterator[StreamEvent | Completed]:
-    """The gateway's stream events, then one Completed once settled. Errors before the first delta
-    propagate (the hold given back); a consumer leaving mid-stream is billed an estimate of what it saw."""
-    received: list[str] = []
-    started: StreamStart | None = None
-    done = False
+    *,
+    admission: Admission,
+    spec: CallSpec,
+    raw_events: bool = False,
+    record: Record | None = None,
+    on_error: OnError | None = None,
+) -> AsyncIterator[StreamEvent | Completed | Failed]:
+    """The gateway's stream events, then one Completed once recorded.
+
+    Errors before any output: raised after the hold is given back, or, with `on_error`, recorded by
+    it and yielded as Failed. A reader that stops iterating leaves the call running to its end."""
+    pump = _Pump(admission, spec, raw_events, record or settle_ending, on_error)
+    pump.start()
     try:
-        async for event in gateway.astream(**_params(admission, spec), raw_events=raw_events):
-            if isinstance(event, StreamEnd | StreamTruncated):
-                result = event.result if isinstance(event, StreamEnd) else event.partial_result
-                entry = await _settle(admission, result)
-                done = True
-                truncated = event.error if isinstance(event, StreamTruncated) else None
-                yield Completed(admission, result, entry, truncated_by=truncated)
+        while True:
+            item = await pump.queue.get()
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+            if isinstance(item, Completed | Failed):
                 return
-            if isinstance(event, StreamStart):
-                started = event
-            elif isinstance(event, TextDelta):
-                received.append(event.text)
-            yield event
     finally:
-        if not done:
-            await _left_early(admission, spec, started, "".join(received))
+        pump.detach()
 
 
-async def _left_early(admission: Admission, spec: CallSpec, started: StreamStart | None, text: str) -> None:
-    if started is None:  # nothing reached the caller and upstream failed or was never asked
-        await abandon(admission)
-        return
-    # The reader left mid-answer: upstream billed the prompt and what it sent. Estimate that.
-    usage = {"input_tokens": admission.input_tokens, "output_tokens": estimate_tokens([{"content": text}], None)}
-    result = GatewayResult(
-        model_requested=admission.decision.model_id, model_used=started.model, attempts=[], fallback_reason=None,
-        request_id=started.request_id, message_id=started.message_id, text=text, content=[], stop_reason=None,
-        stop_sequence=None, usage=usage, latency_ms=0.0, truncated=True,
-    )  # fmt: skip
-    await _settle(admission, result)
+class _Pump:
+    """Reads one upstream stream into a queue, in its own task, and records its ending."""
+
+    def __init__(
+        self, admission: Admission, spec: CallSpec, raw_events: bool, record: Record, on_error: OnError | None
+    ) -> None:
+        self.admission, self.spec, self.raw_events = admission, spec, raw_events
+        self.record, self.on_error = record, on_error
+        self.queue: asyncio.Queue[Any] = asyncio.Queue()
+        self.detached_at: float | None = None
+        self.seen: list[str] = []
+        self.task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self.task = asyncio.ensure_future(self._run())
+        _running.add(self.task)
+        self.task.add_done_callback(_running.discard)
+
+    def detach(self) -> None:
+        if self.detached_at is None:
+            self.detached_at = time.monotonic()
+
+    async def _run(self) -> None:
+        try:
+            await self._read()
+        except asyncio.CancelledError:  # the process is shutting down: bill the most it can have cost
+            await _in_db(self.record, self.admission, Ending(_bound_result(self.admission, self.spec), detached=True))
+            raise
+        except _DrainTimeout:
+            ending = Ending(_bound_result(self.admission, self.spec), detached=True, seen_text="".join(self.seen))
+            await _in_db(self.record, self.admission, ending)
+        except BaseException as exc:
+            recorded = await _in_db(self.on_error or settle_failure, self.admission, exc)
+            self.queue.put_nowait(Failed(exc, recorded) if self.on_error else exc)
+
+    async def _read(self) -> None:
+        events = gateway.astream(**_params(self.admission, self.spec), raw_events=self.raw_events)
+        try:
+            async for event in events:
+                if isinstance(event, StreamEnd | StreamTruncated):
+                    await self._finish(event)
+                    return
+                if self.detached_at is None:
+                    if isinstance(event, TextDelta):
+                        self.seen.append(event.text)
+                    self.queue.put_nowait(event)
+                elif time.monotonic() - self.detached_at > settings.STREAM_DRAIN_SECONDS:
+                    raise _DrainTimeout
+        finally:
+            await events.aclose()
+
+    async def _finish(self, event: StreamEnd | StreamTruncated) -> None:
+        truncated = isinstance(event, StreamTruncated)
+        result = event.partial_result if isinstance(event, StreamTruncated) else event.result
+        ending = Ending(
+            result,
+            error=event.error if isinstance(event, StreamTruncated) else None,
+            detached=self.detached_at is not None,
+            seen_text="".join(self.seen),
+        )
+        entry = await _in_db(self.record, self.admission, ending)
+        self.queue.put_nowait(
+            Completed(self.admission, result, entry, truncated_by=ending.error if truncated else None)
+        )
+
+
+class _DrainTimeout(Exception):
+    pass

@@ -151,7 +151,7 @@ class _Run:
             content=builder.content,
             stop_reason=builder.stop_reason,
             stop_sequence=builder.stop_sequence,
-            usage=builder.usage,
+            usage=builder.billable_usage if truncated else builder.usage,
             latency_ms=_ms_since(self.started),
             ttft_ms=ttft_ms,
             truncated=truncated,
@@ -165,7 +165,7 @@ class _Run:
 
 
 def _failed_attempt(model: str, err: UpstreamError, builder: MessageBuilder, started: float) -> Attempt:
-    usage = builder.usage if builder.started else None
+    usage = builder.billable_usage if builder.started else None
     request_id = err.request_id or builder.request_id
     return Attempt(model, err.error_type, err.status, _ms_since(started), request_id, err.retry_after, usage)
 
@@ -200,7 +200,7 @@ def complete(
             if not ticket.allowed:
                 run.skip(model)
                 break
-            builder, started = MessageBuilder(), time.perf_counter()
+            builder, started = MessageBuilder(max_tokens=req.max_tokens), time.perf_counter()
             try:
                 headers = _call(model, req, builder)
             except UpstreamError as err:
@@ -276,7 +276,7 @@ async def acomplete(
             if not ticket.allowed:
                 run.skip(model)
                 break
-            builder, started = MessageBuilder(), time.perf_counter()
+            builder, started = MessageBuilder(max_tokens=req.max_tokens), time.perf_counter()
             try:
                 headers = await _acall(model, req, builder)
             except UpstreamError as err:
@@ -398,7 +398,7 @@ class _UpstreamStream:
 
     def __init__(self, model: str, req: _Request, run: _Run, *, raw_events: bool = False) -> None:
         self.model, self.req, self.run = model, req, run
-        self.builder = MessageBuilder()
+        self.builder = MessageBuilder(max_tokens=req.max_tokens)
         self.headers: Mapping[str, str] = {}
         self.started = time.perf_counter()
         self.sent_text = False

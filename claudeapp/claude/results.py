@@ -102,10 +102,24 @@ def normalise_usage(raw: Mapping[str, Any] | None) -> dict[str, int]:
     return usage
 
 
-class MessageBuilder:
-    """Accumulates one upstream message, from a JSON body or from SSE events."""
+def text_bound(text: str) -> int:
+    """An upper bound on the tokens of generated text: no token of Claude's covers less than a byte,
+    and ~3.5-4 bytes on average; one per 3 bytes, rounded up per delta (docs/billing.md)."""
+    return -(-len(text.encode("utf-8", "surrogatepass")) // 3)
 
-    def __init__(self, *, request_id: str | None = None) -> None:
+
+class MessageBuilder:
+    """Accumulates one upstream message, from a JSON body or from SSE events.
+
+    `usage` is upstream's figure; `billable_usage` is what to bill when the stream ended early:
+    the exact input from message_start and an upper bound on output from every delta kind seen.
+    """
+
+    def __init__(self, *, request_id: str | None = None, max_tokens: int | None = None) -> None:
+        self.max_tokens = max_tokens
+        self.output_bound = 0  # from every delta kind received (text, thinking, tool JSON, citations)
+        self.hidden_output = False  # a thinking block: upstream bills its full (summarised) thinking
+        self.final_usage = False  # message_delta seen: its usage is upstream's exact figure
         self.request_id = request_id
         self.message_id: str | None = None
         self.model: str | None = None
@@ -167,6 +181,21 @@ class MessageBuilder:
     def usage(self) -> dict[str, int]:
         return normalise_usage(self.raw_usage)
 
+    @property
+    def billable_usage(self) -> dict[str, int]:
+        """Exact when upstream reported the final usage; otherwise the input it reported at
+        message_start and an output bound (max_tokens once thinking started: thinking is summarised
+        in the stream but billed in full)."""
+        usage = self.usage
+        if self.done or self.final_usage or not self.started:
+            return usage
+        bound = max(usage.get("output_tokens", 0), self.output_bound, 1)
+        if self.hidden_output and self.max_tokens:
+            bound = self.max_tokens
+        if self.max_tokens:
+            bound = min(bound, self.max_tokens)
+        return {**usage, "output_tokens": bound}
+
     def _start(self, message: Mapping[str, Any]) -> None:
         self.started = True
         self.message_id = message.get("id")
@@ -177,6 +206,7 @@ class MessageBuilder:
         delta = payload.get("delta") or {}
         self.stop_reason = delta.get("stop_reason", self.stop_reason)
         self.stop_sequence = delta.get("stop_sequence", self.stop_sequence)
+        self.final_usage = bool(payload.get("usage"))
         # message_delta usage is cumulative; fields it leaves out (or null) keep their start values.
         for key, value in (payload.get("usage") or {}).items():
             if value is not None:
@@ -186,9 +216,16 @@ class MessageBuilder:
         while len(self.blocks) <= index:
             self.blocks.append({})
         self.blocks[index] = dict(block)
+        kind = block.get("type")
+        if kind in ("thinking", "redacted_thinking"):
+            self.hidden_output = True
+        elif kind != "text":  # tool_use and server tools: the name and the call's framing
+            self.output_bound += text_bound(str(block.get("name") or "")) + 4
+        self.output_bound += text_bound(str(block.get("text") or ""))
 
     def _delta(self, index: int, delta: Mapping[str, Any]) -> str | None:
         kind = delta.get("type")
+        self.output_bound += _delta_bound(delta)
         if kind == "text_delta":
             self._parts.setdefault(index, []).append(delta["text"])
             return delta["text"]
@@ -222,3 +259,18 @@ class MessageBuilder:
                 del block["_partial_json"]
             except ValueError:
                 pass  # not complete yet (read mid-stream); the block stop will finish it
+
+
+def _delta_bound(delta: Mapping[str, Any]) -> int:
+    kind = delta.get("type")
+    if kind == "text_delta":
+        return text_bound(delta.get("text") or "")
+    if kind == "thinking_delta":
+        return text_bound(delta.get("thinking") or "")
+    if kind == "input_json_delta":
+        return text_bound(delta.get("partial_json") or "")
+    if kind == "citations_delta":
+        return text_bound(json.dumps(delta.get("citation") or {}, ensure_ascii=False))
+    if kind == "signature_delta":
+        return 0  # the signature is not generated text
+    return text_bound(json.dumps(dict(delta), ensure_ascii=False))  # a delta kind newer than this code

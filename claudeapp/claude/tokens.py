@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from claudeapp.claude.client import get_async_client
+from django.conf import settings
+
+from claudeapp.claude.client import get_async_client, get_client
 from claudeapp.claude.errors import UPSTREAM_EXCEPTIONS, from_exception
 
 
@@ -26,5 +28,22 @@ async def acount_tokens(
     try:
         async with get_async_client().messages.with_streaming_response.count_tokens(**params) as resp:
             return dict(await resp.json())
+    except UPSTREAM_EXCEPTIONS as exc:
+        raise from_exception(exc, model=model) from exc
+
+
+def count_tokens(*, model: str, body: Mapping[str, Any]) -> int:
+    """Upstream's input count for a request body (messages, system, tools, tool_choice, thinking).
+    Sync, for admission (which runs on a worker thread). Raises UpstreamError subclasses."""
+    params: dict[str, Any] = {"model": model, "messages": list(body["messages"])}
+    params["timeout"] = settings.ACCOUNTING_COUNT_TIMEOUT_SECONDS
+    if body.get("system") is not None:
+        params["system"] = body["system"]
+    extra = {k: v for k, v in body.items() if k not in ("messages", "system")}
+    if extra:
+        params["extra_body"] = extra
+    try:
+        with get_client().messages.with_streaming_response.count_tokens(**params) as resp:
+            return int(resp.json()["input_tokens"])
     except UPSTREAM_EXCEPTIONS as exc:
         raise from_exception(exc, model=model) from exc

@@ -10,19 +10,19 @@ from django.utils import timezone
 
 from billing.errors import BillingError, BudgetExceeded, PriceMissing, RateLimited
 from claudeapp.accounts.principals import Principal
-from claudeapp.calls import admission as calls_admission
-from claudeapp.calls import settlement
+from claudeapp.calls import run, settlement
 from claudeapp.calls.admission import Admission
 from claudeapp.calls.errors import UpstreamBusy
-from claudeapp.claude.errors import GatewayError, NoModelAvailable, UpstreamError
-from claudeapp.claude.results import GatewayResult, StreamEnd, StreamTruncated
+from claudeapp.calls.run import CallSpec, Ending
+from claudeapp.claude.errors import NoModelAvailable, UpstreamError
+from claudeapp.claude.results import GatewayResult
 from claudeapp.conversations import context as ctx
-from claudeapp.conversations import services
+from claudeapp.conversations import selectors, services
 from claudeapp.conversations.models import Conversation, Message
 from claudeapp.jobs import services as jobs
 from claudeapp.jobs.models import Job
+from routing import modelmap
 from routing.errors import RoutingError
-from routing.models import Model
 
 log = logging.getLogger(__name__)
 UNLIMITED_WINDOW = 10**9
@@ -43,6 +43,7 @@ class Prepared:
     context: ctx.Context | None = None
     admission: Admission | None = None
     refused: Refusal | None = None
+    spec: CallSpec | None = None  # what is sent upstream, once admitted
 
     @property
     def route_reason(self) -> str:
@@ -74,37 +75,81 @@ def prepare(
     return prepared
 
 
+def prepare_admitted_first(
+    *, principal: Principal, conversation: Conversation, content: str, model: str, max_tokens: int
+) -> Prepared:
+    """The API's turn: admission first, so a refused call (429, 402, unknown model) leaves the
+    conversation as it was; raises routing and billing errors before anything is saved."""
+    history = list(selectors.messages_of(conversation))
+    untrimmed = ctx.build_context(
+        history, new_user_text=content, context_window=UNLIMITED_WINDOW, max_tokens=max_tokens
+    )
+    admission, spec = run.admit_sync(
+        principal=principal,
+        requested_model=model,
+        spec=CallSpec(
+            messages=untrimmed.messages, max_tokens=max_tokens, previous_model=conversation.last_model or None
+        ),
+        subject=f"conversation:{conversation.public_id}",
+    )
+    try:
+        _, answer = services.start_turn(conversation=conversation, user_text=content, model_requested=model)
+        prepared = Prepared(principal=principal, conversation=conversation, answer=answer, max_tokens=max_tokens)
+        admitted(prepared, admission=admission, spec=spec, history=history, user_text=content)
+        answer.status = Message.Status.STREAMING
+        answer.routing_reason = admission.decision.reason[:300]
+        answer.routing_decision_id = admission.decision.decision_id
+        answer.save(update_fields=["status", "routing_reason", "routing_decision"])
+    except BaseException:
+        settlement.abandon(admission=admission)
+        raise
+    return prepared
+
+
 def _admit(prepared: Prepared, *, history: list[Message], user_text: str, model_choice: str) -> None:
     untrimmed = ctx.build_context(
         history, new_user_text=user_text, context_window=UNLIMITED_WINDOW, max_tokens=prepared.max_tokens
     )
     try:
-        admission = calls_admission.admit(
+        admission, spec = run.admit_sync(
             principal=prepared.principal,
             requested_model=model_choice,
-            messages=untrimmed.messages,
-            system=None,
-            max_tokens=prepared.max_tokens,
-            input_tokens=untrimmed.input_tokens_estimate,
-            previous_model=prepared.conversation.last_model,
+            spec=CallSpec(
+                messages=untrimmed.messages,
+                max_tokens=prepared.max_tokens,
+                previous_model=prepared.conversation.last_model or None,
+            ),
             subject=str(prepared.answer.public_id),
         )
     except UpstreamBusy as exc:
         prepared.context = untrimmed
         prepared.refused = _queue_while_busy(prepared, exc)
         return
-    window = Model.objects.filter(model_id=admission.decision.model_id).values_list("context_window", flat=True)
-    prepared.context = ctx.build_context(
-        history, new_user_text=user_text, context_window=window.first() or UNLIMITED_WINDOW,
-        max_tokens=prepared.max_tokens,
-    )  # fmt: skip
-    prepared.admission = admission
+    admitted(prepared, admission=admission, spec=spec, history=history, user_text=user_text)
     answer = prepared.answer
     answer.status = Message.Status.STREAMING
     answer.routing_reason = admission.decision.reason[:300]
     answer.routing_decision_id = admission.decision.decision_id
     answer.model_requested = model_choice
     answer.save(update_fields=["status", "routing_reason", "routing_decision", "model_requested"])
+
+
+def admitted(
+    prepared: Prepared, *, admission: Admission, spec: CallSpec, history: list[Message], user_text: str
+) -> None:
+    """Fit the context to the chosen model's window and keep what will be sent."""
+    prepared.max_tokens = spec.max_tokens
+    prepared.context = ctx.build_context(
+        history, new_user_text=user_text, context_window=context_window(admission.decision.model_id),
+        max_tokens=spec.max_tokens,
+    )  # fmt: skip
+    prepared.admission = admission
+    prepared.spec = CallSpec(messages=prepared.context.messages, max_tokens=spec.max_tokens)
+
+
+def context_window(model_id: str) -> int:
+    info = modelmap.get_model_map().models.get(model_id)
+    return info.context_window if info and info.context_window else UNLIMITED_WINDOW
 
 
 def _queue_while_busy(prepared: Prepared, busy: UpstreamBusy) -> Refusal:
@@ -168,12 +213,16 @@ def plain_words(exc: Exception) -> str:
 
 
 @transaction.atomic
-def finish(*, prepared: Prepared, event: StreamEnd | StreamTruncated) -> Message:
-    result: GatewayResult = event.result if isinstance(event, StreamEnd) else event.partial_result
+def record(prepared: Prepared, admission: Admission, ending: Ending) -> Message:
+    """The call's one bill and the saved answer, in one transaction, for every ending: complete,
+    cut (truncated, with what arrived), or the reader gone (Stop: the text it saw is kept, the
+    tokens upstream produced to the end are billed)."""
+    result = ending.result
+    usage = run.billed_usage(result)
     answer = prepared.answer
     entry = settlement.settle(
-        admission=prepared.admission,
-        usage=result.usage,
+        admission=admission,
+        usage=usage,
         event_key=f"message:{answer.public_id}",
         kind="message",
         subject=str(answer.public_id),
@@ -182,17 +231,21 @@ def finish(*, prepared: Prepared, event: StreamEnd | StreamTruncated) -> Message
         upstream_message_id=result.message_id or "",
         ratelimit_headers=result.ratelimit_headers,
     )
-    _apply_result(answer, result, cost_micros=entry.cost_micros)
-    if isinstance(event, StreamTruncated):
+    _apply_result(answer, result, usage=usage, cost_micros=entry.cost_micros)
+    if ending.detached:
+        answer.content = ending.seen_text
         answer.status = Message.Status.TRUNCATED
-        answer.error_type, answer.error_message = event.error.error_type, event.error.message[:500]
+        answer.error_type, answer.error_message = "stopped", "Stopped before the end"
+    elif ending.error is not None:
+        answer.status = Message.Status.TRUNCATED
+        answer.error_type = getattr(ending.error, "error_type", type(ending.error).__name__)
+        answer.error_message = (getattr(ending.error, "message", "") or str(ending.error))[:500]
     answer.save()
     _remember_model(prepared.conversation, result.model_used)
     return answer
 
 
-def _apply_result(answer: Message, result: GatewayResult, *, cost_micros: int) -> None:
-    usage = result.usage
+def _apply_result(answer: Message, result: GatewayResult, *, usage: dict[str, int], cost_micros: int) -> None:
     answer.content = result.text
     answer.status = Message.Status.COMPLETE
     answer.model_used = result.model_used
@@ -214,43 +267,18 @@ def _remember_model(conversation: Conversation, model_id: str) -> None:
 
 
 @transaction.atomic
-def queue_for_later(*, prepared: Prepared, error: NoModelAvailable) -> Message:
-    """No model can answer now: keep the turn and let a job answer it when Claude recovers."""
-    settlement.abandon(admission=prepared.admission)
+def record_failure(prepared: Prepared, admission: Admission, error: BaseException) -> Message:
+    """No output reached the reader. What failed attempts consumed upstream is billed (else the hold
+    goes back); when no model can answer now, a job answers the turn later."""
+    run.settle_failure(admission, error)
     answer = prepared.answer
-    _enqueue_turn(prepared, model_id=prepared.admission.decision.model_id)
-    answer.error_type, answer.error_message = "overloaded", plain_words(error)
-    answer.save(update_fields=["status", "job_id", "error_type", "error_message"])
-    return answer
-
-
-def fail(*, prepared: Prepared, error: GatewayError) -> Message:
-    settlement.abandon(admission=prepared.admission)
-    answer = prepared.answer
+    if isinstance(error, NoModelAvailable):
+        _enqueue_turn(prepared, model_id=admission.decision.model_id)
+        answer.error_type, answer.error_message = "overloaded", plain_words(error)
+        answer.save(update_fields=["status", "job_id", "error_type", "error_message"])
+        return answer
     answer.status = Message.Status.FAILED
     answer.error_type = getattr(error, "error_type", type(error).__name__)
-    answer.error_message = plain_words(error)
+    answer.error_message = plain_words(error)  # type: ignore[arg-type]
     answer.save(update_fields=["status", "error_type", "error_message"])
-    return answer
-
-
-@transaction.atomic
-def stop(*, prepared: Prepared, partial_text: str) -> Message:
-    """The reader left mid-answer. Upstream has billed the prompt and what it sent: estimate and bill that."""
-    answer = prepared.answer
-    usage = {"input_tokens": prepared.admission.input_tokens, "output_tokens": ctx.estimate_tokens(partial_text)}
-    entry = settlement.settle(
-        admission=prepared.admission,
-        usage=usage,
-        event_key=f"message:{answer.public_id}",
-        kind="message",
-        subject=str(answer.public_id),
-        model_used=prepared.admission.decision.model_id,
-    )
-    answer.content = partial_text
-    answer.status = Message.Status.TRUNCATED
-    answer.error_type, answer.error_message = "stopped", "Stopped before the end"
-    answer.input_tokens, answer.output_tokens = usage["input_tokens"], usage["output_tokens"]
-    answer.cost_micros = entry.cost_micros
-    answer.save()
     return answer

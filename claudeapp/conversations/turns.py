@@ -6,20 +6,19 @@ connection goes back to the pool in between, so an open stream holds none.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from dataclasses import dataclass
-
-from asgiref.sync import sync_to_async
-from django.db import close_old_connections, connection
+from functools import partial
 
 from claudeapp.accounts.principals import Principal
-from claudeapp.claude import gateway
-from claudeapp.claude.errors import GatewayError, NoModelAvailable, UpstreamError
-from claudeapp.claude.results import StreamEnd, StreamStart, StreamTruncated, TextDelta
+from claudeapp.calls import run
+from claudeapp.calls.run import Completed, Failed
+from claudeapp.claude.results import TextDelta
 from claudeapp.conversations import outcomes
 from claudeapp.conversations.models import Message
 from claudeapp.conversations.outcomes import Prepared
+from claudeapp.core.dbthread import in_db_thread
 
 DEFAULT_MAX_TOKENS = 4096
 
@@ -45,19 +44,6 @@ class Finished:
 
 
 TurnEvent = Started | Delta | Finished
-
-
-def in_db_thread(func):  # type: ignore[no-untyped-def]
-    """Run ORM work off the event loop and hand the connection back to the pool afterwards."""
-
-    def run(*args, **kwargs):  # type: ignore[no-untyped-def]
-        close_old_connections()
-        try:
-            return func(*args, **kwargs)
-        finally:
-            connection.close()
-
-    return sync_to_async(run, thread_sensitive=False)
 
 
 async def stream_turn(
@@ -86,38 +72,32 @@ async def stream_turn(
 
 
 async def stream_answer(prepared: Prepared) -> AsyncIterator[TurnEvent]:
-    """Stream the answer of a prepared (admitted) turn and record its outcome, whatever happens."""
-    received: list[str] = []
-    finished = False
-    try:
-        async for event in gateway.astream(
-            models=prepared.admission.models,
-            messages=prepared.context.messages,
-            max_tokens=prepared.max_tokens,
-            metadata={"user_id": prepared.principal.key},
-        ):
+    """Stream the answer of a prepared (admitted) turn. Its outcome is recorded by the call pipeline
+    on every ending, the reader leaving included (Stop keeps the text it saw)."""
+    events = run.stream(
+        admission=prepared.admission,
+        spec=prepared.spec,
+        record=partial(outcomes.record, prepared),
+        on_error=partial(outcomes.record_failure, prepared),
+    )
+    async with aclosing(events):
+        async for event in events:
             if isinstance(event, TextDelta):
-                received.append(event.text)
                 yield Delta(event.text)
-            elif isinstance(event, StreamEnd | StreamTruncated):
-                message = await _save(outcomes.finish, prepared=prepared, event=event)
-                finished = True
-                yield Finished(message)
-            elif isinstance(event, StreamStart):
-                continue
-    except NoModelAvailable as exc:
-        message = await _save(outcomes.queue_for_later, prepared=prepared, error=exc)
-        finished = True
-        yield Finished(message, retry_after=exc.retry_after)
-    except (UpstreamError, GatewayError) as exc:
-        message = await _save(outcomes.fail, prepared=prepared, error=exc)
-        finished = True
-        yield Finished(message)
-    finally:
-        if not finished:  # the client went away (Stop button, closed tab): keep what it saw
-            await _save(outcomes.stop, prepared=prepared, partial_text="".join(received))
+            elif isinstance(event, Completed):
+                yield Finished(event.entry)
+                return
+            elif isinstance(event, Failed):
+                yield Finished(event.recorded, retry_after=getattr(event.error, "retry_after", None))
+                return
 
 
-async def _save(step, **kwargs):  # type: ignore[no-untyped-def]
-    # Shielded: a client disconnect cancels the stream, but the bookkeeping must still land.
-    return await asyncio.shield(in_db_thread(step)(**kwargs))
+async def complete_answer(prepared: Prepared) -> Message:
+    """The answer in one piece, saved whatever the ending (complete, queued, failed)."""
+    done = await run.complete(
+        admission=prepared.admission,
+        spec=prepared.spec,
+        record=partial(outcomes.record, prepared),
+        on_error=partial(outcomes.record_failure, prepared),
+    )
+    return done.entry if isinstance(done, Completed) else done.recorded
