@@ -9,18 +9,21 @@ from __future__ import annotations
 import gc
 import os
 
-from django.core.asgi import get_asgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "claudeapp.settings")
-
-django_application = get_asgi_application()
+django.setup(set_prefix=False)  # what get_asgi_application() does, then our handler instead of Django's
 
 from django.conf import settings  # noqa: E402  (settings are configured by the line above)
 from starlette.exceptions import HTTPException  # noqa: E402
 from starlette.responses import PlainTextResponse  # noqa: E402
 from starlette.staticfiles import StaticFiles  # noqa: E402
 
+from claudeapp.api.bodycap import CappedASGIHandler  # noqa: E402
 from claudeapp.api.fastpath import PartnerCallHandler, is_partner_call  # noqa: E402
+
+# Django's handler, with the API's body-size cap counted while a body arrives (chunked ones too).
+django_application = CappedASGIHandler()
 
 _static = StaticFiles(directory=settings.STATIC_ROOT, check_dir=False)
 _static_prefix = settings.STATIC_URL.rstrip("/")

@@ -247,7 +247,9 @@ def _describe_drf(exc: exceptions.APIException) -> ErrorInfo:
     status = exc.status_code
     error_type = TYPE_BY_STATUS.get(status, "invalid_request_error" if status < 500 else "api_error")
     if isinstance(exc, exceptions.ParseError):
-        message = "Request body is not valid JSON." if "JSON" in str(exc.detail) else str(exc.detail)
+        # DRF's own parsers (browser views) say "JSON parse error - <decoder detail>"; ours say what is wrong.
+        detail = str(exc.detail)
+        message = "Request body is not valid JSON." if detail.startswith("JSON parse error") else detail
     elif isinstance(exc, exceptions.NotAuthenticated):
         message = NO_CREDENTIALS
     else:

@@ -26,6 +26,7 @@ from django.middleware.clickjacking import XFrameOptionsMiddleware
 from django.middleware.common import CommonMiddleware
 from django.middleware.security import SecurityMiddleware
 
+from claudeapp.api.bodycap import CappedBodyMixin
 from claudeapp.api.middleware import ApiBoundaryMiddleware, RequestIdMiddleware
 
 # Exact paths only: a path not listed here (even with a trailing slash) takes the full chain.
@@ -69,9 +70,10 @@ _CHAIN: tuple[Any, ...] = (
 )
 
 
-class PartnerCallHandler(ASGIHandler):
-    """ASGIHandler with the lean chain above; everything else (request parsing, URL resolution,
-    exception handling, streaming, disconnect handling) is Django's own."""
+class PartnerCallHandler(CappedBodyMixin, ASGIHandler):
+    """ASGIHandler with the lean chain above and the API body cap counted as the body arrives
+    (claudeapp/api/bodycap.py); everything else (request parsing, URL resolution, exception
+    handling, streaming, disconnect handling) is Django's own."""
 
     def load_middleware(self, is_async: bool = False) -> None:
         self._view_middleware = []

@@ -38,18 +38,30 @@ class ApiCursorPagination(CursorPagination):
         }
 
 
+# Any moment a filter may name: wide enough for every real query, narrow enough that a day either
+# side, or a conversion to any time zone, stays inside what Python and Postgres can represent.
+EARLIEST = dt.datetime(1900, 1, 1, tzinfo=dt.UTC)
+LATEST = dt.datetime(9999, 1, 1, tzinfo=dt.UTC)
+OUT_OF_RANGE = "Out of range: dates from 1900-01-01 to 9998-12-31."
+
+
 def _parse_moment(name: str, raw: str, *, end_of_day: bool) -> dt.datetime:
     try:
         day = parse_date(raw)
         moment = parse_datetime(raw) if day is None else None
     except ValueError:  # well-formed but impossible, e.g. 2026-02-30
         day = moment = None
-    if day is not None:  # a bare date means the whole day
-        moment = dt.datetime.combine(day + dt.timedelta(days=1 if end_of_day else 0), dt.time())
+    try:
+        if day is not None:  # a bare date means the whole day
+            moment = dt.datetime.combine(day + dt.timedelta(days=1 if end_of_day else 0), dt.time())
+        if moment is not None:
+            moment = (moment.replace(tzinfo=dt.UTC) if timezone.is_naive(moment) else moment).astimezone(dt.UTC)
+    except OverflowError:  # 9999-12-31 plus its day, or a far offset
+        raise serializers.ValidationError({name: [OUT_OF_RANGE]}) from None
     if moment is None:
         raise serializers.ValidationError({name: ["Expected an ISO 8601 date or date-time."]})
-    if timezone.is_naive(moment):
-        moment = moment.replace(tzinfo=dt.UTC)
+    if not EARLIEST <= moment <= LATEST:
+        raise serializers.ValidationError({name: [OUT_OF_RANGE]})
     return moment
 
 

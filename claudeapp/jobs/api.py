@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from rest_framework import exceptions, serializers
-from rest_framework.parsers import JSONParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
@@ -13,6 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from claudeapp.api.auth import HasScope, PartnerKeyAuthentication
+from claudeapp.api.bodies import ApiJSONParser
 from claudeapp.api.errors import register_error
 from claudeapp.jobs import api_schema, selectors, services
 from claudeapp.jobs.errors import IdempotencyConflict, InvalidPayload, InvalidTransition, InvalidWebhookUrl, JobNotFound
@@ -32,7 +32,7 @@ class JobsApiView(APIView):
     authentication_classes = [PartnerKeyAuthentication]
     permission_classes = [IsAuthenticated, HasScope("jobs")]
     renderer_classes = [JSONRenderer]
-    parser_classes = [JSONParser]
+    parser_classes = [ApiJSONParser]  # the API's one JSON parser: depth, NUL, non-finite numbers, size
 
 
 class JobListCreateApi(JobsApiView):

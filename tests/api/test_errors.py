@@ -207,3 +207,110 @@ def test_other_packages_can_register_their_domain_errors():
         "frozen until noon",
         {"x-a": "1"},
     )
+
+
+# --- the one JSON parser: every kind of refusal names its field ------------------------------
+
+ASYNC_ECHO = "/api/v1/_test/async"
+VALID = {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
+
+
+def _named(response, field):
+    assert response.status_code == 400, response.content[:300]
+    error = response.json()["error"]
+    assert error["type"] == "invalid_request_error" and error["field"] == field, error
+    return error["message"]
+
+
+@pytest.mark.parametrize("path", [ECHO, ASYNC_ECHO, "/api/v1/jobs"])
+@pytest.mark.parametrize(
+    ("raw", "field", "says"),
+    [
+        (b'{"metadata": {"a\\u0000b": "x"}}', "metadata.a\\u0000b", "NUL"),
+        (b'{"messages": [{"role": "user", "content": "hi\\u0000"}]}', "messages.0.content", "NUL"),
+        (b'{"metadata": {"k": [1, 2, "\\u0000"]}}', "metadata.k.2", "NUL"),
+        (b'{"metadata": {"score": NaN}}', "metadata.score", "finite"),
+        (b'{"metadata": {"score": -Infinity}}', "metadata.score", "finite"),
+        (b'{"max_tokens": 1e400}', "max_tokens", "finite"),
+        (b'{"model": "\\ud800"}', "model", "UTF-8"),
+        (b'{"model": "caf\xe9"}', "model", "UTF-8"),
+        (
+            b'{"metadata": ' + b'{"a": ' * 100_000 + b"1" + b"}" * 100_000 + b"}",
+            "metadata" + ".a" * 63,
+            "deeper than 64",
+        ),
+        (b'{"m": ' + b"[" * 65 + b"]" * 65 + b"}", "m" + ".0" * 63, "deeper than 64"),
+    ],
+)
+def test_bad_json_values_are_400_naming_the_field_on_every_parser(client, key, path, raw, field, says):
+    assert says in _named(post(client, key, raw, path=path), field)
+
+
+@pytest.mark.parametrize("path", [ECHO, ASYNC_ECHO, "/api/v1/jobs"])
+def test_nesting_up_to_the_limit_parses(client, key, path, settings):
+    settings.API_MAX_JSON_DEPTH = 8
+    ok = {**VALID, "metadata": {"a": {"b": {"c": {"d": {"e": {"f": {}}}}}}}}  # 8 levels with the body itself
+    assert "deeper" not in post(client, key, ok, path=path).text
+    too_deep = {**VALID, "metadata": {"a": {"b": {"c": {"d": {"e": {"f": {"g": {}}}}}}}}}
+    assert "deeper than 8" in _named(post(client, key, too_deep, path=path), "metadata.a.b.c.d.e.f.g")
+
+
+@pytest.mark.parametrize("path", [ECHO, ASYNC_ECHO, "/api/v1/jobs"])
+def test_a_body_that_is_not_an_object_is_400_without_a_field(client, key, path):
+    for raw in (b"[]", b'"text"', b"1"):
+        response = post(client, key, raw, path=path)
+        assert response.status_code == 400
+        assert response.json()["error"] == {
+            "type": "invalid_request_error",
+            "message": "Request body must be a JSON object.",
+            "field": None,
+        }
+
+
+def test_anthropic_paths_name_the_field_in_the_message(client, key):
+    response = client.generic(
+        "POST", "/anthropic/v1/_test/async", b'{"metadata": {"a": NaN}}', content_type="application/json",
+        HTTP_X_API_KEY=key.raw,
+    )  # fmt: skip
+    assert response.status_code == 400
+    assert response.json()["error"] == {
+        "type": "invalid_request_error",
+        "message": "metadata.a: Must be a finite number (NaN and Infinity are not JSON).",
+    }
+
+
+def test_a_body_read_past_the_cap_is_413_even_without_a_content_length(key, settings):
+    """The view-level count: what the ASGI edge (bodycap) does for real servers, for any other handler."""
+    import io
+
+    from django.test import RequestFactory
+
+    from claudeapp.api.bodies import json_object
+    from claudeapp.api.errors import describe
+
+    settings.API_MAX_BODY_BYTES = 1024
+    request = RequestFactory().post("/api/v1/_test/async", b"", content_type="application/json")
+    request._stream = io.BytesIO(b'{"pad": "' + b"x" * 4096 + b'"}')  # as a chunked body arrives: no length
+    request.META.pop("CONTENT_LENGTH", None)
+    with pytest.raises(Exception) as raised:
+        json_object(request)
+    assert (describe(raised.value).status, describe(raised.value).type) == (413, "request_too_large")
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"end": "9999-12-31"}, "end"),
+        ({"start": "9999-12-31"}, "start"),
+        ({"start": "0001-01-01"}, "start"),
+        ({"end": "9999-12-31T23:59:59-05:00"}, "end"),
+        ({"start": "2026-02-30"}, "start"),
+    ],
+)
+def test_out_of_range_dates_in_query_parameters_are_400_naming_the_parameter(client, key, params, field):
+    _named(client.get("/api/v1/usage", params, **bearer(key)), field)
+
+
+def test_out_of_range_dates_on_list_endpoints_are_400(client, key):
+    _named(client.get("/api/v1/conversations", {"created_before": "9999-12-31"}, **bearer(key)), "created_before")
+    assert client.get("/api/v1/usage", {"start": "1900-01-01", "end": "9998-12-31"}, **bearer(key)).status_code == 200

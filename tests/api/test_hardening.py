@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
+import httpx
 import pytest
 
 from claudeapp.api import keycache
@@ -47,3 +49,112 @@ def test_async_redis_clients_do_not_pile_up_across_event_loops(client, partner_k
     for _ in range(10):  # the test client runs each async view on a loop of its own
         assert client.post("/api/v1/_test/async", {}, content_type="application/json", **bearer(key)).status_code == 200
     assert len(keycache._async_clients) <= 2
+
+
+# --- hostile bodies on every partner endpoint, over real HTTP (uvicorn) -------------------------
+#
+# Each endpoint x each kind of bad body: a 4xx in the path's error shape naming the field where
+# there is one, and not one request reaches the upstream (the emulator counts every request).
+
+HAIKU = "claude-haiku-5-5"
+TEXT = "Say hello."
+OVER_CAP = 12 * 1024 * 1024  # the web process runs with the default 10 MB API_MAX_BODY_BYTES
+DEEP = 100_000
+
+
+def _turn() -> dict:
+    return {"model": HAIKU, "max_tokens": 16, "messages": [{"role": "user", "content": TEXT}]}
+
+
+# name -> (method, path template, valid body, the dotted path of its text field)
+ENDPOINTS = {
+    "messages": ("POST", "/api/v1/messages", _turn(), "messages.0.content"),
+    "conversation-turn": (
+        "POST", "/api/v1/messages", {"conversation_id": "{cid}", "model": HAIKU, "content": TEXT}, "content"),
+    "conversations": ("POST", "/api/v1/conversations", {"title": TEXT}, "title"),
+    "conversation": ("PATCH", "/api/v1/conversations/{cid}", {"title": TEXT}, "title"),
+    "jobs": ("POST", "/api/v1/jobs", _turn(), "messages.0.content"),
+    "anthropic-messages": ("POST", "/anthropic/v1/messages", _turn(), "messages.0.content"),
+    "anthropic-count-tokens": (
+        "POST", "/anthropic/v1/messages/count_tokens",
+        {"model": HAIKU, "messages": [{"role": "user", "content": TEXT}]}, "messages.0.content"),
+}  # fmt: skip
+
+
+def _with(body: dict, **extra) -> bytes:
+    return json.dumps({**body, **extra}).encode()
+
+
+def _text_replaced(body: dict, replacement: bytes) -> bytes:
+    return json.dumps(body).encode().replace(json.dumps(TEXT).encode(), replacement, 1)
+
+
+# kind -> (body from (valid body, text field), chunked?, status, field or None)
+KINDS = {
+    "chunked-oversize": (lambda b, f: _with(b, metadata={"pad": "x" * OVER_CAP}), True, 413, None),
+    "content-length-oversize": (lambda b, f: _with(b, metadata={"pad": "x" * OVER_CAP}), False, 413, None),
+    "nul-in-key": (lambda b, f: _with(b, metadata={"a\x00b": "x"}), False, 400, "metadata.a\\u0000b"),
+    "nul-in-value": (lambda b, f: _text_replaced(b, b'"Say\\u0000hello."'), False, 400, "{text}"),
+    "deep-json": (
+        lambda b, f: _with(b, metadata="DEEP").replace(b'"DEEP"', b'{"a":' * DEEP + b"1" + b"}" * DEEP),
+        False, 400, "metadata" + ".a" * 63),
+    "nan": (lambda b, f: _with(b, metadata={"score": float("nan")}), False, 400, "metadata.score"),
+    "invalid-utf8": (lambda b, f: _text_replaced(b, b'"Say \xff\xfe hello."'), False, 400, "{text}"),
+    "non-object": (lambda b, f: b"[" + _with(b) + b"]", False, 400, None),
+}  # fmt: skip
+
+
+def _send(url: str, method: str, body: bytes, *, chunked: bool, key: str) -> httpx.Response:
+    headers = {"x-api-key": key, "content-type": "application/json"}
+    if chunked:  # a generator has no length: httpx sends Transfer-Encoding: chunked
+        content = (body[i : i + 65536] for i in range(0, len(body), 65536))
+        return httpx.request(method, url, content=content, headers=headers, timeout=60)
+    return httpx.request(method, url, content=body, headers=headers, timeout=60)
+
+
+def _problem(name: str, kind: str, response: httpx.Response, status: int, field: str | None) -> str | None:
+    where = f"{name} x {kind}: {response.status_code} {response.text[:300]}"
+    if response.status_code != status:
+        return where
+    body = response.json()
+    if name.startswith("anthropic"):  # Anthropic's shape: the field leads the message
+        if body.get("type") != "error" or set(body["error"]) != {"type", "message"}:
+            return where
+        message = body["error"]["message"]
+        named = message.startswith(f"{field}: ") if field else ":" not in message.split(" ")[0]
+    else:
+        if set(body["error"]) != {"type", "message", "field"}:
+            return where
+        message = body["error"]["message"]
+        named = body["error"]["field"] == field
+    expected_type = "request_too_large" if status == 413 else "invalid_request_error"
+    if body["error"]["type"] != expected_type or not named:
+        return f"{where} (expected field {field!r})"
+    return None
+
+
+@pytest.mark.parametrize("name", list(ENDPOINTS))
+def test_hostile_bodies_get_a_4xx_naming_the_field_and_never_reach_upstream(
+    live_gateway, partner_key_factory, emulator, name
+):
+    key = partner_key_factory(scopes=["messages", "conversations", "jobs", "usage", "models"])
+    method, path, body, text_field = ENDPOINTS[name]
+    created = httpx.post(
+        f"{live_gateway.url}/api/v1/conversations", json={"title": "t"}, headers={"x-api-key": key.raw}, timeout=30
+    )
+    cid = created.json()["id"]
+    path = path.format(cid=cid)
+    body = json.loads(json.dumps(body).replace("{cid}", cid))
+    problems = []
+    for kind, (build, chunked, status, field) in KINDS.items():
+        before = emulator.stats()["total_requests"]
+        response = _send(live_gateway.url + path, method, build(body, text_field), chunked=chunked, key=key.raw)
+        problem = _problem(name, kind, response, status, field.replace("{text}", text_field) if field else None)
+        if problem:
+            problems.append(problem)
+        if emulator.stats()["total_requests"] != before:
+            problems.append(f"{name} x {kind}: reached upstream")
+    assert not problems, "\n".join(problems)
+    # The valid body still works (and, for the message endpoints, is the one that goes upstream).
+    response = _send(live_gateway.url + path, method, json.dumps(body).encode(), chunked=True, key=key.raw)
+    assert response.status_code in (200, 201, 202), response.text[:300]
