@@ -1,4 +1,8 @@
-"""Staff-only spend dashboard and ledger CSV export."""
+"""Spend dashboard and ledger CSV export: staff who may view ledger entries (billing.view_ledgerentry).
+
+Both show every tenant's spend, so being staff is not enough: a staff user without the permission
+gets 403, an anonymous or non-staff one the admin login.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import datetime as dt
 from collections.abc import Iterator
 
 from django.contrib.admin.views.decorators import staff_member_required
+from django.contrib.auth.decorators import permission_required
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -33,9 +38,14 @@ CSV_COLUMNS = (
     "upstream_request_id",
     "upstream_message_id",
 )
+VIEW_LEDGER = "billing.view_ledgerentry"
+# Days the export accepts: a day either side stays a valid date in every time zone.
+EARLIEST_DAY = dt.date(1900, 1, 1)
+LATEST_DAY = dt.date(9998, 12, 31)
 
 
 @staff_member_required
+@permission_required(VIEW_LEDGER, raise_exception=True)
 def dashboard(request: HttpRequest) -> HttpResponse:
     try:
         days = min(max(int(request.GET.get("days", 30)), 1), 366)
@@ -68,6 +78,7 @@ def _rows(entries: Iterator) -> Iterator[str]:
 
 
 @staff_member_required
+@permission_required(VIEW_LEDGER, raise_exception=True)
 def ledger_csv(request: HttpRequest) -> HttpResponse:
     today = ledger.billing_day(timezone.now())
     try:
@@ -75,6 +86,8 @@ def ledger_csv(request: HttpRequest) -> HttpResponse:
         end = dt.date.fromisoformat(request.GET.get("to") or today.isoformat())
     except ValueError:
         return HttpResponseBadRequest("from and to must be dates as YYYY-MM-DD")
+    if not (EARLIEST_DAY <= start <= LATEST_DAY and EARLIEST_DAY <= end <= LATEST_DAY):
+        return HttpResponseBadRequest(f"from and to must be between {EARLIEST_DAY} and {LATEST_DAY}")
     response = StreamingHttpResponse(_rows(selectors.ledger_between(start=start, end=end)), content_type="text/csv")
     response["Content-Disposition"] = f'attachment; filename="ledger-{start}-{end}.csv"'
     return response

@@ -1,5 +1,8 @@
 """Jobs in the admin: every job, the dead-letter queue (dead jobs) with Requeue and Discard, and the
-Message Batches the batch jobs went up in (read-only, with Cancel upstream)."""
+Message Batches the batch jobs went up in (read-only, with Cancel upstream).
+
+Viewing takes the view permission; the actions (Requeue, Discard, Cancel upstream) take the change
+permission (jobs.change_job, jobs.change_messagebatch): an operator who may only view sees no actions."""
 
 from __future__ import annotations
 
@@ -24,12 +27,12 @@ class WebhookDeliveryInline(admin.TabularInline):
         return False
 
 
-@admin.action(description="Requeue selected jobs (fresh attempts)")
+@admin.action(description="Requeue selected jobs (fresh attempts)", permissions=["change"])
 def requeue_jobs(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Job]) -> None:
     _apply(modeladmin, request, queryset, services.requeue, "requeued")
 
 
-@admin.action(description="Discard selected jobs for good")
+@admin.action(description="Discard selected jobs for good", permissions=["change"])
 def discard_jobs(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Job]) -> None:
     _apply(modeladmin, request, queryset, services.discard, "discarded")
 
@@ -110,7 +113,7 @@ class BatchJobInline(admin.TabularInline):
         return False
 
 
-@admin.action(description="Cancel upstream (unprocessed requests go to the next batch)")
+@admin.action(description="Cancel upstream (unprocessed requests go to the next batch)", permissions=["change"])
 def cancel_upstream(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[MessageBatch]) -> None:
     ok, refused = 0, []
     for batch_id in queryset.order_by("pk").values_list("pk", flat=True):

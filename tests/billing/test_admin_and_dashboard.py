@@ -87,3 +87,37 @@ def test_the_ledger_cannot_be_added_edited_or_deleted_in_the_admin(staff_client,
 def test_the_admin_index_links_the_spend_dashboard(staff_client, db):
     index = staff_client.get(reverse("admin:index")).content.decode()
     assert reverse("admin:billing_spenddashboard_changelist") in index
+
+
+def _staff_with(user_factory, *perms):
+    from django.contrib.auth.models import Permission
+
+    user = user_factory(is_staff=True)
+    for perm in perms:
+        app_label, codename = perm.split(".")
+        user.user_permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))
+    return user
+
+
+def test_staff_without_the_ledger_permission_get_403_not_every_tenants_spend(client, user_factory, billed):
+    client.force_login(_staff_with(user_factory, "billing.view_budget", "jobs.view_job"))
+    for url in ("/billing/dashboard/", "/billing/ledger.csv", "/billing/ledger.csv?from=2020-01-01&to=2099-01-01"):
+        response = client.get(url)
+        assert response.status_code == 403, url
+        assert b"evt-0" not in response.content and b"claude-opus" not in response.content
+    assert b"/billing/dashboard/" not in client.get("/admin/").content  # no link to a page they cannot open
+
+
+def test_staff_with_exactly_the_ledger_permission_see_the_dashboard_and_export(client, user_factory, billed):
+    client.force_login(_staff_with(user_factory, "billing.view_ledgerentry"))
+    assert client.get("/billing/dashboard/").status_code == 200
+    day = ledger.billing_day(LedgerEntry.objects.first().created_at)
+    response = client.get(f"/billing/ledger.csv?from={day}&to={day}")
+    assert response.status_code == 200
+    assert b"evt-0" in b"".join(response.streaming_content)
+    assert b"/billing/dashboard/" in client.get("/admin/").content
+
+
+def test_out_of_range_export_dates_are_400(staff_client):
+    for query in ("to=9999-12-31", "from=0001-01-01", "from=2026-01-01&to=9999-12-31"):
+        assert staff_client.get(f"/billing/ledger.csv?{query}").status_code == 400, query
