@@ -52,6 +52,8 @@ ROUTES = (
     Route("POST", "/_emulator/reset", control.reset, api=False),
     Route("GET", "/_emulator/stats", control.stats, api=False),
     Route("POST", "/_emulator/clock", control.clock, api=False),
+    Route("GET", "/_emulator/ledger", control.ledger, api=False),
+    Route("DELETE", "/_emulator/ledger", control.clear_ledger, api=False),
 )
 
 
@@ -91,9 +93,11 @@ class EmulatorApp:
         try:
             await self._dispatch(ctx, route)
         except ApiError as err:
+            _refuse(ctx, route)
             await _send_error(out, err, rid)
         except Exception as exc:
             log.exception("emulator handler crashed")
+            _refuse(ctx, route)
             await _send_error(out, ApiError(500, f"Internal server error: {exc}"), rid)
         entry["status"] = out.status
         if route is None or route.api:  # the control API's own calls would only add noise
@@ -135,6 +139,11 @@ class EmulatorApp:
             (b"anthropic-organization-id", ORG_ID.encode()),
             *self.state.ratelimit.headers(self.state.clock.now()),
         ]
+
+
+def _refuse(ctx: Ctx, route: Route | None) -> None:
+    if route is not None and route.handler is messages.create:
+        messages.refuse(ctx)  # every POST /v1/messages is on the ledger, errors included
 
 
 def _check_version(request: Request) -> None:

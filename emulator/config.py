@@ -42,6 +42,8 @@ class Config:
     retry_after_seconds: float = 1.0
     retry_after_ms: int = 100
     recent_requests: int = 200
+    # Charges kept for GET /_emulator/ledger (oldest dropped first).
+    ledger_size: int = 10_000
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -16,6 +16,7 @@ class Ctx:
     state: State
     entry: dict[str, Any]
     params: dict[str, str] = field(default_factory=dict)
+    charged: bool = False  # POST /v1/messages: its ledger record is written
 
     @property
     def version(self) -> str:

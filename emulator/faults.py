@@ -37,6 +37,11 @@ class FaultSpec:
         head = self.kind.split("-")[0]
         return int(head) if head.isdigit() else None
 
+    @property
+    def preempts(self) -> bool:
+        """Answered (or dropped) before any message starts."""
+        return self.status is not None or self.kind in ("drop", "hang")
+
 
 def parse_spec(raw: str) -> FaultSpec | None:
     spec, _, model = raw.strip().partition("@")

@@ -9,6 +9,7 @@ from emulator.cache import PromptCache
 from emulator.clock import Clock
 from emulator.config import Config
 from emulator.faults import FaultBook, FaultSpec, parse_spec
+from emulator.ledger import Ledger
 from emulator.ratelimit import RateLimiter
 from emulator.stats import Stats
 
@@ -24,6 +25,7 @@ class State:
     def _install(self, config: Config) -> None:
         self.config = config
         self.stats = Stats(config.recent_requests)
+        self.ledger = Ledger(config.ledger_size)
         self.faults = FaultBook(config.seed)
         self.ratelimit = RateLimiter(config, self.clock.now())
         self._model_faults = self._parse_model_faults(config)
@@ -40,12 +42,12 @@ class State:
         return self._model_faults.get(model)
 
     def update_config(self, patch: dict[str, Any]) -> Config:
-        """Merge runtime config; limits and the RNG restart, counters and caches are kept."""
+        """Merge runtime config; limits and the RNG restart, counters, charges and caches are kept."""
         config = self.config.merged(patch)
-        stats, counts = self.stats, self.faults.counts
+        stats, counts, ledger = self.stats, self.faults.counts, self.ledger
         self._install(config)
         stats.recent = type(stats.recent)(stats.recent, maxlen=max(1, config.recent_requests))
-        self.stats, self.faults.counts = stats, counts
+        self.stats, self.faults.counts, self.ledger = stats, counts, ledger.resized(config.ledger_size)
         return config
 
     def reset(self) -> None:

@@ -1,7 +1,8 @@
 """Server-sent events for `"stream": true`, in the API's exact order, with pacing and stream faults.
 
 A stream is a list of frames (encoded SSE events); "delta" frames are the content chunks that
-pacing and the stream-error-after / stream-cut faults count.
+pacing and the stream-error-after / stream-cut faults count. `write` tells its caller how the
+stream ended, just before its last bytes go out, so the charge is on the ledger by then.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -16,10 +18,15 @@ from typing import Any
 from emulator.http import Receive, Responder, wait_for_disconnect
 from emulator.render import block_json
 from emulator.reply import Block, Reply
+from emulator.tokens import text_tokens
 
 SSE_TYPE = b"text/event-stream; charset=utf-8"
 _PIECE = re.compile(r"\s*\S+\s*")
 OVERLOADED = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+_DELTA_TEXT = {"text_delta": "text", "thinking_delta": "thinking", "input_json_delta": "partial_json"}
+
+# Called once per stream: (frames written, whether the client went away first).
+OnEnd = Callable[[int, bool], None]
 
 
 @dataclass(frozen=True)
@@ -117,11 +124,41 @@ def error_after(items: list[Frame], deltas: int) -> list[Frame]:
     return [*cut_after(items, deltas), Frame(sse("error", OVERLOADED))]
 
 
-async def write(out: Responder, receive: Receive, items: list[Frame], pacing: Pacing, cut: bool) -> None:
+def output_tokens_sent(items: list[Frame], full: int) -> int:
+    """Output tokens a stream that ended after `items` is charged.
+
+    `full` once message_delta (which reports it) went out; before that, the content sent by the
+    measure of tokens.py: per block the text or thinking text so far, for tool_use its name, the
+    partial JSON so far and 4. At least 1, as message_start reports. Only early endings pay for this.
+    """
+    sent: dict[int, list[str]] = {}
+    tool_names: list[str] = []
+    for frame in items:
+        head, _, data = frame.data.partition(b"\ndata: ")
+        if head == b"event: message_delta":
+            return full
+        if head == b"event: content_block_start":
+            event = json.loads(data)
+            sent[event["index"]] = []
+            if event["content_block"]["type"] == "tool_use":
+                tool_names.append(event["content_block"]["name"])
+        elif head == b"event: content_block_delta":
+            event = json.loads(data)
+            field = _DELTA_TEXT.get(event["delta"]["type"])
+            if field is not None:
+                sent[event["index"]].append(event["delta"][field])
+    tokens = sum(text_tokens("".join(parts)) for parts in sent.values())
+    tokens += sum(text_tokens(name) + 4 for name in tool_names)
+    return max(1, min(tokens, full))
+
+
+async def write(out: Responder, receive: Receive, items: list[Frame], pacing: Pacing, cut: bool, on_end: OnEnd) -> None:
     await out.start(200, SSE_TYPE, {"cache-control": "no-cache"})
     if pacing.paced:
-        await _write_paced(out, receive, items, pacing)
+        await _write_paced(out, receive, items, pacing, on_end)
     else:
+        # One write: whatever the client does next, the whole body was sent.
+        on_end(len(items), False)
         await out.body(b"".join(f.data for f in items), more=cut)
     if cut:
         await out.abort()
@@ -129,16 +166,20 @@ async def write(out: Responder, receive: Receive, items: list[Frame], pacing: Pa
         await out.body(b"")
 
 
-async def _write_paced(out: Responder, receive: Receive, items: list[Frame], pacing: Pacing) -> None:
+async def _write_paced(out: Responder, receive: Receive, items: list[Frame], pacing: Pacing, on_end: OnEnd) -> None:
     gone = asyncio.ensure_future(wait_for_disconnect(receive))
     try:
         first = True
-        for frame in items:
+        last = len(items) - 1
+        for i, frame in enumerate(items):
             if frame.delta:
                 await asyncio.sleep(pacing.ttft_s if first else pacing.chunk_s)
                 first = False
             if gone.done():
+                on_end(i, True)
                 return
+            if i == last:
+                on_end(len(items), False)
             await out.body(frame.data, more=True)
     finally:
         gone.cancel()

@@ -3,6 +3,7 @@
 with EmulatorProcess.start(config={"batch_processing_seconds": 0}) as emu:
     client = anthropic.Anthropic(base_url=emu.url, api_key="test-key")
     emu.reset(); emu.set_config(latency_ms=50); emu.stats(); emu.advance_clock(60)
+    emu.charges(request_id="req_..."); emu.wait_for_charge("req_..."); emu.clear_charges()
 """
 
 from __future__ import annotations
@@ -94,6 +95,39 @@ class EmulatorProcess:
 
     def advance_clock(self, seconds: float) -> dict[str, Any]:
         return self.control("POST", "clock", {"advance_seconds": seconds})
+
+    def charges(
+        self,
+        request_id: str | None = None,
+        message_id: str | None = None,
+        *,
+        batch_id: str | None = None,
+        ending: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """What the emulator charged (GET /_emulator/ledger), oldest first, filtered by whatever is given."""
+        given = {"request_id": request_id, "message_id": message_id, "batch_id": batch_id, "ending": ending}
+        response = self._http.get("/_emulator/ledger", params={k: v for k, v in given.items() if v is not None})
+        response.raise_for_status()
+        return response.json()["charges"]
+
+    def wait_for_charge(self, request_id: str, timeout: float = 10.0) -> dict[str, Any]:
+        """The charge of one request, waiting for it if needed.
+
+        Every charge is on the ledger before the end of its response goes out, except when the client
+        leaves first (a paced stream it dropped, a `hang`): then the emulator writes it once it notices.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self.charges(request_id=request_id)
+            if found:
+                return found[-1]
+            if time.monotonic() > deadline:
+                raise EmulatorError(f"no charge for {request_id} after {timeout} s")
+            time.sleep(0.02)
+
+    def clear_charges(self) -> int:
+        """Empty the ledger (DELETE /_emulator/ledger); returns how many charges were dropped."""
+        return self.control("DELETE", "ledger")["cleared"]
 
     def log_tail(self, lines: int = 20) -> str:
         try:

@@ -6,7 +6,7 @@ import json
 import re
 from typing import Any
 
-from emulator import batches, ids, pipeline
+from emulator import batches, ids, ledger, pipeline
 from emulator.batches import Batch, BatchItem
 from emulator.context import Ctx
 from emulator.errors import ApiError, error_object, invalid
@@ -112,7 +112,18 @@ def _resolve(ctx: Ctx, batch: Batch, item: BatchItem) -> dict[str, Any]:
     except ApiError as err:
         return _errored(err.error_type, err.message)
     reply, usage = pipeline.generate(ctx.state, item.req, pipeline.directives_for(item.req), batch.owner)
-    return {"type": "succeeded", "message": message_json(ids.message_id(), item.req.model, reply, usage, "batch")}
+    message = message_json(ids.message_id(), item.req.model, reply, usage, "batch")
+    ctx.state.ledger.record(
+        request_id=None,
+        message_id=message["id"],
+        model=item.req.model,
+        stream=False,
+        ending="complete",
+        usage=ledger.usage(usage, reply.output_tokens),
+        batch_id=batch.id,
+        custom_id=item.custom_id,
+    )
+    return {"type": "succeeded", "message": message}
 
 
 def _errored(error_type: str, message: str) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The test control API under /_emulator/ (no auth): config, reset, stats, clock, health."""
+"""The test control API under /_emulator/ (no auth): config, reset, stats, clock, ledger, health."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from typing import Any
 from emulator.clock import rfc3339
 from emulator.context import Ctx
 from emulator.errors import invalid
+
+LEDGER_FILTERS = ("request_id", "message_id", "batch_id", "ending")
 
 
 async def health(ctx: Ctx) -> None:
@@ -45,3 +47,15 @@ async def clock(ctx: Ctx) -> None:
         raise invalid("advance_seconds: expected a non-negative number")
     now = ctx.state.clock.advance(float(seconds))
     await ctx.out.json(200, {"now": now, "now_rfc3339": rfc3339(now), "offset_seconds": ctx.state.clock.offset})
+
+
+async def ledger(ctx: Ctx) -> None:
+    query = ctx.request.query
+    unknown = sorted(set(query) - set(LEDGER_FILTERS))
+    if unknown:
+        raise invalid(f"{unknown[0]}: unknown filter; use {', '.join(LEDGER_FILTERS)}")
+    await ctx.out.json(200, {"charges": ctx.state.ledger.find(query)})
+
+
+async def clear_ledger(ctx: Ctx) -> None:
+    await ctx.out.json(200, {"cleared": ctx.state.ledger.clear()})

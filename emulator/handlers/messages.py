@@ -1,4 +1,8 @@
-"""POST /v1/messages and POST /v1/messages/count_tokens."""
+"""POST /v1/messages and POST /v1/messages/count_tokens.
+
+Every POST /v1/messages leaves one charge on the ledger (emulator/ledger.py), written before the
+last bytes of its response go out.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from emulator import ids, pipeline, streaming
+from emulator import ids, ledger, pipeline, streaming
 from emulator.cache import CacheUsage
 from emulator.context import Ctx
 from emulator.faults import Fault, FaultSpec, parse_spec
@@ -43,6 +47,8 @@ async def create(ctx: Ctx) -> None:
     ctx.state.ratelimit.admit(sum(u.tokens for u in all_units), ctx.now())
     if fault is not None:
         ctx.entry["fault"] = fault.describe()
+        if fault.spec.preempts:
+            refuse(ctx)  # before the error response, the drop or the hang goes out
         if await injection.fire(ctx, fault.spec, directives):
             return
     reply, usage = pipeline.generate(ctx.state, req, directives, ctx.owner, all_units)
@@ -61,6 +67,25 @@ class Outcome:
     model: str
     reply: Reply
     usage: CacheUsage
+
+
+def refuse(ctx: Ctx) -> None:
+    """Charge nothing for a call that ended before any message started (a no-op once charged)."""
+    if not ctx.charged:
+        _charge(ctx, None, "refused", ledger.usage(ledger.ZERO, 0))
+
+
+def _charge(ctx: Ctx, msg_id: str | None, ending: str, usage: dict[str, int]) -> None:
+    ctx.charged = True
+    entry = ctx.entry
+    ctx.state.ledger.record(
+        request_id=entry["request_id"],
+        message_id=msg_id,
+        model=entry["model"],
+        stream=entry["stream"],
+        ending=ending,
+        usage=usage,
+    )
 
 
 def choose_fault(ctx: Ctx, req: MessageRequest, directives: Directives) -> Fault | None:
@@ -107,12 +132,24 @@ async def _stream(ctx: Ctx, out: Outcome, spec: FaultSpec | None, pacing: stream
         k: tail[k] for k in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens", "output_tokens")
     }
     frames = streaming.frames(start, out.reply, tail, ctx.state.config.words_per_chunk)
-    cut = spec is not None and spec.kind == "stream-cut"
-    if cut:
-        frames = streaming.cut_after(frames, spec.arg)
+    ending = "complete"
+    if spec is not None and spec.kind == "stream-cut":
+        frames, ending = streaming.cut_after(frames, spec.arg), "cut"
     elif spec is not None and spec.kind in ("stream-error", "stream-error-after"):
         frames = streaming.error_after(frames, spec.arg if spec.kind == "stream-error-after" else 0)
-    await streaming.write(ctx.out, ctx.request.receive, frames, pacing, cut)
+        ending = "error"
+
+    def on_end(written: int, gone: bool) -> None:
+        if gone and written == 0:  # not even message_start went out
+            _charge(ctx, None, "disconnect", ledger.usage(ledger.ZERO, 0))
+            return
+        final = "disconnect" if gone else ending
+        output = out.reply.output_tokens
+        if final != "complete":
+            output = streaming.output_tokens_sent(frames[:written], output)
+        _charge(ctx, out.msg_id, final, ledger.usage(out.usage, output))
+
+    await streaming.write(ctx.out, ctx.request.receive, frames, pacing, ending == "cut", on_end)
 
 
 async def _respond(ctx: Ctx, out: Outcome, spec: FaultSpec | None, pacing: streaming.Pacing) -> None:
@@ -120,9 +157,13 @@ async def _respond(ctx: Ctx, out: Outcome, spec: FaultSpec | None, pacing: strea
         text = "".join(b.text for b in out.reply.blocks)
         delay = pacing.ttft_s + pacing.chunk_s * len(streaming.chunks(text, ctx.state.config.words_per_chunk))
         if await _sleep_unless_gone(ctx, delay):
+            _charge(ctx, None, "disconnect", ledger.usage(ledger.ZERO, 0))  # no byte of the message went out
             return
     body = json.dumps(message_json(out.msg_id, out.model, out.reply, out.usage, "standard")).encode()
-    if spec is not None and spec.kind == "stream-cut":
+    cut = spec is not None and spec.kind == "stream-cut"
+    # The whole message was generated and (half of it) sent, so a cut JSON reply is charged in full.
+    _charge(ctx, out.msg_id, "cut" if cut else "complete", ledger.usage(out.usage, out.reply.output_tokens))
+    if cut:
         await ctx.out.start(200, JSON_TYPE)
         await ctx.out.body(body[: len(body) // 2], more=True)
         await ctx.out.abort()
