@@ -9,6 +9,8 @@ bash scripts/ensure_browser.sh
 echo "== lint"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
+echo "== import contracts (.importlinter: the layering in DESIGN.md)"
+.venv/bin/lint-imports --no-cache
 echo "== django checks"
 .venv/bin/python manage.py check --fail-level WARNING
 .venv/bin/python manage.py makemigrations --check --dry-run
