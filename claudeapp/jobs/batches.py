@@ -6,8 +6,10 @@ A batch job waits in `queued` and is never published to Celery. Each tick:
    move every group that is due (JOBS_BATCH_MAX_REQUESTS reached, or its oldest job waited
    JOBS_BATCH_MAX_WAIT_SECONDS) to `running` in a new MessageBatch row (`submitting`). Two ticks
    at once never see the same job: the second skips the locked rows or finds them running.
-2. submit: outside any transaction, hold each job's worst case (batch price) on its budgets, then
-   one create call; the row gets the upstream id (`in_progress`).
+2. submit: outside any transaction, take each job's tokens from its token-per-minute limits (no
+   request slot: the batch is one call; no room = the job waits for a later batch, attempt refunded)
+   and hold its worst case (batch price) on its budgets, then one create call; the row gets the
+   upstream id (`in_progress`).
 3. poll: retrieve open batches; once `ended`, apply each result to its job in its own short
    transaction, only if the job is still `running` in this batch (a canceled job, or a result
    applied by an earlier tick that died half way, is skipped). Billing is keyed `job:<id>`.
@@ -152,12 +154,10 @@ def submit(*, batch: MessageBatch, jobs: list[Job]) -> bool:
     requests, held = [], []
     for job in jobs:
         try:
+            upstream.acquire_batch_tokens(job=job, model_id=batch.model)
             reservation = upstream.reserve(job=job, model_id=batch.model, hold_for=LEASE + dt.timedelta(hours=1))
         except Exception as exc:
-            failure = upstream.classify(exc)
-            if failure is None:
-                raise
-            _settle_one(job.pk, batch, partial(_finish_failed, failure=failure))
+            _not_submitted(job, batch, exc)
             continue
         Job.objects.filter(pk=job.pk).update(reservation_id=reservation.pk)
         requests.append(job.request)  # type: ignore[attr-defined]
@@ -172,6 +172,18 @@ def submit(*, batch: MessageBatch, jobs: list[Job]) -> bool:
         return False
     _submitted(batch, status, count=len(requests))
     return True
+
+
+def _not_submitted(job: Job, batch: MessageBatch, exc: Exception) -> None:
+    """The token limits had no room (wait for a later batch, attempt refunded) or the budget refused (fail)."""
+    failure = upstream.classify(exc)
+    if failure is None:
+        raise exc
+    if failure.limited:
+        retry_at = timezone.now() + dt.timedelta(seconds=failure.retry_after or settings.JOBS_BATCH_POLL_SECONDS)
+        _settle_one(job.pk, batch, partial(_back_to_waiting, failure=failure, refund=True, not_before=retry_at))
+    else:
+        _settle_one(job.pk, batch, partial(_finish_failed, failure=failure))
 
 
 def _submitted(batch: MessageBatch, status: api.BatchStatus, *, count: int) -> None:

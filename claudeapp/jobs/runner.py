@@ -19,32 +19,49 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from claudeapp.jobs import upstream
+from claudeapp.jobs import heartbeat, upstream
 from claudeapp.jobs.models import Job
 
 logger = logging.getLogger(__name__)
 
 # An ETA message may fire a moment before next_attempt_at by the worker's clock.
 EARLY_SLACK = dt.timedelta(seconds=1)
+# A rate-limit wait longer than this is served in several waits; every countdown stays far below
+# Celery's visibility timeout.
+LIMIT_WAIT_MAX_SECONDS = 600.0
 
 
 def run(*, job_id: UUID | str) -> None:
     claimed = claim(job_id=job_id)
     if claimed is None:
         return  # redelivered, taken by another worker, canceled or gone: never a second call
-    reservation = None
-    try:
-        chain = upstream.model_chain(claimed.model_requested)
-        reservation = upstream.reserve(job=claimed, model_id=chain[0])
-        result = upstream.call(models=chain, payload=claimed.payload)
-    except Exception as exc:
-        upstream.release(reservation=reservation)
-        failure = upstream.classify(exc)
-        if failure is None:
-            raise  # a bug: the lease expires and the sweeper runs the job again, counting the attempt
-        record_failure(job=claimed, failure=failure)
-        return
-    finish(job=claimed, result=result, reservation=reservation)
+    with heartbeat.beating(job=claimed) as beat:
+        ticket = reservation = None
+        try:
+            chain = upstream.model_chain(claimed.model_requested)
+            ticket = upstream.acquire_limit(job=claimed, model_id=chain[0])  # the cheapest refusal first
+            reservation = upstream.reserve(job=claimed, model_id=chain[0])
+            beat.reservation_id = _note_hold(claimed, reservation)
+            result = upstream.call(models=chain, payload=claimed.payload)
+        except Exception as exc:
+            upstream.release(reservation=reservation)
+            upstream.finish_limit(ticket=ticket, result=None)
+            _after_failure(job=claimed, exc=exc)
+            return
+        try:
+            finish(job=claimed, result=result, reservation=reservation)
+        finally:
+            upstream.finish_limit(ticket=ticket, result=result)  # upstream used these tokens, billed or not
+
+
+def _after_failure(*, job: Job, exc: Exception) -> None:
+    failure = upstream.classify(exc)
+    if failure is None:
+        raise exc  # a bug: the lease expires and the sweeper runs the job again, counting the attempt
+    if failure.limited:
+        wait_for_room(job=job, failure=failure)
+    else:
+        record_failure(job=job, failure=failure)
 
 
 def claim(*, job_id: UUID | str) -> Job | None:
@@ -55,6 +72,7 @@ def claim(*, job_id: UUID | str) -> Job | None:
         job = Job.objects.select_for_update(skip_locked=True).filter(pk=job_id).first()
         if job is None or job.mode == Job.Mode.BATCH or not _runnable(job, now):
             return None  # batch jobs are the Message Batches poller's (batches.py), never a worker's
+        _drop_hold(job)  # taking over from a dead worker: its attempt's hold goes back before ours is taken
         if job.attempts >= job.max_attempts:
             _bury(job, error_type="worker_lost", message="attempts exhausted: the worker died during the call")
             return None
@@ -62,7 +80,7 @@ def claim(*, job_id: UUID | str) -> Job | None:
         job.lease_expires_at = now + dt.timedelta(seconds=settings.JOBS_LEASE_SECONDS)
         job.started_at, job.next_attempt_at = now, None
         job.save(update_fields=["status", "attempts", "lease_expires_at", "started_at", "next_attempt_at",
-                                "updated_at"])  # fmt: skip
+                                "reservation_id", "updated_at"])  # fmt: skip
     return job
 
 
@@ -80,7 +98,7 @@ def finish(*, job: Job, result: Any, reservation: Any) -> None:
         current.upstream_request_id = result.request_id or ""
         current.upstream_message_id = result.message_id or ""
         current.status, current.finished_at = Job.Status.SUCCEEDED, timezone.now()
-        current.lease_expires_at = None
+        current.lease_expires_at = current.reservation_id = None
         current.save()
         transaction.on_commit(partial(notify, job_id=current.id))
 
@@ -98,10 +116,27 @@ def record_failure(*, job: Job, failure: upstream.Failure) -> None:
             _end(current, Job.Status.DEAD)
         else:
             delay = backoff_seconds(attempt=current.attempts, retry_after=failure.retry_after)
-            current.status, current.lease_expires_at = Job.Status.QUEUED, None
+            current.status, current.lease_expires_at, current.reservation_id = Job.Status.QUEUED, None, None
             current.next_attempt_at = current.enqueued_at = timezone.now() + dt.timedelta(seconds=delay)
             current.save()
             transaction.on_commit(partial(enqueue, job_id=current.id, queue=current.queue, countdown=delay))
+
+
+def wait_for_room(*, job: Job, failure: upstream.Failure) -> None:
+    """Our rate limit had no room for the attempt: back to queued until it has, the attempt given back,
+    so a job can wait any number of times without running out of attempts."""
+    with transaction.atomic():
+        current = _owned(job)
+        if current is None:
+            return
+        _set_error(current, failure)  # says why the job waits; kept (like a retried 529) once it succeeds
+        # A little jitter so the jobs refused together do not all come back in the same instant.
+        delay = round(min(failure.retry_after or 1.0, LIMIT_WAIT_MAX_SECONDS) * random.uniform(1.0, 1.1), 3)
+        current.attempts = max(current.attempts - 1, 0)
+        current.status, current.lease_expires_at, current.reservation_id = Job.Status.QUEUED, None, None
+        current.next_attempt_at = current.enqueued_at = timezone.now() + dt.timedelta(seconds=delay)
+        current.save()
+        transaction.on_commit(partial(enqueue, job_id=current.id, queue=current.queue, countdown=delay))
 
 
 def backoff_seconds(*, attempt: int, retry_after: float | None) -> float:
@@ -139,6 +174,26 @@ def bury(*, job: Job, error_type: str, message: str) -> None:
     _bury(job, error_type=error_type, message=message)
 
 
+def drop_hold(*, job: Job) -> None:
+    """Release the budget hold of the job's last attempt (locked by the caller), if any is left."""
+    _drop_hold(job)
+
+
+def _note_hold(job: Job, reservation: Any) -> int | None:
+    """Remember the attempt's hold on the row, so whoever takes over from a dead worker releases it."""
+    if reservation.pk is not None:
+        Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING, attempts=job.attempts).update(
+            reservation_id=reservation.pk
+        )
+    return reservation.pk
+
+
+def _drop_hold(job: Job) -> None:
+    if job.mode == Job.Mode.QUEUE and job.reservation_id:
+        upstream.release_held(reservation_id=job.reservation_id)
+        job.reservation_id = None
+
+
 def _runnable(job: Job, now: dt.datetime) -> bool:
     if job.status == Job.Status.QUEUED:
         return job.next_attempt_at is None or job.next_attempt_at <= now + EARLY_SLACK
@@ -159,6 +214,7 @@ def _set_error(job: Job, failure: upstream.Failure) -> None:
 
 
 def _end(job: Job, status: str) -> None:
+    _drop_hold(job)
     job.status, job.finished_at = status, timezone.now()
     job.lease_expires_at = job.next_attempt_at = None
     job.save()

@@ -2,8 +2,9 @@
 
 - queued too long without being picked up (Redis flushed, publish lost, ETA message lost
   with its worker): publish again;
-- running past its lease (the worker died mid-call): back to queued, or dead when the
-  attempts are used up, so a job that kills its worker cannot loop forever;
+- running past its lease (its worker stopped renewing it: died mid-call, see heartbeat.py): back
+  to queued with its budget hold released, or dead when the attempts are used up, so a job that
+  kills its worker cannot loop forever;
 - finished long ago: purged after JOBS_RESULT_RETENTION_DAYS.
 
 A second publish of a live job is harmless: the claim lets only one delivery run it.
@@ -70,10 +71,11 @@ def recover_expired_leases() -> tuple[int, int]:
                 runner.bury(job=job, error_type="worker_lost", message="lease expired on the last attempt")
                 buried += 1
                 continue
+            runner.drop_hold(job=job)  # the dead attempt's budget hold, before the next attempt takes its own
             job.status, job.lease_expires_at, job.enqueued_at = Job.Status.QUEUED, None, now
             job.last_error_type, job.last_error_message = "worker_lost", "lease expired: the worker died or hung"
             job.save(update_fields=["status", "lease_expires_at", "enqueued_at", "last_error_type",
-                                    "last_error_message", "updated_at"])  # fmt: skip
+                                    "last_error_message", "reservation_id", "updated_at"])  # fmt: skip
             transaction.on_commit(partial(runner.enqueue, job_id=job.pk, queue=job.queue))
             recovered += 1
     return recovered, buried

@@ -30,6 +30,7 @@ class Failure:
     error_type: str
     message: str
     request_id: str
+    limited: bool = False  # our own rate limit had no room: wait for it, neither fail nor count an attempt
 
 
 def principal_of(job: Any) -> Principal:
@@ -86,9 +87,11 @@ def call(*, models: list[str], payload: dict[str, Any]) -> Any:
 
 def classify(exc: BaseException) -> Failure | None:
     """A Failure for gateway, routing and billing errors; None for anything else (a bug: let it raise)."""
-    from billing.errors import BillingError
+    from billing.errors import BillingError, RateLimited
     from routing.errors import RoutingError
 
+    if isinstance(exc, RateLimited):
+        return Failure(True, exc.retry_after_seconds, None, "rate_limited", str(exc), "", limited=True)
     if isinstance(exc, RoutingError | BillingError):
         # The model map or the budget refuses the job now; retrying in seconds would not change that.
         return Failure(False, None, None, _snake(type(exc).__name__), str(exc), "")
@@ -154,8 +157,48 @@ def check_budget(*, principal: Principal, model_id: str, payload: dict[str, Any]
         transaction.set_rollback(True)
 
 
+def acquire_limit(*, job: Any, model_id: str) -> Any:
+    """The attempt's rate-limit ticket (one request, its input estimate and max_tokens), or RateLimited."""
+    from billing import limits
+
+    return limits.acquire(
+        principal=principal_of(job),
+        model_id=model_id,
+        input_tokens=estimate_input_tokens(job.payload),
+        max_tokens=int(job.payload["max_tokens"]),
+    )
+
+
+def acquire_batch_tokens(*, job: Any, model_id: str) -> None:
+    """A batch request's share of the token limits, taken at submission, or RateLimited. No request slot:
+    the batch is one create call, and nothing is given back later (the window has moved on by then)."""
+    from billing import limits
+
+    limits.acquire_tokens(
+        principal=principal_of(job),
+        model_id=model_id,
+        input_tokens=estimate_input_tokens(job.payload),
+        max_tokens=int(job.payload["max_tokens"]),
+    )
+
+
+def finish_limit(*, ticket: Any, result: Any) -> None:
+    """Correct the ticket with the real usage, or with None when no usage came back (the call failed)."""
+    from billing import costs, limits
+
+    if ticket is not None:
+        usage = costs.Usage.from_anthropic(result.usage) if result is not None else None
+        limits.finish(ticket=ticket, usage=usage)
+
+
+def hold_span() -> dt.timedelta:
+    """How long a queued attempt's hold lives past its last heartbeat: well past the lease, so the
+    reaper never takes the hold of a live call; a dead attempt's hold is released by the sweeper."""
+    return dt.timedelta(seconds=settings.JOBS_LEASE_SECONDS + 300)
+
+
 def reserve(*, job: Any, model_id: str, hold_for: dt.timedelta | None = None) -> Any:
-    """Hold the worst case for one attempt; the hold outlives the lease so the reaper leaves it alone."""
+    """Hold the worst case for one attempt; the heartbeat keeps extending it while the call runs."""
     from billing import budgets
 
     return budgets.reserve(
@@ -164,8 +207,16 @@ def reserve(*, job: Any, model_id: str, hold_for: dt.timedelta | None = None) ->
         input_tokens=estimate_input_tokens(job.payload),
         max_tokens=int(job.payload["max_tokens"]),
         batch=job.mode == "batch",
-        hold_for=hold_for or dt.timedelta(seconds=settings.JOBS_LEASE_SECONDS + 300),
+        hold_for=hold_for or hold_span(),
     )
+
+
+def extend_holds(*, reservation_ids: list[int], now: dt.datetime) -> None:
+    """The heartbeat's half for budgets: push the holds of running attempts past the reaper's reach."""
+    from billing.models import Reservation
+
+    if reservation_ids:
+        Reservation.objects.filter(pk__in=reservation_ids).update(expires_at=now + hold_span())
 
 
 def settle(*, job: Any, reservation: Any, result: Any) -> int:

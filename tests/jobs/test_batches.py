@@ -16,7 +16,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from billing import costs, prices
-from billing.models import Budget, LedgerEntry, Reservation
+from billing.models import Budget, LedgerEntry, RateLimitPolicy, Reservation
 from claudeapp.api import keys
 from claudeapp.jobs import batches, runner, services
 from claudeapp.jobs.models import Job, MessageBatch
@@ -254,3 +254,33 @@ def test_the_api_accepts_mode_batch_and_the_admin_lists_the_batch(batch_settings
     assert MessageBatch in site._registry
     page = admin_client.get(f"/admin/jobs/messagebatch/{MessageBatch.objects.get().pk}/change/")
     assert page.status_code == 200 and str(Job.objects.get().pk) in page.content.decode()
+
+
+def test_batch_requests_take_no_request_slot_each(batch_job, principal):
+    RateLimitPolicy.objects.create(scope="user", scope_id=principal.user_id, requests_per_minute=1)
+    jobs = [batch_job() for _ in range(3)]
+
+    batches.submit_due()
+
+    assert MessageBatch.objects.get().request_count == 3  # one create call, not three requests
+    assert {job.status for job in _refresh(jobs)} == {"running"}
+
+
+def test_batch_requests_beyond_the_token_limit_wait_for_a_later_batch_with_their_attempt_back(
+    batch_job, budget_factory, principal
+):
+    # 64 output tokens each (max_tokens) against 100 per minute: the first fits, the other two do not.
+    RateLimitPolicy.objects.create(scope="user", scope_id=principal.user_id, output_tokens_per_minute=100)
+    budget_factory(scope="user", scope_id=principal.user_id, limit_micros=10_000_000)
+    jobs = [batch_job() for _ in range(3)]
+
+    batches.submit_due()
+
+    assert MessageBatch.objects.get().request_count == 1
+    sent, *waiting = sorted(_refresh(jobs), key=lambda job: job.status != "running")
+    assert sent.status == "running" and Reservation.objects.get().pk == sent.reservation_id  # held at submission
+    for job in waiting:
+        assert (job.status, job.attempts, job.last_error_type) == ("queued", 0, "rate_limited")
+        assert job.next_attempt_at > timezone.now()  # not in the next tick's batch: after the limit has room
+    batches.submit_due()
+    assert MessageBatch.objects.count() == 1

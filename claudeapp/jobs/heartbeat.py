@@ -1,0 +1,106 @@
+"""Leases that prove life: while a worker process runs jobs, one thread renews their leases.
+
+A job's lease (Job.lease_expires_at) is short (JOBS_LEASE_SECONDS). Every third of it, the
+process's heartbeat thread extends the lease of every job the process is running, in one
+conditional UPDATE guarded by status=running and the attempt number, so a lease that another
+worker took over (or a job that ended) is never revived. It also extends the attempt's budget
+hold, so a call that outlives its first hold is not reaped while in flight. A worker that dies
+stops beating: its leases run out within JOBS_LEASE_SECONDS and the sweeper runs the jobs again.
+
+One thread per process, not per job: the renewals cost one query per beat whatever the
+concurrency, and one database connection, returned to the pool after each beat.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from uuid import UUID
+
+from django.conf import settings
+from django.db import connections
+from django.db.models import Q
+from django.utils import timezone
+
+from claudeapp.jobs import upstream
+from claudeapp.jobs.models import Job
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Beat:
+    """One running attempt; the runner sets `reservation_id` once the budget hold is taken."""
+
+    job_id: UUID
+    attempt: int
+    reservation_id: int | None = None
+
+
+_lock = threading.Lock()
+_beats: dict[int, Beat] = {}  # keyed by id(beat): one job may briefly have two attempts in one process
+_thread: list[tuple[int, threading.Thread]] = []  # (pid, thread): a forked child starts its own
+
+
+@contextmanager
+def beating(*, job: Job) -> Iterator[Beat]:
+    """Keep `job`'s lease (and its budget hold) alive for the duration of the block."""
+    beat = Beat(job_id=job.pk, attempt=job.attempts)
+    with _lock:
+        _beats[id(beat)] = beat
+        _ensure_thread()
+    try:
+        yield beat
+    finally:
+        with _lock:
+            _beats.pop(id(beat), None)
+
+
+def interval_seconds() -> float:
+    return max(settings.JOBS_LEASE_SECONDS / 3, 0.2)
+
+
+def renew(beats: list[Beat]) -> int:
+    """Extend these attempts' leases and holds now; returns how many leases were still ours."""
+    if not beats:
+        return 0
+    now = timezone.now()
+    owned = Q()
+    for beat in beats:
+        owned |= Q(pk=beat.job_id, attempts=beat.attempt)
+    renewed = Job.objects.filter(owned, status=Job.Status.RUNNING).update(
+        lease_expires_at=now + dt.timedelta(seconds=settings.JOBS_LEASE_SECONDS)
+    )
+    upstream.extend_holds(reservation_ids=[b.reservation_id for b in beats if b.reservation_id], now=now)
+    return renewed
+
+
+def _ensure_thread() -> None:
+    pid = os.getpid()
+    if _thread and _thread[0][0] == pid and _thread[0][1].is_alive():
+        return
+    thread = threading.Thread(target=_loop, name="jobs-heartbeat", daemon=True)
+    _thread[:] = [(pid, thread)]
+    thread.start()
+
+
+def _loop() -> None:
+    while True:
+        time.sleep(interval_seconds())
+        with _lock:
+            beats = list(_beats.values())
+        if not beats:
+            continue
+        try:
+            renew(beats)
+        except Exception:
+            # A missed beat is not fatal: the lease has two more thirds to run. Keep beating.
+            logger.warning("jobs heartbeat: renewing %s lease(s) failed", len(beats), exc_info=True)
+        finally:
+            connections.close_all()  # this thread's connection only: back to the pool between beats
