@@ -288,6 +288,9 @@ SPECTACULAR_SETTINGS.update(
 )
 MIDDLEWARE.insert(1, "claudeapp.api.middleware.RequestIdMiddleware")
 MIDDLEWARE.insert(2, "claudeapp.api.middleware.ApiBoundaryMiddleware")
+# Innermost: a database that cannot be reached turns a browser page into a plain 503 (the API's own shapes
+# come from claudeapp.api.errors); see claudeapp/core/unavailable.py.
+MIDDLEWARE.append("claudeapp.core.unavailable.DatabaseUnavailableMiddleware")
 
 # --- routing ---
 # The classifier model: an alias or a model id from the model map (default: the `simple` tier, Haiku).

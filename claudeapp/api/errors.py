@@ -26,6 +26,7 @@ from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
 from claudeapp.api import requestid
+from claudeapp.core import unavailable
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +91,7 @@ class _Mapping:
     type: str
     message_fn: MessageFn
     headers_fn: HeadersFn | None
+    anthropic_type: str | None = None
 
 
 @dataclass
@@ -99,6 +101,7 @@ class ErrorInfo:
     message: str
     field: str | None = None
     headers: dict[str, str] = dataclasses.field(default_factory=dict)
+    anthropic_type: str | None = None  # where /anthropic must say it in Anthropic's own vocabulary
 
 
 _registry: dict[type[BaseException], _Mapping] = {}
@@ -113,9 +116,10 @@ def register_error(
     message_fn: MessageFn = str,
     *,
     headers_fn: HeadersFn | None = None,
+    anthropic_type: str | None = None,
 ) -> None:
     """Map a domain exception (and its subclasses) to an API error. Later registrations win."""
-    _registry[exc_class] = _Mapping(status, type, message_fn, headers_fn)
+    _registry[exc_class] = _Mapping(status, type, message_fn, headers_fn, anthropic_type)
 
 
 def _registered(exc: BaseException) -> _Mapping | None:
@@ -189,6 +193,17 @@ def _maybe(
 
 register_error(InvalidKey, 401, "authentication_error")
 register_error(UnknownScope, 400, "invalid_request_error")
+# Postgres unreachable (down, restarting, pool exhausted): retryable, so 503 with retry-after, which the
+# anthropic SDK retries; Anthropic's vocabulary has no "unavailable" type, its 5xx type is api_error.
+for _db_error in unavailable.DATABASE_ERRORS:
+    register_error(
+        _db_error,
+        503,
+        "service_unavailable",
+        lambda e: unavailable.MESSAGE,
+        headers_fn=lambda e: retry_after_headers(unavailable.RETRY_AFTER_SECONDS),
+        anthropic_type="api_error",
+    )
 
 
 # --- exception -> ErrorInfo -------------------------------------------------------------
@@ -228,7 +243,8 @@ def _describe(exc: BaseException) -> ErrorInfo:
     mapping = _registered(exc)
     if mapping is not None:
         headers = mapping.headers_fn(exc) if mapping.headers_fn else {}
-        return ErrorInfo(mapping.status, mapping.type, mapping.message_fn(exc), headers=headers)
+        message = mapping.message_fn(exc)
+        return ErrorInfo(mapping.status, mapping.type, message, headers=headers, anthropic_type=mapping.anthropic_type)
     if isinstance(exc, Http404):
         return ErrorInfo(404, "not_found_error", "Not found.")
     if isinstance(exc, DjangoPermissionDenied):
@@ -274,7 +290,8 @@ def api_error_body(info: ErrorInfo, request_id: str) -> dict[str, Any]:
 
 
 def anthropic_error_body(info: ErrorInfo, request_id: str) -> dict[str, Any]:
-    return {"type": "error", "error": {"type": info.type, "message": info.message}, "request_id": request_id}
+    error_type = info.anthropic_type or info.type
+    return {"type": "error", "error": {"type": error_type, "message": info.message}, "request_id": request_id}
 
 
 def _body_for(request: HttpRequest | None, info: ErrorInfo) -> dict[str, Any]:
