@@ -7,11 +7,13 @@ from typing import Any
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
 _ERROR_STATUSES = {
-    "400": "Invalid request: the first failing field is named in `error.field`.",
+    "400": "Invalid request: the first failing field is named in `error.field` (on /anthropic, at the start of "
+    "`error.message`). Bodies: JSON objects only, nested at most API_MAX_JSON_DEPTH (64) levels, no NUL, "
+    "invalid UTF-8 or lone surrogates in keys or strings, no NaN or Infinity.",
     "401": "Missing, malformed, unknown, revoked or expired API key.",
     "403": "The API key lacks the scope this endpoint needs.",
     "404": "Not found.",
-    "413": "Request body larger than API_MAX_BODY_BYTES.",
+    "413": "Request body larger than API_MAX_BODY_BYTES (10 MB by default), counted as it arrives (chunked too).",
     "429": "Rate limited; see `retry-after`.",
     "500": "Unexpected error; quote `request_id` when reporting it.",
 }

@@ -11,6 +11,7 @@ import pytest
 
 from claudeapp.api import keycache
 from tests.api.conftest import bearer
+from tests.api.hostile import KINDS, TEXT, send
 
 PACKAGE = Path(__file__).resolve().parents[2] / "claudeapp" / "api"
 
@@ -53,13 +54,11 @@ def test_async_redis_clients_do_not_pile_up_across_event_loops(client, partner_k
 
 # --- hostile bodies on every partner endpoint, over real HTTP (uvicorn) -------------------------
 #
-# Each endpoint x each kind of bad body: a 4xx in the path's error shape naming the field where
-# there is one, and not one request reaches the upstream (the emulator counts every request).
+# Each endpoint x each kind of bad body (tests/api/hostile.py): a 4xx in the path's error shape
+# naming the field where there is one, and not one request reaches the upstream (the emulator
+# counts every request it gets).
 
 HAIKU = "claude-haiku-5-5"
-TEXT = "Say hello."
-OVER_CAP = 12 * 1024 * 1024  # the web process runs with the default 10 MB API_MAX_BODY_BYTES
-DEEP = 100_000
 
 
 def _turn() -> dict:
@@ -79,37 +78,6 @@ ENDPOINTS = {
         "POST", "/anthropic/v1/messages/count_tokens",
         {"model": HAIKU, "messages": [{"role": "user", "content": TEXT}]}, "messages.0.content"),
 }  # fmt: skip
-
-
-def _with(body: dict, **extra) -> bytes:
-    return json.dumps({**body, **extra}).encode()
-
-
-def _text_replaced(body: dict, replacement: bytes) -> bytes:
-    return json.dumps(body).encode().replace(json.dumps(TEXT).encode(), replacement, 1)
-
-
-# kind -> (body from (valid body, text field), chunked?, status, field or None)
-KINDS = {
-    "chunked-oversize": (lambda b, f: _with(b, metadata={"pad": "x" * OVER_CAP}), True, 413, None),
-    "content-length-oversize": (lambda b, f: _with(b, metadata={"pad": "x" * OVER_CAP}), False, 413, None),
-    "nul-in-key": (lambda b, f: _with(b, metadata={"a\x00b": "x"}), False, 400, "metadata.a\\u0000b"),
-    "nul-in-value": (lambda b, f: _text_replaced(b, b'"Say\\u0000hello."'), False, 400, "{text}"),
-    "deep-json": (
-        lambda b, f: _with(b, metadata="DEEP").replace(b'"DEEP"', b'{"a":' * DEEP + b"1" + b"}" * DEEP),
-        False, 400, "metadata" + ".a" * 63),
-    "nan": (lambda b, f: _with(b, metadata={"score": float("nan")}), False, 400, "metadata.score"),
-    "invalid-utf8": (lambda b, f: _text_replaced(b, b'"Say \xff\xfe hello."'), False, 400, "{text}"),
-    "non-object": (lambda b, f: b"[" + _with(b) + b"]", False, 400, None),
-}  # fmt: skip
-
-
-def _send(url: str, method: str, body: bytes, *, chunked: bool, key: str) -> httpx.Response:
-    headers = {"x-api-key": key, "content-type": "application/json"}
-    if chunked:  # a generator has no length: httpx sends Transfer-Encoding: chunked
-        content = (body[i : i + 65536] for i in range(0, len(body), 65536))
-        return httpx.request(method, url, content=content, headers=headers, timeout=60)
-    return httpx.request(method, url, content=body, headers=headers, timeout=60)
 
 
 def _problem(name: str, kind: str, response: httpx.Response, status: int, field: str | None) -> str | None:
@@ -148,7 +116,7 @@ def test_hostile_bodies_get_a_4xx_naming_the_field_and_never_reach_upstream(
     problems = []
     for kind, (build, chunked, status, field) in KINDS.items():
         before = emulator.stats()["total_requests"]
-        response = _send(live_gateway.url + path, method, build(body, text_field), chunked=chunked, key=key.raw)
+        response = send(live_gateway.url + path, method, build(body, text_field), chunked=chunked, key=key.raw)
         problem = _problem(name, kind, response, status, field.replace("{text}", text_field) if field else None)
         if problem:
             problems.append(problem)
@@ -156,5 +124,5 @@ def test_hostile_bodies_get_a_4xx_naming_the_field_and_never_reach_upstream(
             problems.append(f"{name} x {kind}: reached upstream")
     assert not problems, "\n".join(problems)
     # The valid body still works (and, for the message endpoints, is the one that goes upstream).
-    response = _send(live_gateway.url + path, method, json.dumps(body).encode(), chunked=True, key=key.raw)
+    response = send(live_gateway.url + path, method, json.dumps(body).encode(), chunked=True, key=key.raw)
     assert response.status_code in (200, 201, 202), response.text[:300]
