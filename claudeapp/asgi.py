@@ -1,7 +1,7 @@
-"""ASGI entry point: Django, with collected static files served by Starlette.
+"""ASGI entry point: Django, with static files served in front of it.
 
-Static files go through an ASGI-native handler so admin and chat assets never
-tie up Django's thread pool (whitenoise is WSGI-first).
+Static files go through servestatic, an ASGI-native handler (whitenoise is WSGI-first), so admin
+and chat assets never tie up Django's thread pool, with or without a prior collectstatic.
 """
 
 from __future__ import annotations
@@ -14,19 +14,16 @@ import django
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "claudeapp.settings")
 django.setup(set_prefix=False)  # what get_asgi_application() does, then our handler instead of Django's
 
-from django.conf import settings  # noqa: E402  (settings are configured by the line above)
-from starlette.exceptions import HTTPException  # noqa: E402
-from starlette.responses import PlainTextResponse  # noqa: E402
-from starlette.staticfiles import StaticFiles  # noqa: E402
-
 from claudeapp.api.bodycap import CappedASGIHandler  # noqa: E402
 from claudeapp.api.fastpath import PartnerCallHandler, is_partner_call  # noqa: E402
+from claudeapp.core import staticfiles  # noqa: E402
 
 # Django's handler, with the API's body-size cap counted while a body arrives (chunked ones too).
 django_application = CappedASGIHandler()
 
-_static = StaticFiles(directory=settings.STATIC_ROOT, check_dir=False)
-_static_prefix = settings.STATIC_URL.rstrip("/")
+# servestatic (claudeapp/core/staticfiles.py): app directories in DEBUG, else STATIC_ROOT when collected.
+static_files = staticfiles.server()
+_static_prefix = staticfiles.prefix()
 # The partner call endpoints (the hot path) skip the browser-only middleware: see claudeapp/api/fastpath.py.
 partner_calls = PartnerCallHandler()
 
@@ -38,13 +35,8 @@ gc.freeze()
 
 
 async def application(scope, receive, send):  # type: ignore[no-untyped-def]
-    if scope["type"] == "http" and scope["path"].startswith(_static_prefix + "/"):
-        scope = dict(scope, root_path=scope.get("root_path", "") + _static_prefix)
-        scope["path"] = scope["path"][len(_static_prefix) :]
-        try:
-            await _static(scope, receive, send)
-        except HTTPException as exc:  # outside a Starlette app nothing turns these into responses
-            await PlainTextResponse(exc.detail, status_code=exc.status_code)(scope, receive, send)
+    if scope["type"] == "http" and scope["path"].startswith(_static_prefix):
+        await static_files(scope, receive, send)  # a path that names no file answers a plain 404
         return
     if scope["type"] == "http" and is_partner_call(scope["path"]):
         await partner_calls(scope, receive, send)
