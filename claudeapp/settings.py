@@ -108,6 +108,16 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "login"
+# Sign-in throttling on every password form (claudeapp/accounts/lockout.py): this many failures per
+# username, or per client address, within the window lock further attempts out for the cool-off.
+AUTHENTICATION_BACKENDS = [
+    "claudeapp.accounts.lockout.LockoutBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+LOGIN_LOCKOUT_USER_FAILURES = env.int("LOGIN_LOCKOUT_USER_FAILURES", default=5)
+LOGIN_LOCKOUT_IP_FAILURES = env.int("LOGIN_LOCKOUT_IP_FAILURES", default=20)
+LOGIN_LOCKOUT_WINDOW_SECONDS = env.int("LOGIN_LOCKOUT_WINDOW_SECONDS", default=15 * 60)
+LOGIN_LOCKOUT_COOLOFF_SECONDS = env.int("LOGIN_LOCKOUT_COOLOFF_SECONDS", default=15 * 60)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
@@ -297,6 +307,7 @@ MIDDLEWARE.insert(2, "claudeapp.api.middleware.ApiBoundaryMiddleware")
 # Innermost: a database that cannot be reached turns a browser page into a plain 503 (the API's own shapes
 # come from claudeapp.api.errors); see claudeapp/core/unavailable.py.
 MIDDLEWARE.append("claudeapp.core.unavailable.DatabaseUnavailableMiddleware")
+MIDDLEWARE.append("claudeapp.accounts.middleware.LockoutMiddleware")  # a locked-out sign-in answers 429
 
 # --- routing ---
 # The classifier model: an alias or a model id from the model map (default: the `simple` tier, Haiku).
