@@ -40,6 +40,7 @@ from claudeapp.calls.errors import MaxTokensTooLarge
 from claudeapp.claude import gateway
 from claudeapp.claude.results import (
     USAGE_KEYS,
+    Attempt,
     GatewayResult,
     StreamEnd,
     StreamEvent,
@@ -182,13 +183,34 @@ def event_key_for(result: GatewayResult) -> str:
     return f"upstream:{result.message_id or uuid.uuid4().hex}"
 
 
-def billed_usage(result: GatewayResult) -> dict[str, int]:
+def billed_usage(result: GatewayResult, admission: Admission) -> dict[str, int]:
     """The call's usage plus what failed attempts before it consumed upstream (retries, fallbacks)."""
-    usage = dict(result.usage)
-    for attempt in result.attempts:
-        if attempt.outcome != "ok" and attempt.usage:
-            for key, value in attempt.usage.items():
-                usage[key] = usage.get(key, 0) + int(value or 0)
+    earlier = [a for a in result.attempts if not (a.request_id and a.request_id == result.request_id)]
+    return _add(dict(result.usage), attempts_usage(earlier, admission) or {})
+
+
+def attempts_usage(attempts: Sequence[Attempt], admission: Admission) -> dict[str, int] | None:
+    """What failed attempts consumed upstream: a stream's usage up to its cut, or for a 200 whose
+    JSON body was lost, the whole message upstream produced (bounded: input bound, max_tokens)."""
+    total: dict[str, int] | None = None
+    for attempt in attempts:
+        if attempt.outcome == "ok":
+            continue
+        if attempt.body_lost:
+            used = {"input_tokens": admission.input_tokens, "output_tokens": admission.max_tokens}
+        elif attempt.usage:
+            used = dict(attempt.usage)
+        else:
+            continue
+        total = _add(total or {}, used)
+    return total
+
+
+def _add(usage: dict[str, int], more: Mapping[str, int]) -> dict[str, int]:
+    for key, value in more.items():
+        usage[key] = usage.get(key, 0) + int(value or 0)
+    for key in USAGE_KEYS:
+        usage.setdefault(key, 0)
     return usage
 
 
@@ -197,7 +219,7 @@ def settle_ending(admission: Admission, ending: Ending) -> Any:
     result = ending.result
     return settlement.settle(
         admission=admission,
-        usage=billed_usage(result),
+        usage=billed_usage(result, admission),
         event_key=event_key_for(result),
         kind="message",
         subject=result.message_id or "",
@@ -210,12 +232,13 @@ def settle_ending(admission: Admission, ending: Ending) -> Any:
 
 def settle_failure(admission: Admission, error: BaseException) -> Any:
     """A call that failed before output reached anyone: bill what failed attempts consumed upstream
-    (a stream cut after message_start), else give the hold back."""
-    usage = failed_attempts_usage(error)
+    (a stream cut after message_start, a 200 whose body was lost), else give the hold back."""
+    attempts = list(getattr(error, "attempts", None) or [])
+    usage = attempts_usage(attempts, admission)
     if usage is None:
         settlement.abandon(admission=admission)
         return None
-    attempt = next(a for a in reversed(getattr(error, "attempts", [])) if a.usage)
+    attempt = next(a for a in reversed(attempts) if a.usage or a.body_lost)
     return settlement.settle(
         admission=admission,
         usage=usage,
@@ -225,13 +248,6 @@ def settle_failure(admission: Admission, error: BaseException) -> Any:
         model_used=attempt.model,
         upstream_request_id=attempt.request_id or "",
     )
-
-
-def failed_attempts_usage(error: BaseException) -> dict[str, int] | None:
-    used = [a.usage for a in getattr(error, "attempts", None) or [] if a.usage]
-    if not used:
-        return None
-    return {key: sum(int(u.get(key) or 0) for u in used) for key in {k for u in used for k in u} | set(USAGE_KEYS)}
 
 
 def _bound_result(admission: Admission, spec: CallSpec) -> GatewayResult:

@@ -167,7 +167,9 @@ class _Run:
 def _failed_attempt(model: str, err: UpstreamError, builder: MessageBuilder, started: float) -> Attempt:
     usage = builder.billable_usage if builder.started else None
     request_id = err.request_id or builder.request_id
-    return Attempt(model, err.error_type, err.status, _ms_since(started), request_id, err.retry_after, usage)
+    attempt = Attempt(model, err.error_type, err.status, _ms_since(started), request_id, err.retry_after, usage)
+    attempt.body_lost = builder.awaiting_body
+    return attempt
 
 
 def _ms_since(started: float) -> float:
@@ -230,6 +232,7 @@ def _call(model: str, req: _Request, builder: MessageBuilder) -> Mapping[str, st
                     builder.feed(sse.event, sse.data)
                 builder.require_complete()
             else:
+                builder.awaiting_body = True
                 builder.load(resp.json())  # type: ignore[arg-type]
             return resp.headers
     except UPSTREAM_EXCEPTIONS as exc:
@@ -308,6 +311,7 @@ async def _acall(model: str, req: _Request, builder: MessageBuilder) -> Mapping[
                     builder.feed(sse.event, sse.data)
                 builder.require_complete()
             else:
+                builder.awaiting_body = True
                 builder.load(await resp.json())  # type: ignore[arg-type]
             return resp.headers
     except UPSTREAM_EXCEPTIONS as exc:

@@ -28,6 +28,8 @@ class Attempt:
     retry_after: float | None = None
     # Tokens an attempt consumed even though it failed (a stream cut after message_start).
     usage: dict[str, int] | None = None
+    # Upstream answered 200 but the JSON body was lost: it produced a whole message we cannot see.
+    body_lost: bool = False
 
 
 @dataclass
@@ -129,9 +131,11 @@ class MessageBuilder:
         self.blocks: list[dict[str, Any]] = []
         self._parts: dict[int, list[str]] = {}
         self.started = False  # message_start seen: upstream has billed the input
+        self.awaiting_body = False  # a 200 to a non-streamed call arrived; its JSON has not (yet)
         self.done = False
 
     def load(self, body: Mapping[str, Any]) -> MessageBuilder:
+        self.awaiting_body = False
         self._start(body)
         self.blocks = [dict(block) for block in body.get("content") or []]
         self.stop_reason = body.get("stop_reason")
