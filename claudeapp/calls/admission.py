@@ -92,7 +92,7 @@ def admit(
         if decision.model_id != provisional:
             ticket = _retake_for(ticket, principal, provisional, decision.model_id, local.tokens, max_tokens)
         prices.current_price(model_id=decision.model_id)  # an unpriced model is refused, never billed at $0
-        bound = _input_bound(principal, decision.model_id, messages, system, extra, local, max_tokens)
+        bound = input_bound(principal, decision.model_id, messages, system, extra, local, max_tokens)
         _wait_for_upstream_room(model_id=decision.model_id, input_tokens=bound.tokens)
         reservation = budgets.reserve(
             principal=principal,
@@ -159,7 +159,7 @@ def _retake_for(
     return limits.acquire(principal=principal, model_id=model_id, input_tokens=input_tokens, max_tokens=max_tokens)
 
 
-def _input_bound(
+def input_bound(
     principal: Principal,
     model_id: str,
     messages: Sequence[Mapping[str, Any]],
@@ -168,6 +168,7 @@ def _input_bound(
     local: accounting.InputBound,
     max_tokens: int,
 ) -> accounting.InputBound:
+    """The prompt's bound for the hold: the local one, or upstream's count when the local one is unsure."""
     if not accounting.needs_count(local):
         return local
     # count_tokens is an upstream call (a free one): a budget that cannot take even the part of the

@@ -183,13 +183,13 @@ def event_key_for(result: GatewayResult) -> str:
     return f"upstream:{result.message_id or uuid.uuid4().hex}"
 
 
-def billed_usage(result: GatewayResult, admission: Admission) -> dict[str, int]:
+def billed_usage(result: GatewayResult, *, input_bound: int, max_tokens: int) -> dict[str, int]:
     """The call's usage plus what failed attempts before it consumed upstream (retries, fallbacks)."""
     earlier = [a for a in result.attempts if not (a.request_id and a.request_id == result.request_id)]
-    return _add(dict(result.usage), attempts_usage(earlier, admission) or {})
+    return _add(dict(result.usage), attempts_usage(earlier, input_bound=input_bound, max_tokens=max_tokens) or {})
 
 
-def attempts_usage(attempts: Sequence[Attempt], admission: Admission) -> dict[str, int] | None:
+def attempts_usage(attempts: Sequence[Attempt], *, input_bound: int, max_tokens: int) -> dict[str, int] | None:
     """What failed attempts consumed upstream: a stream's usage up to its cut, or for a 200 whose
     JSON body was lost, the whole message upstream produced (bounded: input bound, max_tokens)."""
     total: dict[str, int] | None = None
@@ -197,7 +197,7 @@ def attempts_usage(attempts: Sequence[Attempt], admission: Admission) -> dict[st
         if attempt.outcome == "ok":
             continue
         if attempt.body_lost:
-            used = {"input_tokens": admission.input_tokens, "output_tokens": admission.max_tokens}
+            used = {"input_tokens": input_bound, "output_tokens": max_tokens}
         elif attempt.usage:
             used = dict(attempt.usage)
         else:
@@ -219,7 +219,7 @@ def settle_ending(admission: Admission, ending: Ending) -> Any:
     result = ending.result
     return settlement.settle(
         admission=admission,
-        usage=billed_usage(result, admission),
+        usage=billed_usage(result, input_bound=admission.input_tokens, max_tokens=admission.max_tokens),
         event_key=event_key_for(result),
         kind="message",
         subject=result.message_id or "",
@@ -234,7 +234,7 @@ def settle_failure(admission: Admission, error: BaseException) -> Any:
     """A call that failed before output reached anyone: bill what failed attempts consumed upstream
     (a stream cut after message_start, a 200 whose body was lost), else give the hold back."""
     attempts = list(getattr(error, "attempts", None) or [])
-    usage = attempts_usage(attempts, admission)
+    usage = attempts_usage(attempts, input_bound=admission.input_tokens, max_tokens=admission.max_tokens)
     if usage is None:
         settlement.abandon(admission=admission)
         return None

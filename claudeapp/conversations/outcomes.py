@@ -218,7 +218,7 @@ def record(prepared: Prepared, admission: Admission, ending: Ending) -> Message:
     cut (truncated, with what arrived), or the reader gone (Stop: the text it saw is kept, the
     tokens upstream produced to the end are billed)."""
     result = ending.result
-    usage = run.billed_usage(result, admission)
+    usage = run.billed_usage(result, input_bound=admission.input_tokens, max_tokens=admission.max_tokens)
     answer = prepared.answer
     entry = settlement.settle(
         admission=admission,

@@ -42,9 +42,9 @@ def run(*, job_id: UUID | str) -> None:
             ticket = upstream.acquire_limit(job=claimed, model_id=chain[0])  # the cheapest refusal first
             reservation = upstream.reserve(job=claimed, model_id=chain[0])
             beat.reservation_id = _note_hold(claimed, reservation)
-            result = upstream.call(models=chain, payload=claimed.payload)
+            result = upstream.call(models=chain, payload=claimed.payload, upstream_user_id=upstream.user_id_of(claimed))
         except Exception as exc:
-            upstream.release(reservation=reservation)
+            upstream.settle_failed(job=claimed, reservation=reservation, exc=exc)
             upstream.finish_limit(ticket=ticket, result=None)
             _after_failure(job=claimed, exc=exc)
             return

@@ -7,7 +7,6 @@ package reads as job logic and the seams are easy to see.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +34,12 @@ class Failure:
 
 def principal_of(job: Any) -> Principal:
     return Principal(kind=job.principal_kind, id=job.principal_id, user_id=job.user_id)
+
+
+def user_id_of(job: Any) -> str:
+    from claudeapp.calls.run import upstream_user_id
+
+    return upstream_user_id(principal_of(job))
 
 
 def route(*, principal: Principal, payload: dict[str, Any], requested_mode: str | None) -> Any:
@@ -67,8 +72,9 @@ def model_chain(name: str) -> list[str]:
     return modelmap.fallback_chain(modelmap.resolve_model(name))  # the chain starts with the model itself
 
 
-def call(*, models: list[str], payload: dict[str, Any]) -> Any:
-    """One gateway call for a worker; returns the gateway's GatewayResult."""
+def call(*, models: list[str], payload: dict[str, Any], upstream_user_id: str) -> Any:
+    """One gateway call for a worker; returns the gateway's GatewayResult. Upstream sees the
+    principal's opaque id (claudeapp.calls.run.upstream_user_id), never the caller's metadata."""
     from claudeapp.claude import gateway
 
     extra = {k: v for k, v in payload.items() if k not in {"model", "messages", "max_tokens", *CALL_KEYS}}
@@ -77,7 +83,7 @@ def call(*, models: list[str], payload: dict[str, Any]) -> Any:
         messages=payload["messages"],
         system=payload.get("system"),
         max_tokens=payload["max_tokens"],
-        metadata=payload.get("metadata"),
+        metadata={"user_id": upstream_user_id},
         stop_sequences=payload.get("stop_sequences"),
         extra=extra or None,
         timeout=settings.JOBS_CALL_TIMEOUT_SECONDS,
@@ -136,21 +142,52 @@ def message_json(result: Any) -> dict[str, Any]:
 
 
 def estimate_input_tokens(payload: dict[str, Any]) -> int:
-    # A deliberate over-estimate (4 chars per token on the JSON) for the budget hold; settle uses real usage.
-    text = json.dumps([payload.get("system"), payload.get("messages")], ensure_ascii=False)
-    return len(text) // 3 + 16
+    """The prompt's local upper bound (every block type, system, tools): cheap, no I/O."""
+    from claudeapp.calls import accounting
+
+    return accounting.local_bound(
+        messages=payload.get("messages") or [],
+        system=payload.get("system"),
+        tools=payload.get("tools"),
+        tool_choice=payload.get("tool_choice"),
+    ).tokens
+
+
+def input_bound(*, principal: Principal, model_id: str, payload: dict[str, Any]) -> int:
+    """The bound the hold is taken for: upstream's count when the local bound is unsure (images,
+    PDFs, large prompts), as for every other call (claudeapp.calls.admission.input_bound)."""
+    from claudeapp.calls import accounting
+    from claudeapp.calls.admission import input_bound as pipeline_bound
+
+    extra = {k: payload[k] for k in ("tools", "tool_choice", "thinking") if payload.get(k) is not None}
+    local = accounting.local_bound(
+        messages=payload.get("messages") or [],
+        system=payload.get("system"),
+        tools=extra.get("tools"),
+        tool_choice=extra.get("tool_choice"),
+    )
+    return pipeline_bound(
+        principal, model_id, payload["messages"], payload.get("system"), extra, local, int(payload["max_tokens"])
+    ).tokens
 
 
 def check_budget(*, principal: Principal, model_id: str, payload: dict[str, Any], batch: bool) -> None:
     """Refuse a job up front when its worst case would not fit the budgets now (BudgetExceeded,
     PriceMissing). The hold is taken in a savepoint and rolled back: the worker reserves for real."""
     from billing import budgets
+    from claudeapp.calls import accounting
 
+    local = accounting.local_bound(
+        messages=payload.get("messages") or [],
+        system=payload.get("system"),
+        tools=payload.get("tools"),
+        tool_choice=payload.get("tool_choice"),
+    )
     with transaction.atomic():
         budgets.reserve(
             principal=principal,
             model_id=model_id,
-            input_tokens=estimate_input_tokens(payload),
+            input_tokens=local.tokens - local.guessed,  # the part we are sure of; the worker holds the rest
             max_tokens=int(payload["max_tokens"]),
             batch=batch,
         )
@@ -201,10 +238,11 @@ def reserve(*, job: Any, model_id: str, hold_for: dt.timedelta | None = None) ->
     """Hold the worst case for one attempt; the heartbeat keeps extending it while the call runs."""
     from billing import budgets
 
+    principal = principal_of(job)
     return budgets.reserve(
-        principal=principal_of(job),
+        principal=principal,
         model_id=model_id,
-        input_tokens=estimate_input_tokens(job.payload),
+        input_tokens=input_bound(principal=principal, model_id=model_id, payload=job.payload),
         max_tokens=int(job.payload["max_tokens"]),
         batch=job.mode == "batch",
         hold_for=hold_for or hold_span(),
@@ -220,12 +258,17 @@ def extend_holds(*, reservation_ids: list[int], now: dt.datetime) -> None:
 
 
 def settle(*, job: Any, reservation: Any, result: Any) -> int:
-    """Bill the job once: the ledger's event key is the job id, so a second run bills nothing new."""
-    from billing import budgets, costs
+    """Bill the job once: the ledger's event key is the job id, so a second run bills nothing new.
+    Attempts of the chain that failed after upstream produced tokens are part of the bill."""
+    from billing import budgets
+    from claudeapp.calls import run, settlement
 
+    usage = run.billed_usage(
+        result, input_bound=estimate_input_tokens(job.payload), max_tokens=int(job.payload["max_tokens"])
+    )
     entry = budgets.settle(
         reservation=reservation,
-        usage=costs.Usage.from_anthropic(result.usage),
+        usage=settlement.usage_from_gateway(usage),
         event_key=ledger_event_key(job.id),
         kind="job",
         subject=str(job.id),
@@ -234,6 +277,31 @@ def settle(*, job: Any, reservation: Any, result: Any) -> int:
         model_id=result.model_used,
     )
     return int(entry.cost_micros)
+
+
+def settle_failed(*, job: Any, reservation: Any, exc: BaseException) -> None:
+    """An attempt that failed: bill what it consumed upstream (a cut after message_start, a 200 whose
+    body was lost) under this attempt's own key, else give the hold back."""
+    from billing import budgets
+    from claudeapp.calls import run, settlement
+
+    attempts = list(getattr(exc, "attempts", None) or [])
+    usage = run.attempts_usage(
+        attempts, input_bound=estimate_input_tokens(job.payload), max_tokens=int(job.payload["max_tokens"])
+    )
+    if usage is None or reservation is None:
+        release(reservation=reservation)
+        return
+    last = next(a for a in reversed(attempts) if a.usage or a.body_lost)
+    budgets.settle(
+        reservation=reservation,
+        usage=settlement.usage_from_gateway(usage),
+        event_key=f"{ledger_event_key(job.id)}:attempt:{job.attempts}",
+        kind="job",
+        subject=str(job.id),
+        upstream_request_id=last.request_id or "",
+        model_id=last.model,
+    )
 
 
 def ledger_event_key(job_id: object) -> str:
