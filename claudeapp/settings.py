@@ -308,6 +308,30 @@ MIDDLEWARE.insert(2, "claudeapp.api.middleware.ApiBoundaryMiddleware")
 # come from claudeapp.api.errors); see claudeapp/core/unavailable.py.
 MIDDLEWARE.append("claudeapp.core.unavailable.DatabaseUnavailableMiddleware")
 MIDDLEWARE.append("claudeapp.accounts.middleware.LockoutMiddleware")  # a locked-out sign-in answers 429
+# Content-Security-Policy (django-csp; claudeapp/core/csp.py). Outside the middleware that replace responses
+# (lockout, database unavailable) so their pages carry it too. No inline script: ours are static files; the
+# API docs' start-up script carries the nonce. Inline style attributes (the usage bars) stay allowed,
+# <style> elements need the nonce; browsers without style-src-elem fall back to style-src.
+from csp.constants import NONCE  # noqa: E402  (kept inside this block: only the policy needs it)
+
+INSTALLED_APPS.append("csp")
+MIDDLEWARE.insert(1, "claudeapp.core.csp.CSPMiddleware")  # right after SecurityMiddleware
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'", NONCE],  # replaced by 'nonce-…' on pages that use request.csp_nonce
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "style-src-elem": ["'self'", NONCE],
+        "style-src-attr": ["'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 
 # --- routing ---
 # The classifier model: an alias or a model id from the model map (default: the `simple` tier, Haiku).

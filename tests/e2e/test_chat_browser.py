@@ -168,7 +168,11 @@ def test_on_a_phone_the_chat_fits_and_the_sidebar_opens_from_the_toggle(new_page
     assert sidebar.bounding_box()["x"] + sidebar.bounding_box()["width"] <= 0  # off-canvas
     page.screenshot(path=str(artifacts / "chat-phone.png"), full_page=True)
     page.click("#toggle-sidebar")
-    page.wait_for_function("document.getElementById('sidebar').getBoundingClientRect().x >= 0")
+    # Not wait_for_function: it compiles its predicate with new Function in the page, which the CSP refuses.
+    deadline = time.monotonic() + 10
+    while sidebar.bounding_box()["x"] < 0:
+        assert time.monotonic() < deadline, "the sidebar never slid in"
+        time.sleep(0.05)
     assert sidebar.get_by_text("Hello from a phone").is_visible()
     page.screenshot(path=str(artifacts / "chat-phone-sidebar.png"))
 

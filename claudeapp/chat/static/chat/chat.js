@@ -4,6 +4,12 @@
 // interpreted in the browser.
 (function () {
   "use strict";
+  // Forms that ask first (e.g. Delete): the question is in data-confirm, as the CSP allows no inline handlers.
+  document.querySelectorAll("form[data-confirm]").forEach((confirmed) => {
+    confirmed.addEventListener("submit", (event) => {
+      if (!window.confirm(confirmed.dataset.confirm)) event.preventDefault();
+    });
+  });
   const chat = document.getElementById("chat");
   const form = document.getElementById("composer");
   if (!chat || !form) return;
