@@ -13,7 +13,7 @@ from typing import Any
 
 from django.conf import settings
 
-from billing import budgets, ledger, limits, prices, upstream
+from billing import budgets, limits, prices, upstream
 from billing.costs import Usage
 from billing.errors import PriceMissing
 from billing.limits import LimitTicket
@@ -116,9 +116,7 @@ def _decide(principal: Principal, planned: routing.Planned, *, subject: str) -> 
         classifier_model = classifier.classifier_model(mm)
     except RoutingError:
         return routing.decide(planned), None  # no classifier: the router falls back without a call
-    prompt = accounting.local_bound(
-        messages=[{"role": "user", "content": planned.classifier_text or "(empty)"}], system=classifier.SYSTEM_PROMPT
-    )
+    prompt = _classifier_prompt(planned)
     hold = budgets.reserve(
         principal=principal, model_id=classifier_model, input_tokens=prompt.tokens, max_tokens=classifier.MAX_TOKENS
     )
@@ -128,6 +126,12 @@ def _decide(principal: Principal, planned: routing.Planned, *, subject: str) -> 
         budgets.release(reservation=hold)
         raise
     return decision, _bill_classifier(hold, decision, subject=subject)
+
+
+def _classifier_prompt(planned: routing.Planned) -> accounting.InputBound:
+    return accounting.local_bound(
+        messages=[{"role": "user", "content": planned.classifier_text or "(empty)"}], system=classifier.SYSTEM_PROMPT
+    )
 
 
 def _bill_classifier(hold: Reservation, decision: RouteDecision, *, subject: str) -> Usage | None:
@@ -208,22 +212,24 @@ def _wait_for_upstream_room(*, model_id: str, input_tokens: int) -> None:
         time.sleep(wait)  # admission runs in a worker thread, never on the event loop
 
 
-def bill_classifier(*, principal: Principal, decision: RouteDecision, subject: str) -> None:
-    """The classifier's tokens as their own ledger line, for routes taken outside `admit` (jobs at
-    creation), where nothing was held for them."""
-    usage = decision.classifier_usage
-    if usage is None or decision.decision_id is None:
-        return  # no call was made (rules decided, or the label came from the cache)
-    ledger.record_once(
-        principal=principal,
-        kind="classification",
-        subject=subject or f"route:{decision.decision_id}",
-        model_id=usage.model_id,
-        usage=Usage(input_tokens=usage.input_tokens, output_tokens=usage.output_tokens),
-        price=prices.current_price(model_id=usage.model_id),
-        event_key=f"classification:{decision.decision_id}",
-        batch=False,
-    )
+def route(*, principal: Principal, request: RouteRequest, subject: str = "") -> RouteDecision:
+    """A route for work admitted later (a job at creation): the rules, and when a rule asks the
+    classifier, its call inside the principal's rate limits and budgets, billed to them."""
+    planned = routing.plan(request)
+    if not planned.needs_classifier:
+        return routing.decide(planned)
+    prompt = _classifier_prompt(planned)
+    ticket = limits.acquire(
+        principal=principal, model_id=planned.provisional_model, input_tokens=prompt.tokens,
+        max_tokens=classifier.MAX_TOKENS,
+    )  # fmt: skip
+    try:
+        decision, usage = _decide(principal, planned, subject=subject)
+    except BaseException:
+        limits.finish(ticket=ticket, usage=None)
+        raise
+    limits.finish(ticket=ticket, usage=usage or Usage(input_tokens=0, output_tokens=0))
+    return decision
 
 
 def _header_safe(text: str) -> str:

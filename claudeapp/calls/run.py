@@ -98,6 +98,7 @@ class Failed:
 
 Record = Callable[[Admission, Ending], Any]
 OnError = Callable[[Admission, BaseException], Any]
+OnDetach = Callable[[Admission, str], Any]
 
 
 def cap_max_tokens(max_tokens: int, model_name: str) -> int:
@@ -274,9 +275,7 @@ async def complete(
     """One full answer. The call and its bookkeeping run in their own task: a caller that leaves
     does not cut it. Gateway errors give the hold back and propagate; with `on_error` they are
     recorded by it and returned as Failed."""
-    task = asyncio.ensure_future(_complete(admission, spec, record or settle_ending, on_error))
-    _running.add(task)
-    task.add_done_callback(_running.discard)
+    task = _keep(asyncio.ensure_future(_complete(admission, spec, record or settle_ending, on_error)))
     return await asyncio.shield(task)
 
 
@@ -304,12 +303,14 @@ async def stream(
     raw_events: bool = False,
     record: Record | None = None,
     on_error: OnError | None = None,
+    on_detach: OnDetach | None = None,
 ) -> AsyncIterator[StreamEvent | Completed | Failed]:
     """The gateway's stream events, then one Completed once recorded.
 
     Errors before any output: raised after the hold is given back, or, with `on_error`, recorded by
-    it and yielded as Failed. A reader that stops iterating leaves the call running to its end."""
-    pump = _Pump(admission, spec, raw_events, record or settle_ending, on_error)
+    it and yielded as Failed. A reader that stops iterating leaves the call running to its end;
+    `on_detach(admission, seen_text)` then runs at once (e.g. to show "stopped" before the bill lands)."""
+    pump = _Pump(admission, spec, raw_events, record or settle_ending, on_error, on_detach)
     pump.start()
     try:
         while True:
@@ -327,23 +328,31 @@ class _Pump:
     """Reads one upstream stream into a queue, in its own task, and records its ending."""
 
     def __init__(
-        self, admission: Admission, spec: CallSpec, raw_events: bool, record: Record, on_error: OnError | None
+        self,
+        admission: Admission,
+        spec: CallSpec,
+        raw_events: bool,
+        record: Record,
+        on_error: OnError | None,
+        on_detach: OnDetach | None = None,
     ) -> None:
         self.admission, self.spec, self.raw_events = admission, spec, raw_events
-        self.record, self.on_error = record, on_error
+        self.record, self.on_error, self.on_detach = record, on_error, on_detach
+        self.finished = False
         self.queue: asyncio.Queue[Any] = asyncio.Queue()
         self.detached_at: float | None = None
         self.seen: list[str] = []
         self.task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        self.task = asyncio.ensure_future(self._run())
-        _running.add(self.task)
-        self.task.add_done_callback(_running.discard)
+        self.task = _keep(asyncio.ensure_future(self._run()))
 
     def detach(self) -> None:
-        if self.detached_at is None:
-            self.detached_at = time.monotonic()
+        if self.detached_at is not None:
+            return
+        self.detached_at = time.monotonic()
+        if self.on_detach is not None and not self.finished:
+            _keep(asyncio.ensure_future(_in_db(self.on_detach, self.admission, "".join(self.seen))))
 
     async def _run(self) -> None:
         try:
@@ -375,6 +384,7 @@ class _Pump:
             await events.aclose()
 
     async def _finish(self, event: StreamEnd | StreamTruncated) -> None:
+        self.finished = True
         truncated = isinstance(event, StreamTruncated)
         result = event.partial_result if isinstance(event, StreamTruncated) else event.result
         ending = Ending(
@@ -387,6 +397,13 @@ class _Pump:
         self.queue.put_nowait(
             Completed(self.admission, result, entry, truncated_by=ending.error if truncated else None)
         )
+
+
+def _keep(task: asyncio.Task[Any]) -> asyncio.Task[Any]:
+    """Hold a reference to a task nobody awaits until it is done (the loop keeps only weak ones)."""
+    _running.add(task)
+    task.add_done_callback(_running.discard)
+    return task
 
 
 class _DrainTimeout(Exception):

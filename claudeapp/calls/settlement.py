@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 from billing import budgets, limits, redisconn
 from billing.costs import Usage
@@ -37,10 +38,21 @@ def settle(
         model_id=model_used,
     )
     with redisconn.batch("release rate limits / record upstream limits") as pipe:  # one Redis round trip
-        limits.finish(ticket=admission.ticket, usage=billed, pipe=pipe)
+        limits.finish(ticket=admission.ticket, usage=_with_classifier(billed, admission.classifier_usage), pipe=pipe)
         if ratelimit_headers:
             observe_upstream(model_id=model_used, headers=ratelimit_headers, pipe=pipe)
     return entry
+
+
+def _with_classifier(billed: Usage, classifier: Usage | None) -> Usage:
+    """The router's call was the principal's too: its tokens count toward their token limits."""
+    if classifier is None:
+        return billed
+    return replace(
+        billed,
+        input_tokens=billed.input_tokens + classifier.input_tokens,
+        output_tokens=billed.output_tokens + classifier.output_tokens,
+    )
 
 
 def usage_from_gateway(usage: Mapping[str, int]) -> Usage:

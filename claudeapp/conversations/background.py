@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from django.db import transaction
 
+from billing.errors import BillingError
 from claudeapp.accounts.principals import Principal
 from claudeapp.conversations import context as ctx
 from claudeapp.conversations import services
 from claudeapp.conversations.models import Conversation, Message
+from claudeapp.conversations.outcomes import plain_words
 from claudeapp.jobs import services as jobs
 from claudeapp.jobs.models import Job
-from routing import services as routing
+from routing.errors import RoutingError
 
 DEFAULT_MAX_TOKENS = 4096
 
@@ -20,24 +22,27 @@ def submit(*, principal: Principal, conversation: Conversation, user_text: str, 
     history = list(conversation.messages.order_by("created_at", "id"))
     _, answer = services.start_turn(conversation=conversation, user_text=user_text, model_requested=model_choice)
     context = ctx.build_context(history, new_user_text=user_text, context_window=10**9, max_tokens=DEFAULT_MAX_TOKENS)
-    decision = routing.route(
-        routing.RouteRequest(
-            principal=principal,
-            requested_model=model_choice,
-            messages=context.messages,
-            estimated_input_tokens=context.input_tokens_estimate,
-            previous_model=conversation.last_model or None,
-            mode="queue",
-        )
-    )
-    job = jobs.create(
+    try:
+        job = _enqueue(principal, conversation, answer, context, model_choice)
+    except (RoutingError, BillingError) as exc:  # refused before anything ran: the answer says why
+        answer.status = Message.Status.FAILED
+        answer.error_type, answer.error_message = type(exc).__name__, plain_words(exc)
+        answer.save(update_fields=["status", "error_type", "error_message"])
+        return answer
+    answer.status, answer.job_id = Message.Status.QUEUED, job.pk
+    answer.save(update_fields=["status", "job_id"])
+    return answer
+
+
+def _enqueue(
+    principal: Principal, conversation: Conversation, answer: Message, context: ctx.Context, model_choice: str
+) -> Job:
+    return jobs.create(  # routed once, there: the classifier (if a rule asks) inside the user's limits and budgets
         principal=principal,
-        payload={"model": decision.model_id, "messages": context.messages, "max_tokens": DEFAULT_MAX_TOKENS},
+        payload={"model": model_choice, "messages": context.messages, "max_tokens": DEFAULT_MAX_TOKENS},
         queue=Job.Queue.INTERACTIVE,
         mode=Job.Mode.QUEUE,  # someone is waiting in the chat: never a day-long batch
         conversation_ref=str(conversation.public_id),
         message_ref=str(answer.public_id),
-    )  # fmt: skip
-    answer.status, answer.job_id = Message.Status.QUEUED, job.pk
-    answer.save(update_fields=["status", "job_id"])
-    return answer
+        previous_model=conversation.last_model or None,
+    )

@@ -245,6 +245,17 @@ def record(prepared: Prepared, admission: Admission, ending: Ending) -> Message:
     return answer
 
 
+def mark_stopped(prepared: Prepared, admission: Admission, seen_text: str) -> None:
+    """The reader left (Stop, a closed tab): show what it saw as stopped now; the bill lands once
+    upstream's answer has been read to its end (record)."""
+    Message.objects.filter(pk=prepared.answer.pk, status=Message.Status.STREAMING).update(
+        content=seen_text,
+        status=Message.Status.TRUNCATED,
+        error_type="stopped",
+        error_message="Stopped before the end",
+    )
+
+
 def _apply_result(answer: Message, result: GatewayResult, *, usage: dict[str, int], cost_micros: int) -> None:
     answer.content = result.text
     answer.status = Message.Status.COMPLETE

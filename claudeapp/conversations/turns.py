@@ -79,6 +79,7 @@ async def stream_answer(prepared: Prepared) -> AsyncIterator[TurnEvent]:
         spec=prepared.spec,
         record=partial(outcomes.record, prepared),
         on_error=partial(outcomes.record_failure, prepared),
+        on_detach=partial(outcomes.mark_stopped, prepared),
     )
     async with aclosing(events):
         async for event in events:

@@ -42,27 +42,31 @@ def user_id_of(job: Any) -> str:
     return upstream_user_id(principal_of(job))
 
 
-def route(*, principal: Principal, payload: dict[str, Any], requested_mode: str | None) -> Any:
+def route(
+    *, principal: Principal, payload: dict[str, Any], requested_mode: str | None, previous_model: str | None = None
+) -> Any:
     """The router's decision for a queued request (nobody waits on it, so `batch` is allowed).
 
-    The classifier's tokens, when it was asked, are billed to the principal as their own line.
+    When a rule asks the classifier, its call is made inside the principal's limits and budgets
+    and billed to them as its own ledger line (claudeapp.calls.admission.route).
     """
-    from claudeapp.calls.admission import bill_classifier
+    from claudeapp.calls import admission
     from routing import services as routing
 
-    decision = routing.route(
-        routing.RouteRequest(
+    return admission.route(
+        principal=principal,
+        request=routing.RouteRequest(
             principal=principal,
             requested_model=payload["model"],
             messages=payload["messages"],
             system=payload.get("system"),
             metadata=payload.get("metadata") or {},
+            estimated_input_tokens=estimate_input_tokens(payload),
+            previous_model=previous_model,
             interactive=False,
             mode=requested_mode or "queue",
-        )
+        ),
     )
-    bill_classifier(principal=principal, decision=decision, subject=f"route:{decision.decision_id}")
-    return decision
 
 
 def model_chain(name: str) -> list[str]:

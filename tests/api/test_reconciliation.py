@@ -29,6 +29,7 @@ from django.test import Client
 
 from billing.models import Budget, LedgerEntry, Reservation
 from claudeapp.conversations import services
+from claudeapp.conversations.models import Message
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -267,6 +268,11 @@ def test_the_ledger_matches_what_upstream_charged(
         assert billed["cache_read_input_tokens"] == upstream["cache_read_input_tokens"]
     assert not Reservation.objects.exists()
     assert Budget.objects.get(pk=roomy_budget.pk).reserved_micros == 0
+    if surface in ("chat", "api_conversation"):  # the saved answer carries the call's bill
+        answer = Message.objects.get(role=Message.Role.ASSISTANT)
+        assert answer.cost_micros == sum(e.cost_micros for e in LedgerEntry.objects.filter(kind="message"))
+        if ending_name == "disconnect":
+            assert (answer.status, answer.error_type) == (Message.Status.TRUNCATED, "stopped")
 
 
 NON_STREAMED = {
