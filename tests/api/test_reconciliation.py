@@ -56,6 +56,9 @@ ENDINGS = {
     "cut": Ending("cut", "[[fault:stream-cut:4]]", exact=False),
     "error": Ending("error", "[[fault:stream-error-after:4]]", exact=False),
     "fallback": Ending("fallback", f"[[fault:529@{FALLBACK_FROM}]]", exact=True, model=FALLBACK_FROM),
+    # Cut right after message_start, before any output reached the reader: retried unseen; upstream
+    # billed the cut attempt's prompt (exact) and what it began (a tool block's name, thinking: bound).
+    "retry-after-cut": Ending("retry-after-cut", "[[fault:stream-cut:0:1]]", exact=False),
 }
 CONTENTS = ("text", "document", "image", "tools", "thinking")
 SURFACES = ("anthropic", "api_stateless", "api_conversation", "chat")
