@@ -4,7 +4,8 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from claudeapp.core import breaker_views, health
+from claudeapp.core import health
+from routing import breaker_views
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
@@ -17,6 +18,6 @@ urlpatterns = [
     path("billing/", include("billing.urls")),
     path("jobs/", include("claudeapp.jobs.urls")),
     path("", include("claudeapp.api.urls")),
-    path("", include("claudeapp.jobs.api_urls")),
+    path("", include("claudeapp.api.jobs_urls")),
     path("", include("claudeapp.chat.urls")),
 ]

@@ -17,5 +17,5 @@ urlpatterns = [
     path("anthropic/v1/_test/async", views.async_echo),
     path("anthropic/v1/_test/raise/<str:name>", views.RaiseApi.as_view()),
     path("", include("claudeapp.api.urls")),
-    path("", include("claudeapp.jobs.api_urls")),
+    path("", include("claudeapp.api.jobs_urls")),
 ]

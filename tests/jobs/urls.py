@@ -7,5 +7,5 @@ from django.urls import include, path
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    path("", include("claudeapp.jobs.api_urls")),
+    path("", include("claudeapp.api.jobs_urls")),
 ]

@@ -11,10 +11,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from claudeapp.api import jobs_schema
 from claudeapp.api.auth import HasScope, PartnerKeyAuthentication
 from claudeapp.api.bodies import ApiJSONParser
 from claudeapp.api.errors import register_error
-from claudeapp.jobs import api_schema, selectors, services
+from claudeapp.jobs import selectors, services
 from claudeapp.jobs.errors import IdempotencyConflict, InvalidPayload, InvalidTransition, InvalidWebhookUrl, JobNotFound
 from claudeapp.jobs.models import Job
 from claudeapp.jobs.rendering import job_json
@@ -57,7 +58,7 @@ class JobListCreateApi(JobsApiView):
         limit = serializers.IntegerField(min_value=1, max_value=100, default=20)
         before_id = serializers.UUIDField(required=False)
 
-    @api_schema.create(JobCreateInput)
+    @jobs_schema.create(JobCreateInput)
     def post(self, request: Request) -> Response:
         data = _valid(self.JobCreateInput, request.data)
         key = _idempotency_key(request)
@@ -79,7 +80,7 @@ class JobListCreateApi(JobsApiView):
             headers["Idempotent-Replayed"] = "true"
         return Response(job_json(job), status=202, headers=headers)
 
-    @api_schema.listing
+    @jobs_schema.listing
     def get(self, request: Request) -> Response:
         query = _valid(self.ListInput, request.query_params)
         principal = request._request.principal
@@ -93,19 +94,19 @@ class JobListCreateApi(JobsApiView):
 
 
 class JobDetailApi(JobsApiView):
-    @api_schema.detail
+    @jobs_schema.detail
     def get(self, request: Request, job_id: str) -> Response:
         return Response(job_json(services.get_for_principal(job_id=job_id, principal=request._request.principal)))
 
 
 class JobCancelApi(JobsApiView):
-    @api_schema.cancel
+    @jobs_schema.cancel
     def post(self, request: Request, job_id: str) -> Response:
         return Response(job_json(services.cancel(job_id=job_id, principal=request._request.principal)))
 
 
 class JobRequeueApi(JobsApiView):
-    @api_schema.requeue
+    @jobs_schema.requeue
     def post(self, request: Request, job_id: str) -> Response:
         job = services.requeue(job_id=job_id, principal=request._request.principal)
         return Response(job_json(job), status=202, headers={"Location": f"/api/v1/jobs/{job.id}"})
@@ -125,7 +126,7 @@ def _idempotency_key(request: Request) -> str | None:
 
 
 class JobDiscardApi(JobsApiView):
-    @api_schema.discard
+    @jobs_schema.discard
     def post(self, request: Request, job_id: str) -> Response:
         services.discard(job_id=job_id, principal=request._request.principal)
         return Response(status=204)

@@ -22,7 +22,7 @@ from routing.models import Model
 def breakers(request: HttpRequest) -> HttpResponse:
     rows = [(model, breaker.state(model.model_id)) for model in Model.objects.filter(enabled=True)]
     context = {**admin.site.each_context(request), "title": "Circuit breakers", "rows": rows}
-    return render(request, "core/breakers.html", context)
+    return render(request, "routing/breakers.html", context)
 
 
 @staff_member_required
