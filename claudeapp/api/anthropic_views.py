@@ -8,10 +8,13 @@ first delta are held back so a retry or fallback before it stays invisible, as f
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 from typing import Any
 
+from django.conf import settings
+from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from claudeapp.api import sse
@@ -22,13 +25,14 @@ from claudeapp.api.errors import ErrorInfo, response_for
 from claudeapp.api.message_bodies import anthropic_message
 from claudeapp.api.message_inputs import CountTokensInput, anthropic_request, check_no_upstream_override
 from claudeapp.api.models import Scope
-from claudeapp.calls import run
+from claudeapp.calls import accounting, run
 from claudeapp.calls.run import Completed
 from claudeapp.claude import tokens
 from claudeapp.claude.results import RawEvent
 from routing import modelmap
 from routing.rules import AUTO
 
+log = logging.getLogger(__name__)
 COUNT_MODEL_FOR_AUTO = "moderate"  # `auto` is decided per request; count with the default tier's tokenizer
 
 
@@ -92,9 +96,33 @@ async def count_tokens(request: HttpRequest) -> HttpResponse:
         mm = await modelmap.aget_model_map()
         model_id = mm.resolve(COUNT_MODEL_FOR_AUTO if v["model"] == AUTO else v["model"])
         extra = {k: val for k, val in body.items() if k not in ("model", "messages", "system")} or None
-        counted = await tokens.acount_tokens(
-            model=model_id, messages=v["messages"], system=v.get("system"), extra=extra
-        )
+        counted = await _count(model_id, v["messages"], v.get("system"), extra)
     except Exception as exc:
         return _error(request, exc)
     return JsonResponse(counted)
+
+
+async def _count(model_id: str, messages: Any, system: Any, extra: dict[str, Any] | None) -> dict[str, Any]:
+    """Upstream's count, shared with the pipeline's own counts (one cache, keyed by body hash)."""
+    key = accounting.count_key(model_id, accounting.count_body(messages=messages, system=system, extra=extra))
+    cached = await _cache_get(key)
+    if isinstance(cached, int):
+        return {"input_tokens": cached}
+    counted = await tokens.acount_tokens(model=model_id, messages=messages, system=system, extra=extra)
+    if isinstance(counted.get("input_tokens"), int) and set(counted) == {"input_tokens"}:
+        await _cache_set(key, counted["input_tokens"])
+    return counted
+
+
+async def _cache_get(key: str) -> Any:
+    try:
+        return await cache.aget(key)
+    except Exception:  # Redis down: ask upstream
+        return None
+
+
+async def _cache_set(key: str, value: int) -> None:
+    try:
+        await cache.aset(key, value, timeout=settings.ACCOUNTING_COUNT_CACHE_SECONDS)
+    except Exception:  # a count not kept is asked again next time
+        log.warning("could not cache a token count", exc_info=True)

@@ -94,3 +94,21 @@ def test_an_unsure_prompt_is_counted_upstream_once_and_the_count_is_cached(live_
         r = httpx.post(f"{live_gateway.url}/anthropic/v1/messages", json=body, headers=headers, timeout=30)
         assert r.status_code == 200, r.text
     assert emulator.stats()["by_path"].get("POST /v1/messages/count_tokens") == 1
+
+
+def test_count_tokens_answers_from_the_same_cache_as_the_pipeline(live_gateway, emulator, key):
+    """A body counted for a hold is not counted again by /count_tokens, and vice versa."""
+    text = f"Describe tide pools {uuid.uuid4()} " * 800  # above the count threshold
+    messages = [{"role": "user", "content": text}]
+    headers = {"x-api-key": key.raw, "anthropic-version": "2023-06-01"}
+    url = f"{live_gateway.url}/anthropic/v1/messages"
+    first = httpx.post(f"{url}/count_tokens", json={"model": "claude-haiku-5-5", "messages": messages}, headers=headers)
+    assert first.status_code == 200, first.text
+    again = httpx.post(f"{url}/count_tokens", json={"model": "claude-haiku-5-5", "messages": messages}, headers=headers)
+    assert again.json() == first.json()
+    answered = httpx.post(
+        url, json={"model": "claude-haiku-5-5", "max_tokens": 20, "messages": messages}, headers=headers, timeout=30
+    )
+    assert answered.status_code == 200, answered.text
+    assert answered.json()["usage"]["input_tokens"] == first.json()["input_tokens"]
+    assert emulator.stats()["by_path"].get("POST /v1/messages/count_tokens") == 1
