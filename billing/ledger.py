@@ -7,15 +7,17 @@ same event key gets the entry written the first time, and the rollup is bumped o
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from billing.costs import Usage, compute_cost
 from billing.models import DailyRollup, LedgerEntry, PriceVersion
 from claudeapp.accounts.principals import Principal
+from claudeapp.core import metrics
 
 _TOKEN_COLUMNS = (
     "input_tokens",
@@ -91,7 +93,20 @@ def insert(*, entry: LedgerEntry) -> tuple[LedgerEntry, bool]:
     if pk is None:
         return LedgerEntry.objects.get(event_key=entry.event_key), False
     entry.pk = pk
+    transaction.on_commit(functools.partial(_count, entry))  # every billed token passes here, once
     return entry, True
+
+
+def _count(entry: LedgerEntry) -> None:
+    metrics.billed(
+        model=entry.model_id,
+        principal_kind=entry.principal_kind,
+        input_tokens=entry.input_tokens,
+        output_tokens=entry.output_tokens,
+        cache_write_tokens=entry.cache_write_5m_tokens + entry.cache_write_1h_tokens,
+        cache_read_tokens=entry.cache_read_tokens,
+        cost_micros=entry.cost_micros,
+    )
 
 
 def _insert_with_rollup(entry: LedgerEntry) -> int | None:

@@ -3,11 +3,37 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
-from celery import Celery
+from celery import Celery, signals
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "claudeapp.settings")
 
 app = Celery("claudeapp")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@signals.setup_logging.connect
+def _django_logging(**_: Any) -> None:
+    """Workers log through settings.LOGGING (JSON lines with the request id), not Celery's own format."""
+    from logging.config import dictConfig
+
+    from django.conf import settings
+
+    dictConfig(settings.LOGGING)
+
+
+def _connect_log_context() -> None:
+    # A job's worker lines carry the id of the request that published it (claudeapp/core/logcontext.py).
+    from claudeapp.core import logcontext
+
+    signals.before_task_publish.connect(logcontext.add_request_header, weak=False)
+    signals.task_prerun.connect(logcontext.bind_task, weak=False)
+    # One structured line per job attempt, as the web writes one per call (claudeapp/ops/job_calls.py).
+    from claudeapp.ops import job_calls
+
+    signals.task_postrun.connect(job_calls.log_attempt, weak=False)
+
+
+_connect_log_context()

@@ -136,7 +136,7 @@ STORAGES = {
 # Security. Everything `check --deploy` asks for is on whenever DEBUG is off.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
-SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
 SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False) or not DEBUG
@@ -192,14 +192,39 @@ DEMO_ADMIN_PASSWORD = env.str("DEMO_ADMIN_PASSWORD", default="admin")
 DEMO_USER_PASSWORD = env.str("DEMO_USER_PASSWORD", default="demo")
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+# json: one JSON object per line (claudeapp/core/jsonlog.py), every record with request_id, surface and job_id
+# (claudeapp/core/logcontext.py); the calls' own lines carry the fields in docs/operations.md. text: for people.
+LOG_FORMAT = env.str("LOG_FORMAT", default="text" if DEBUG else "json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"context": {"()": "claudeapp.core.logcontext.ContextFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {"()": "claudeapp.core.jsonlog.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if LOG_FORMAT == "json" else "plain",
+            "filters": ["context"],
+        }
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        # Django's own handlers for "django" (a DEBUG-only console, mail_admins) would print each line twice.
+        "django": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
+        "django.db.backends": {"level": "WARNING"},
+    },
 }
+
+# --- metrics (/metrics, claudeapp/ops/metrics_view.py) ---
+# Either grants access: the bearer token (Authorization: Bearer ...), or a client address in the networks
+# (REMOTE_ADDR: behind a proxy, uvicorn's --forwarded-allow-ips decides it). Empty list: token only.
+METRICS_BEARER_TOKEN = env.str("METRICS_BEARER_TOKEN", default="")
+METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", default=["127.0.0.1/32", "::1/128"])
+# The module the gateway reports upstream attempts to (by path: claudeapp.claude imports no project code).
+CLAUDE_OBSERVER = env.str("CLAUDE_OBSERVER", default="claudeapp.core.metrics")
 
 # --- claude gateway ---
 # The gateway owns retries (the SDK's are off): attempts per model, exponential backoff with

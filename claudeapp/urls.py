@@ -5,11 +5,13 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from claudeapp.core import health
+from claudeapp.ops import metrics_view
 from routing import breaker_views
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path("metrics", metrics_view.scrape, name="metrics"),
     path("admin/breakers/", breaker_views.breakers, name="breakers"),
     path("admin/breakers/<str:model_id>/close", breaker_views.breaker_reset, name="breaker_reset"),
     path("admin/", admin.site.urls),

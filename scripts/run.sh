@@ -9,6 +9,11 @@ bash scripts/bootstrap.sh requirements.txt
 .venv/bin/python manage.py seed
 .venv/bin/python manage.py collectstatic --noinput --verbosity 0
 mkdir -p .run
+# Prometheus multiprocess mode (docs/operations.md, Metrics): every web and worker process writes its
+# counters here and /metrics sums them. Emptied now, before any process starts, so a restart starts at 0.
+export PROMETHEUS_MULTIPROC_DIR="${PROMETHEUS_MULTIPROC_DIR:-$PWD/.run/prometheus}"
+mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
+find "$PROMETHEUS_MULTIPROC_DIR" -maxdepth 1 -name '*.db' -delete
 
 export HOST="${HOST:-127.0.0.1}" WEB_PORT="${PORT:-8000}" EMULATOR_PORT="${EMULATOR_PORT:-8765}"
 processes="web worker beat"

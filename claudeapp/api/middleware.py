@@ -52,7 +52,7 @@ class RequestIdMiddleware(_DualMode):
 
     def before(self, request: HttpRequest) -> None:
         request.request_id = requestid.from_caller(request.META.get("HTTP_X_REQUEST_ID"))  # type: ignore[attr-defined]
-        requestid.bind(request.request_id)  # type: ignore[attr-defined]
+        requestid.bind(request.request_id, path=request.path)  # type: ignore[attr-defined]
 
     def after(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
         rid = getattr(request, "request_id", None) or requestid.new_id()

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import re
 import uuid
-from contextvars import ContextVar
 
 from django.http import HttpRequest
 
+from claudeapp.core import logcontext
+
 HEADER = "x-request-id"
 _SANE = re.compile(r"[A-Za-z0-9._-]{1,128}\Z", re.ASCII)
-_current: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 
 def new_id() -> str:
@@ -24,16 +24,17 @@ def from_caller(value: str | None) -> str:
     return new_id()
 
 
-def bind(request_id: str) -> None:
-    """Make `request_id` the current one for this request's context (logs, error bodies)."""
-    _current.set(request_id)
+def bind(request_id: str, *, path: str = "") -> None:
+    """Make `request_id` the current one for this request's context (logs, error bodies, published
+    jobs), with the surface its path names (claudeapp/core/logcontext.py)."""
+    logcontext.bind(request_id=request_id, surface=logcontext.surface_of(path))
 
 
 def current() -> str | None:
-    return _current.get()
+    return logcontext.current().request_id
 
 
 def of(request: HttpRequest | None) -> str:
     """The id of this request; requests that bypassed the middleware (tests, shell) get a fresh one."""
-    found = getattr(request, "request_id", None) or _current.get()
+    found = getattr(request, "request_id", None) or logcontext.current().request_id
     return found or new_id()

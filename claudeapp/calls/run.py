@@ -34,7 +34,7 @@ from django.conf import settings
 
 from claudeapp.accounts.principals import Principal
 from claudeapp.calls import admission as calls_admission
-from claudeapp.calls import settlement
+from claudeapp.calls import observe, settlement
 from claudeapp.calls.admission import Admission
 from claudeapp.calls.errors import MaxTokensTooLarge
 from claudeapp.claude import gateway
@@ -135,17 +135,21 @@ def _admit(*, principal: Principal, requested_model: str, spec: CallSpec, subjec
     if spec.strict_max_tokens:
         check_max_tokens(spec.max_tokens, requested_model)
     spec = replace(spec, max_tokens=cap_max_tokens(spec.max_tokens, requested_model))
-    admitted = calls_admission.admit(
-        principal=principal,
-        requested_model=requested_model,
-        messages=spec.messages,
-        system=spec.system,
-        max_tokens=spec.max_tokens,
-        extra=spec.extra,
-        metadata={str(k): str(v) for k, v in spec.route_tags.items()},
-        previous_model=spec.previous_model,
-        subject=subject,
-    )
+    try:
+        admitted = calls_admission.admit(
+            principal=principal,
+            requested_model=requested_model,
+            messages=spec.messages,
+            system=spec.system,
+            max_tokens=spec.max_tokens,
+            extra=spec.extra,
+            metadata={str(k): str(v) for k, v in spec.route_tags.items()},
+            previous_model=spec.previous_model,
+            subject=subject,
+        )
+    except observe.REFUSALS as exc:  # 429 / 402: counted and logged as refused, then answered by the surface
+        observe.refused(principal=principal, requested_model=requested_model, error=exc)
+        raise
     # `auto` may have chosen a model with a smaller ceiling than the largest.
     return admitted, replace(spec, max_tokens=cap_max_tokens(spec.max_tokens, admitted.decision.model_id))
 
@@ -275,7 +279,8 @@ async def complete(
     """One full answer. The call and its bookkeeping run in their own task: a caller that leaves
     does not cut it. Gateway errors give the hold back and propagate; with `on_error` they are
     recorded by it and returned as Failed."""
-    task = _keep(asyncio.ensure_future(_complete(admission, spec, record or settle_ending, on_error)))
+    record = observe.recording(record or settle_ending)  # every ending counted and logged once, where it is recorded
+    task = _keep(asyncio.ensure_future(_complete(admission, spec, record, on_error)))
     return await asyncio.shield(task)
 
 
@@ -285,7 +290,7 @@ async def _complete(
     try:
         result = await gateway.acomplete(**_params(admission, spec))
     except Exception as exc:
-        recorded = await _in_db(on_error or settle_failure, admission, exc)
+        recorded = await _in_db(observe.failing(on_error or settle_failure), admission, exc)
         if on_error is None:
             raise
         return Failed(exc, recorded)
@@ -310,7 +315,7 @@ async def stream(
     Errors before any output: raised after the hold is given back, or, with `on_error`, recorded by
     it and yielded as Failed. A reader that stops iterating leaves the call running to its end;
     `on_detach(admission, seen_text)` then runs at once (e.g. to show "stopped" before the bill lands)."""
-    pump = _Pump(admission, spec, raw_events, record or settle_ending, on_error, on_detach)
+    pump = _Pump(admission, spec, raw_events, observe.recording(record or settle_ending), on_error, on_detach)
     pump.start()
     try:
         while True:
@@ -364,7 +369,7 @@ class _Pump:
             ending = Ending(_bound_result(self.admission, self.spec), detached=True, seen_text="".join(self.seen))
             await _in_db(self.record, self.admission, ending)
         except BaseException as exc:
-            recorded = await _in_db(self.on_error or settle_failure, self.admission, exc)
+            recorded = await _in_db(observe.failing(self.on_error or settle_failure), self.admission, exc)
             self.queue.put_nowait(Failed(exc, recorded) if self.on_error else exc)
 
     async def _read(self) -> None:

@@ -11,6 +11,8 @@ decides how hard to try each one. It owns retries (the SDK's are off, see client
 from __future__ import annotations
 
 import asyncio
+import functools
+import importlib
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import aclosing
@@ -104,6 +106,7 @@ class _Run:
     def skip(self, model: str) -> None:
         self.attempts.append(Attempt(model=model, outcome="circuit_open"))
         self.failures.append(ModelFailure(model=model, reason="circuit_open"))
+        _observe_attempt(self.attempts[-1])
 
     def failed(
         self, model: str, err: UpstreamError, *, attempt: int, builder: MessageBuilder, started: float
@@ -111,6 +114,7 @@ class _Run:
         self.attempts.append(_failed_attempt(model, err, builder, started))
         self.last_error = err
         decision = decide(err, attempt=attempt, max_attempts=self.max_attempts)
+        _observe_attempt(self.attempts[-1], retrying=decision.step is Step.RETRY)
         if decision.step is not Step.RETRY:
             failure = ModelFailure(model=model, reason=err.error_type, status=err.status, message=err.message)
             self.failures.append(failure)
@@ -122,7 +126,8 @@ class _Run:
     ) -> GatewayResult:
         self.attempts.append(Attempt(model, "ok", 200, _ms_since(started), builder.request_id))
         self.finished = True
-        return self._build(model, builder, headers, ttft_ms=ttft_ms, truncated=False)
+        _observe_attempt(self.attempts[-1])
+        return _observe_result(self._build(model, builder, headers, ttft_ms=ttft_ms, truncated=False))
 
     def truncated(
         self, model: str, err: UpstreamError, builder: MessageBuilder, headers: Mapping[str, str], *, started: float,
@@ -130,7 +135,8 @@ class _Run:
     ) -> GatewayResult:  # fmt: skip
         self.attempts.append(_failed_attempt(model, err, builder, started))
         self.finished = True
-        return self._build(model, builder, headers, ttft_ms=ttft_ms, truncated=True)
+        _observe_attempt(self.attempts[-1])
+        return _observe_result(self._build(model, builder, headers, ttft_ms=ttft_ms, truncated=True))
 
     def exhausted(self) -> NoModelAvailable:
         return NoModelAvailable(
@@ -170,6 +176,30 @@ def _failed_attempt(model: str, err: UpstreamError, builder: MessageBuilder, sta
     attempt = Attempt(model, err.error_type, err.status, _ms_since(started), request_id, err.retry_after, usage)
     attempt.body_lost = builder.awaiting_body
     return attempt
+
+
+@functools.cache
+def _observer(path: str) -> Any:
+    # settings.CLAUDE_OBSERVER names a module with upstream_attempt() and upstream_result() (the metrics):
+    # by path, because this package imports nothing from the project but settings.
+    return importlib.import_module(path) if path else None
+
+
+def _observe_attempt(attempt: Attempt, *, retrying: bool = False) -> None:
+    observer = _observer(getattr(settings, "CLAUDE_OBSERVER", ""))
+    if observer is not None:
+        observer.upstream_attempt(
+            model=attempt.model, outcome=attempt.outcome, latency_ms=attempt.latency_ms, retrying=retrying
+        )
+
+
+def _observe_result(result: GatewayResult) -> GatewayResult:
+    observer = _observer(getattr(settings, "CLAUDE_OBSERVER", ""))
+    if observer is not None:
+        observer.upstream_result(
+            first_model=result.model_requested, model_used=result.model_used, ttft_ms=result.ttft_ms
+        )
+    return result
 
 
 def _ms_since(started: float) -> float:

@@ -1,0 +1,181 @@
+"""A billed call's ending, for operators: the request counter and one structured log line per call.
+
+run.py wraps the record step (and the failure step) of every call with `recording` / `failing`, so
+the line is written once, where the ending is recorded, whatever the surface's own record step is;
+`refused` does the same for a call refused before any upstream call (429, 402). Tokens and cost come
+from what the record step billed. Never a key or prompt text: ids, model names, figures and error
+types only (an upstream error's message can quote the request, so it is left out).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from billing.errors import BudgetExceeded, RateLimited
+from claudeapp.calls.admission import Admission
+from claudeapp.calls.errors import UpstreamBusy
+from claudeapp.claude.results import GatewayResult
+from claudeapp.core import logcontext, metrics
+
+log = logging.getLogger("claudeapp.calls")
+
+REFUSALS = (RateLimited, BudgetExceeded, UpstreamBusy)
+
+
+def recording(record: Callable[[Admission, Any], Any]) -> Callable[[Admission, Any], Any]:
+    """The record step, then the ending counted and logged (after it: the line carries the bill)."""
+
+    def observed(admission: Admission, ending: Any) -> Any:
+        recorded = record(admission, ending)
+        _safely(ended, admission, ending, recorded)
+        return recorded
+
+    return observed
+
+
+def failing(on_error: Callable[[Admission, BaseException], Any]) -> Callable[[Admission, BaseException], Any]:
+    """The failure step (nothing reached the reader), then the failure counted and logged."""
+
+    def observed(admission: Admission, error: BaseException) -> Any:
+        recorded = on_error(admission, error)
+        _safely(failed, admission, error, recorded)
+        return recorded
+
+    return observed
+
+
+def ended(admission: Admission, ending: Any, recorded: Any) -> None:
+    result: GatewayResult = ending.result
+    status = status_of(ending)
+    ctx = logcontext.current()
+    metrics.call_ended(surface=ctx.surface or "other", status=status, model=result.model_used)
+    if not log.isEnabledFor(logging.INFO):
+        return
+    fields = _base(ctx, admission, status)
+    fields.update(
+        model_used=result.model_used,
+        upstream_request_id=result.request_id or "",
+        attempts=len(result.attempts),
+        fallback=result.model_used != result.model_requested,
+        latency_ms=round(result.latency_ms, 1),
+        ttft_ms=round(result.ttft_ms, 1) if result.ttft_ms is not None else None,
+        error_type=_error_type(ending.error) if ending.error is not None else None,
+        **_billed(recorded, result.usage),
+    )
+    fields["duration_ms"] = _duration_ms(ctx)
+    _emit(fields)
+
+
+def failed(admission: Admission, error: BaseException, recorded: Any) -> None:
+    ctx = logcontext.current()
+    attempts = list(getattr(error, "attempts", None) or [])
+    model = attempts[-1].model if attempts else admission.decision.model_id
+    metrics.call_ended(surface=ctx.surface or "other", status="failed", model=model)
+    if not log.isEnabledFor(logging.INFO):
+        return
+    fields = _base(ctx, admission, "failed")
+    fields.update(
+        model_used=model,
+        upstream_request_id=getattr(error, "request_id", None) or next((a.request_id for a in reversed(attempts)
+                                                                        if a.request_id), ""),
+        attempts=len(attempts),
+        error_type=_error_type(error),
+        **_billed(recorded, {}),
+    )  # fmt: skip
+    fields["duration_ms"] = _duration_ms(ctx)
+    _emit(fields)
+
+
+def refused(*, principal: Any, requested_model: str, error: BaseException) -> None:
+    """Refused before any upstream call: 429 (a rate limit, or upstream room) or 402 (a budget)."""
+    ctx = logcontext.current()
+    kind = "budget" if isinstance(error, BudgetExceeded) else "limit"
+    metrics.refused(surface=ctx.surface or "other", kind=kind, model=requested_model)
+    if not log.isEnabledFor(logging.INFO):
+        return
+    fields = {
+        "event": "call",
+        "status": "refused",
+        "http_status": 402 if kind == "budget" else 429,
+        "error_type": _error_type(error),
+        "principal_kind": principal.kind,
+        "principal_id": principal.id,
+        "model_requested": requested_model,
+        "duration_ms": _duration_ms(ctx),
+    }
+    _emit(fields)
+
+
+def status_of(ending: Any) -> str:
+    """complete, disconnect (the reader left; billed once read to the end), cut (the stream broke
+    after output went out) or error (upstream sent an error after output went out)."""
+    if ending.detached:
+        return "disconnect"
+    if ending.error is not None:
+        return "cut" if getattr(ending.error, "error_type", "") == "stream_cut" else "error"
+    return "complete"
+
+
+def _base(ctx: logcontext.Context, admission: Admission, status: str) -> dict[str, Any]:
+    decision = admission.decision
+    return {
+        "event": "call",
+        "status": status,
+        "principal_kind": admission.principal.kind,
+        "principal_id": admission.principal.id,
+        "route_decision_id": decision.decision_id,
+        "route_reason": decision.reason,
+        "model_requested": decision.model_id,
+    }
+
+
+def _billed(recorded: Any, usage: dict[str, int]) -> dict[str, Any]:
+    """Tokens and cost as billed: a LedgerEntry (the default record step), a chat Message (which
+    carries the same figures), or, when nothing was billed, the usage upstream reported."""
+    if hasattr(recorded, "cache_write_5m_tokens"):
+        cache_write = recorded.cache_write_5m_tokens + recorded.cache_write_1h_tokens
+    elif hasattr(recorded, "cache_write_tokens"):
+        cache_write = recorded.cache_write_tokens
+    else:
+        return {
+            "input_tokens": usage.get("input_tokens", 0),
+            "output_tokens": usage.get("output_tokens", 0),
+            "cache_write_tokens": usage.get("cache_creation_input_tokens", 0),
+            "cache_read_tokens": usage.get("cache_read_input_tokens", 0),
+            "cost_micros": 0,
+        }
+    return {
+        "input_tokens": recorded.input_tokens,
+        "output_tokens": recorded.output_tokens,
+        "cache_write_tokens": cache_write,
+        "cache_read_tokens": recorded.cache_read_tokens,
+        "cost_micros": recorded.cost_micros,
+    }
+
+
+def _emit(fields: dict[str, Any]) -> None:
+    # The message repeats the key figures for the text format; the JSON format writes every field.
+    log.info(
+        "call %s model=%s in=%s out=%s cost_micros=%s",
+        fields["status"], fields.get("model_used") or fields.get("model_requested"), fields.get("input_tokens", 0),
+        fields.get("output_tokens", 0), fields.get("cost_micros", 0),
+        extra=fields,
+    )  # fmt: skip
+
+
+def _error_type(error: BaseException) -> str:
+    return str(getattr(error, "error_type", None) or type(error).__name__)
+
+
+def _duration_ms(ctx: logcontext.Context) -> float | None:
+    return round((time.perf_counter() - ctx.started) * 1000, 1) if ctx.started else None
+
+
+def _safely(step: Callable[..., None], *args: Any) -> None:
+    try:
+        step(*args)
+    except Exception:  # counting and logging must never cost a call its bookkeeping
+        log.warning("calls: could not observe a call's ending", exc_info=True)

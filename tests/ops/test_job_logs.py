@@ -1,0 +1,72 @@
+"""A job's worker carries the request id of the request that published it: the worker's JSON call line
+for the job has it, with the job id and the billed figures, and the worker's counters reach /metrics."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.ops.scraping import delta, scrape
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def json_worker(seeded, emulator, metrics_dir):
+    """A real Celery worker (threads pool) with JSON logs, writing its counters to the web's metrics dir."""
+    from django.conf import settings
+    from django.db import connection
+
+    from tests.fixtures.live_web import database_url
+    from tests.jobs.conftest import JOB_TIMINGS, WORKER_ONLY, Worker
+
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url(connection.settings_dict),
+        "REDIS_URL": settings.REDIS_URL,
+        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+        "CACHE_KEY_PREFIX": settings.CACHES["default"]["KEY_PREFIX"],
+        "ANTHROPIC_BASE_URL": emulator.url,
+        "ANTHROPIC_API_KEY": "",
+        "LOG_FORMAT": "json",
+        "PROMETHEUS_MULTIPROC_DIR": metrics_dir,
+        **{name: str(value) for name, value in {**JOB_TIMINGS, **WORKER_ONLY}.items()},
+    }
+    worker = Worker(env, Path(tempfile.mkdtemp(prefix="ops-worker-")))
+    try:
+        yield worker
+    finally:
+        worker.stop()
+
+
+def test_the_worker_logs_the_job_call_with_the_publishing_requests_id(metrics_web, json_worker, user_factory):
+    from claudeapp.accounts.principals import Principal
+    from claudeapp.core import logcontext
+    from claudeapp.jobs import services
+    from claudeapp.jobs.models import Job
+    from tests.jobs.conftest import wait_for_status
+
+    request_id, secret = f"req-job-{uuid.uuid4().hex}", f"okapi-{uuid.uuid4().hex}"
+    payload = {"model": "claude-haiku-5-5", "max_tokens": 32, "messages": [{"role": "user", "content": secret}]}
+    before = scrape(metrics_web.url)
+    logcontext.bind(request_id=request_id, surface="api")  # as the web's middleware does for a request
+    try:
+        job = services.create(principal=Principal.for_user(user_factory()), payload=payload)
+    finally:
+        logcontext.clear()
+    wait_for_status([job.pk], {"succeeded"})
+    job = Job.objects.get(pk=job.pk)
+
+    lines = [json.loads(raw) for raw in json_worker.log_path.read_text().splitlines() if raw.startswith("{")]
+    [line] = [x for x in lines if x.get("event") == "call" and x["request_id"] == request_id]
+    assert (line["surface"], line["job_id"], line["status"]) == ("jobs", str(job.pk), "complete")
+    assert line["model_used"] == job.model_used and line["upstream_request_id"] == job.upstream_request_id
+    assert line["cost_micros"] == job.cost_micros > 0 and line["input_tokens"] > 0
+    assert secret not in json_worker.log_path.read_text()
+    labels = {"surface": "jobs", "status": "complete", "model": job.model_used}
+    assert delta(before, scrape(metrics_web.url), "claudeapp_requests_total", **labels) == 1
