@@ -13,6 +13,7 @@ import functools
 import logging
 from zoneinfo import ZoneInfo
 
+from celery import current_app
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Q
@@ -294,9 +295,8 @@ def _alert_if_crossed(
 
 
 def _post_later(alert_id: int) -> None:
-    from billing.tasks import post_budget_alert  # tasks import this module
-
-    post_budget_alert.delay(alert_id)
+    # By name: billing.tasks imports this module to run its beat tasks.
+    current_app.send_task("billing.tasks.post_budget_alert", args=[alert_id])
 
 
 @receiver(post_save, sender=Budget)

@@ -267,6 +267,9 @@ JOBS_WEBHOOK_SECRET = env.str("JOBS_WEBHOOK_SECRET", default="")
 JOBS_WEBHOOK_MAX_ATTEMPTS = env.int("JOBS_WEBHOOK_MAX_ATTEMPTS", default=8)
 JOBS_WEBHOOK_RETRY_BASE_SECONDS = env.float("JOBS_WEBHOOK_RETRY_BASE_SECONDS", default=30.0)
 JOBS_WEBHOOK_TIMEOUT_SECONDS = env.float("JOBS_WEBHOOK_TIMEOUT_SECONDS", default=10.0)
+# Called with the job, in its transaction, whenever a job ends (jobs/transitions.py), Django-backend
+# style: dotted paths, because the packages that react to a job's end sit above jobs in the layers.
+JOBS_TERMINAL_HOOKS = ["claudeapp.conversations.job_answers.apply"]
 CELERY_BEAT_SCHEDULE["jobs-sweep"] = {"task": "claudeapp.jobs.tasks.sweep", "schedule": JOBS_SWEEP_INTERVAL_SECONDS}
 CELERY_BEAT_SCHEDULE["jobs-purge-finished"] = {"task": "claudeapp.jobs.tasks.purge_finished", "schedule": 3600.0}
 

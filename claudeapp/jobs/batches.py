@@ -36,7 +36,7 @@ from django.utils import timezone
 
 from claudeapp.claude import batches as api
 from claudeapp.claude.errors import UpstreamError
-from claudeapp.jobs import runner, upstream
+from claudeapp.jobs import transitions, upstream
 from claudeapp.jobs.errors import BatchNotCancelable
 from claudeapp.jobs.models import Job, MessageBatch
 
@@ -103,15 +103,15 @@ def _by_model(jobs: Iterable[Job]) -> dict[str, list[Job]]:
     resolved: dict[str, str] = {}
     for job in jobs:
         try:
-            if job.model_requested not in resolved:
-                resolved[job.model_requested] = upstream.model_chain(job.model_requested)[0]
+            if job.routed_model not in resolved:
+                resolved[job.routed_model] = upstream.model_chain(job.routed_model)[0]
         except Exception as exc:
             failure = upstream.classify(exc)
             if failure is None:
                 raise
             _finish_failed(job, failure)  # the model map refuses it now; waiting would not help
             continue
-        groups[resolved[job.model_requested]].append(job)
+        groups[resolved[job.routed_model]].append(job)
     return groups
 
 
@@ -135,17 +135,10 @@ def _claim(model_id: str, chunk: list[tuple[Job, dict[str, Any]]], now: dt.datet
     batch = MessageBatch.objects.create(
         model=model_id, request_count=len(chunk), size_bytes=sum(api.request_size(r) for _, r in chunk)
     )
-    ids = [job.pk for job, _ in chunk]
-    updated = Job.objects.filter(pk__in=ids, status=Job.Status.QUEUED, mode=Job.Mode.BATCH).update(
-        status=Job.Status.RUNNING, batch=batch, attempts=F("attempts") + 1, lease_expires_at=now + LEASE,
-        started_at=now, next_attempt_at=None, updated_at=now,
-    )  # fmt: skip
-    assert updated == len(ids), "claimed rows are locked by this transaction"
-    jobs = []
+    jobs = [job for job, _ in chunk]
+    transitions.take_into_batch(jobs=jobs, batch=batch, now=now, lease=LEASE)
     for job, request in chunk:
-        job.status, job.batch, job.attempts = Job.Status.RUNNING, batch, job.attempts + 1
         job.request = request  # type: ignore[attr-defined]
-        jobs.append(job)
     return batch, jobs
 
 
@@ -309,20 +302,20 @@ def _settle_one(job_id: UUID | str, batch: MessageBatch, action: Any) -> None:
 
 def _succeed(job: Job, *, message: dict[str, Any], model_id: str) -> None:
     reservation = upstream.held_reservation(job=job, model_id=model_id)
-    job.cost_micros = upstream.settle_message(job=job, reservation=reservation, message=message)
-    job.result, job.usage = message, message.get("usage") or {}
-    job.model_used, job.upstream_message_id = message.get("model") or model_id, message.get("id") or ""
-    job.reservation_id, job.lease_expires_at = None, None
-    job.status, job.finished_at = Job.Status.SUCCEEDED, timezone.now()
-    job.save()
-    transaction.on_commit(partial(runner.notify, job_id=job.pk))
+    transitions.succeed(
+        job=job,
+        cost_micros=upstream.settle_message(job=job, reservation=reservation, message=message),
+        result=message,
+        usage=message.get("usage") or {},
+        model_used=message.get("model") or model_id,
+        upstream_request_id=job.upstream_request_id,
+        upstream_message_id=message.get("id") or "",
+    )
 
 
 def _finish_failed(job: Job, failure: upstream.Failure) -> None:
     upstream.release_held(reservation_id=job.reservation_id)
-    job.reservation_id = None
-    runner._set_error(job, failure)
-    runner._end(job, Job.Status.FAILED)
+    transitions.fail(job=job, failure=failure)
 
 
 def _back_to_waiting(
@@ -330,17 +323,10 @@ def _back_to_waiting(
 ) -> None:
     """Wait for a later batch; the attempt counts unless the job was not at fault (refund)."""
     upstream.release_held(reservation_id=job.reservation_id)
-    job.reservation_id = None
-    runner._set_error(job, failure)
-    if refund:
-        job.attempts = max(job.attempts - 1, 0)
-    elif job.attempts >= job.max_attempts:
-        runner._end(job, Job.Status.DEAD)
-        return
-    job.status, job.lease_expires_at, job.next_attempt_at = Job.Status.QUEUED, None, not_before
-    if not refund:
-        job.enqueued_at = timezone.now()  # waits for the next batch like a new job
-    job.save()
+    if not refund and job.attempts >= job.max_attempts:
+        transitions.bury(job=job, failure=failure)
+    else:
+        transitions.wait_for_batch(job=job, failure=failure, refund=refund, not_before=not_before)
 
 
 def _mark(batch: MessageBatch, **fields: Any) -> None:

@@ -103,6 +103,11 @@ class Job(models.Model):
     def is_terminal(self) -> bool:
         return self.status in self.TERMINAL
 
+    @property
+    def routed_model(self) -> str:
+        """The model routing chose at creation (stored in the payload); `model_requested` may be `auto`."""
+        return str(self.payload.get("model") or self.model_requested)
+
 
 class DeadJob(Job):
     """Proxy so the admin can offer a changelist that is the dead-letter queue."""

@@ -19,17 +19,15 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from claudeapp.accounts.principals import Principal
-from claudeapp.jobs import batches, ssrf, upstream
-from claudeapp.jobs.errors import IdempotencyConflict, InvalidPayload, InvalidTransition, JobNotFound
+from claudeapp.jobs import batches, ssrf, transitions, upstream
+from claudeapp.jobs.errors import IdempotencyConflict, InvalidPayload, JobNotFound
 from claudeapp.jobs.models import Job
-from claudeapp.jobs.runner import enqueue, notify, run
+from claudeapp.jobs.publish import enqueue
+from claudeapp.jobs.runner import run
 
 __all__ = ["cancel", "create", "discard", "enqueue", "get_for_principal", "request_hash", "requeue", "run"]
 
 logger = logging.getLogger(__name__)
-
-CANCELABLE = (Job.Status.QUEUED,)
-REQUEUEABLE = (Job.Status.DEAD, Job.Status.FAILED, Job.Status.CANCELED)
 
 
 def create(
@@ -42,6 +40,7 @@ def create(
     queue: str = Job.Queue.INTERACTIVE,
     conversation_ref: str = "",
     message_ref: str = "",
+    previous_model: str | None = None,
 ) -> Job:
     """Route, store the job and publish it after commit. `mode=None` lets the routing rules choose
     between the queue and a Message Batch. A replayed Idempotency-Key returns the original job with
@@ -52,7 +51,7 @@ def create(
     digest = request_hash(payload=payload, webhook_url=webhook_url, mode=mode or "", queue=queue)
     if idempotency_key and (original := _by_key(principal, idempotency_key)):
         return _replay(original, digest)
-    decision = upstream.route(principal=principal, payload=payload, requested_mode=mode)
+    decision = upstream.route(principal=principal, payload=payload, requested_mode=mode, previous_model=previous_model)
     mode = mode or (Job.Mode.BATCH if decision.mode == Job.Mode.BATCH else Job.Mode.QUEUE)
     requested_model, payload = payload["model"], {**payload, "model": decision.model_id}
     models = upstream.model_chain(decision.model_id)
@@ -94,18 +93,12 @@ def cancel(*, job_id: UUID | str, principal: Principal | None = None) -> Job:
     A running queued call cannot be taken back, so it is refused."""
     with transaction.atomic():
         job = _locked(job_id, principal)
-        in_batch = job.mode == Job.Mode.BATCH and job.status == Job.Status.RUNNING
-        if job.status not in CANCELABLE and not in_batch:
-            raise InvalidTransition(job_id=job.id, status=job.status, action="cancel")
-        if in_batch:
+        transitions.check(job=job, action="cancel")  # refused before anything is given back
+        if job.mode == Job.Mode.BATCH and job.status == Job.Status.RUNNING:
             # Upstream may still run it; the result is ignored and not billed (the fan-out only
             # applies results to jobs still running in their batch).
             batches.release_for_cancel(job=job)
-        job.status, job.finished_at, job.next_attempt_at = Job.Status.CANCELED, timezone.now(), None
-        job.lease_expires_at = None
-        job.save(update_fields=["status", "finished_at", "next_attempt_at", "lease_expires_at", "reservation_id",
-                                "updated_at"])  # fmt: skip
-        transaction.on_commit(partial(notify, job_id=job.id))
+        transitions.cancel(job=job)
     return job
 
 
@@ -113,27 +106,19 @@ def requeue(*, job_id: UUID | str, principal: Principal | None = None) -> Job:
     """Give a dead, failed or canceled job a fresh set of attempts (the DLQ's Requeue)."""
     with transaction.atomic():
         job = _locked(job_id, principal)
-        if job.status not in REQUEUEABLE:
-            raise InvalidTransition(job_id=job.id, status=job.status, action="requeue")
-        model_id = upstream.model_chain(job.model_requested)[0]
+        transitions.check(job=job, action="requeue")  # before the budget check: a 409 says more than a 402
+        model_id = upstream.model_chain(job.routed_model)[0]
         upstream.check_budget(
             principal=upstream.principal_of(job), model_id=model_id, payload=job.payload, batch=job.mode == "batch"
         )
-        job.status, job.attempts, job.max_attempts = Job.Status.QUEUED, 0, settings.JOBS_MAX_ATTEMPTS
-        job.next_attempt_at = job.lease_expires_at = job.finished_at = job.started_at = None
-        job.enqueued_at = timezone.now()
-        job.save()
-        _publish_on_commit(job)
+        transitions.requeue(job=job)
     return job
 
 
 def discard(*, job_id: UUID | str, principal: Principal | None = None) -> None:
     """Drop a finished job from the dead-letter queue for good (the ledger keeps any bill)."""
     with transaction.atomic():
-        job = _locked(job_id, principal)
-        if job.status not in (*REQUEUEABLE, Job.Status.SUCCEEDED):
-            raise InvalidTransition(job_id=job.id, status=job.status, action="discard")
-        job.delete()
+        transitions.discard(job=_locked(job_id, principal))
 
 
 def get_for_principal(*, job_id: UUID | str, principal: Principal) -> Job:

@@ -21,7 +21,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from claudeapp.jobs import runner
+from claudeapp.jobs import publish, runner, transitions
 from claudeapp.jobs.models import Job
 
 logger = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ def republish_stale_queued() -> int:
         )
         Job.objects.filter(pk__in=[job.pk for job in stale]).update(enqueued_at=timezone.now(), next_attempt_at=None)
         for job in stale:
-            transaction.on_commit(partial(runner.enqueue, job_id=job.pk, queue=job.queue))
+            transaction.on_commit(partial(publish.enqueue, job_id=job.pk, queue=job.queue))
     return len(stale)
 
 
@@ -72,11 +72,7 @@ def recover_expired_leases() -> tuple[int, int]:
                 buried += 1
                 continue
             runner.drop_hold(job=job)  # the dead attempt's budget hold, before the next attempt takes its own
-            job.status, job.lease_expires_at, job.enqueued_at = Job.Status.QUEUED, None, now
-            job.last_error_type, job.last_error_message = "worker_lost", "lease expired: the worker died or hung"
-            job.save(update_fields=["status", "lease_expires_at", "enqueued_at", "last_error_type",
-                                    "last_error_message", "reservation_id", "updated_at"])  # fmt: skip
-            transaction.on_commit(partial(runner.enqueue, job_id=job.pk, queue=job.queue))
+            transitions.recover_lease(job=job, now=now)
             recovered += 1
     return recovered, buried
 

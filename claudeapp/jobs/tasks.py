@@ -3,6 +3,7 @@
 Retries are NOT Celery's: `run_job` never calls self.retry. The job row counts attempts and
 the runner re-publishes with a countdown, so a redelivered message, a sweeper re-publish and
 a retry all go through the same claim. Late acks and reject-on-worker-lost come from settings.
+Nothing imports this module to publish: publish.py sends these tasks by name.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from celery import shared_task
 
 @shared_task(acks_late=True, ignore_result=True, max_retries=0)
 def run_job(job_id: str) -> None:
-    from claudeapp.jobs import runner  # runner imports this module to publish; avoid the cycle
+    from claudeapp.jobs import runner
 
     runner.run(job_id=job_id)
 

@@ -18,7 +18,7 @@ import httpx
 from django.conf import settings
 from django.utils.crypto import salted_hmac
 
-from claudeapp.jobs import ssrf
+from claudeapp.jobs import publish, ssrf
 from claudeapp.jobs.errors import InvalidWebhookUrl
 from claudeapp.jobs.models import Job, WebhookDelivery
 from claudeapp.jobs.rendering import job_json
@@ -102,7 +102,5 @@ def _send(url: str, target: ssrf.Target, body: bytes, headers: dict[str, str]) -
 
 
 def _schedule(*, job_id: UUID, attempt: int) -> None:
-    from claudeapp.jobs import tasks
-
     countdown = min(settings.JOBS_WEBHOOK_RETRY_BASE_SECONDS * 2 ** (attempt - 2), 3600)
-    tasks.deliver_webhook.apply_async(args=[str(job_id), attempt], countdown=countdown)
+    publish.webhook(job_id=job_id, attempt=attempt, countdown=countdown)
