@@ -157,11 +157,12 @@ def estimate_input_tokens(payload: dict[str, Any]) -> int:
     ).tokens
 
 
-def input_bound(*, principal: Principal, model_id: str, payload: dict[str, Any]) -> int:
+def input_bound(*, principal: Principal, model_id: str, payload: dict[str, Any], batch: bool = False) -> int:
     """The bound the hold is taken for: upstream's count when the local bound is unsure (images,
     PDFs, large prompts), as for every other call (claudeapp.calls.admission.input_bound)."""
     from claudeapp.calls import accounting
     from claudeapp.calls.admission import input_bound as pipeline_bound
+    from claudeapp.claude import tokens
 
     extra = {k: payload[k] for k in ("tools", "tool_choice", "thinking") if payload.get(k) is not None}
     local = accounting.local_bound(
@@ -170,8 +171,18 @@ def input_bound(*, principal: Principal, model_id: str, payload: dict[str, Any])
         tools=extra.get("tools"),
         tool_choice=extra.get("tool_choice"),
     )
-    return pipeline_bound(
-        principal, model_id, payload["messages"], payload.get("system"), extra, local, int(payload["max_tokens"])
+    if not batch:
+        return pipeline_bound(
+            principal, model_id, payload["messages"], payload.get("system"), extra, local, int(payload["max_tokens"])
+        ).tokens
+    if not accounting.needs_count(local):
+        return local.tokens
+    # The pipeline checks the sure part at the full price before counting; a batch request costs half,
+    # so that check refused batch jobs whose real hold fits. Same check, at the batch price.
+    check_budget(principal=principal, model_id=model_id, payload=payload, batch=True)
+    body = accounting.count_body(messages=payload["messages"], system=payload.get("system"), extra=extra)
+    return accounting.counted_bound(
+        model_id=model_id, body=body, local=local, count=lambda model, b: tokens.count_tokens(model=model, body=b)
     ).tokens
 
 
@@ -246,7 +257,9 @@ def reserve(*, job: Any, model_id: str, hold_for: dt.timedelta | None = None) ->
     return budgets.reserve(
         principal=principal,
         model_id=model_id,
-        input_tokens=input_bound(principal=principal, model_id=model_id, payload=job.payload),
+        input_tokens=input_bound(
+            principal=principal, model_id=model_id, payload=job.payload, batch=job.mode == "batch"
+        ),
         max_tokens=int(job.payload["max_tokens"]),
         batch=job.mode == "batch",
         hold_for=hold_for or hold_span(),
