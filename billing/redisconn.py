@@ -1,32 +1,20 @@
-"""The raw Redis client billing's Lua scripts and version keys use, namespaced like the cache."""
+"""Billing's Redis helpers (pipelined script batches, namespaced keys, versioned caches) over the
+project's one raw client, claudeapp.core.redisconn."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import threading
 import time
 
 import redis
 from django.conf import settings
 
+from claudeapp.core.redisconn import UNAVAILABLE, client
+
+__all__ = ["UNAVAILABLE", "Batch", "VersionedCache", "batch", "client", "key"]
+
 log = logging.getLogger(__name__)
-_lock = threading.Lock()
-_clients: dict[str, redis.Redis] = {}
-
-# Errors that mean "Redis is not there right now", as opposed to a bug in a script.
-UNAVAILABLE = (redis.ConnectionError, redis.TimeoutError, OSError)
-
-
-def client() -> redis.Redis:
-    url = settings.REDIS_URL
-    found = _clients.get(url)
-    if found is None:
-        with _lock:
-            found = _clients.setdefault(
-                url, redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5, health_check_interval=30)
-            )
-    return found
 
 
 class Batch:

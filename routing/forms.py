@@ -8,7 +8,7 @@ from django.contrib.auth.models import Group
 
 from claudeapp.accounts.principals import Principal
 from routing.models import Mode, RuleSet
-from routing.rules import parse_tags
+from routing.rulechecks import parse_tags
 from routing.services import RouteRequest
 
 

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError
 from django.db import models
+
+from routing import rulechecks
 
 
 class Model(models.Model):
@@ -145,9 +148,17 @@ class RoutingRule(models.Model):
         return self.name
 
     def clean(self) -> None:
-        from routing import rules  # rules imports this module
+        errors = rulechecks.field_errors(self)
+        target = self.target.strip()
+        if target and not self._target_exists(target):
+            errors["target"] = f"No model or alias named {target!r}."
+        if errors:
+            raise ValidationError(errors)
 
-        rules.validate_rule(self)
+    @staticmethod
+    def _target_exists(target: str) -> bool:
+        model_id = ModelAlias.objects.filter(name=target).values_list("model__model_id", flat=True).first() or target
+        return Model.objects.filter(model_id=model_id).exists()
 
 
 class RoutingDecision(models.Model):

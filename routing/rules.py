@@ -7,10 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from django.core.exceptions import ValidationError
-
-from routing import regexguard
-from routing.errors import UnsafeRegex
+from routing.rulechecks import parse_tags
 
 if TYPE_CHECKING:
     from routing.modelmap import ModelMap
@@ -54,19 +51,6 @@ class CompiledRule:
     target: str
     classify: bool
     mode: str
-
-
-def parse_tags(text: str) -> tuple[tuple[str, str], ...]:
-    """'bulk=true, team=legal' -> (('bulk', 'true'), ('team', 'legal')). Raises ValueError on a bad pair."""
-    pairs = []
-    for part in re.split(r"[,\n]", text):
-        if not part.strip():
-            continue
-        key, sep, value = part.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"expected key=value, got {part.strip()!r}")
-        pairs.append((key.strip(), value.strip()))
-    return tuple(pairs)
 
 
 def compile_rule(row) -> CompiledRule:  # type: ignore[no-untyped-def]
@@ -133,37 +117,3 @@ def _tag_matches(metadata: Mapping[str, object], key: str, expected: str) -> boo
     value = metadata[key]
     text = str(value).lower() if not isinstance(value, bool) else ("true" if value else "false")
     return text == expected.lower()
-
-
-def validate_rule(row) -> None:  # type: ignore[no-untyped-def]
-    """Model.clean() for RoutingRule: raise ValidationError keyed by field."""
-    errors: dict[str, str] = {}
-    if row.message_regex:
-        try:
-            regexguard.validate(row.message_regex)
-        except UnsafeRegex as exc:
-            errors["message_regex"] = exc.why
-    try:
-        parse_tags(row.metadata_tags)
-    except ValueError as exc:
-        errors["metadata_tags"] = str(exc)
-    if row.target and row.classify:
-        errors["classify"] = "Pick a target model or the classifier, not both."
-    if row.target:
-        errors.update(_target_errors(row.target.strip()))
-    low, high = row.min_input_tokens, row.max_input_tokens
-    if low is not None and high is not None and low > high:
-        errors["max_input_tokens"] = "Must be at least the minimum."
-    if not (row.target or row.classify or row.mode):
-        errors["target"] = "A rule must do something: set a target, the classifier, or a mode."
-    if errors:
-        raise ValidationError(errors)
-
-
-def _target_errors(target: str) -> dict[str, str]:
-    from routing.models import Model, ModelAlias
-
-    model_id = ModelAlias.objects.filter(name=target).values_list("model__model_id", flat=True).first() or target
-    if not Model.objects.filter(model_id=model_id).exists():
-        return {"target": f"No model or alias named {target!r}."}
-    return {}

@@ -26,7 +26,7 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
 
-from billing import redisconn
+from claudeapp.core import redisconn
 
 log = logging.getLogger(__name__)
 
