@@ -33,7 +33,7 @@ from django.utils import timezone
 from billing import costs, prices
 from billing.models import Budget, LedgerEntry, Reservation
 from claudeapp.jobs import batches, services, sweeper, upstream
-from claudeapp.jobs.models import Job
+from claudeapp.jobs.models import Job, MessageBatch
 from tests.jobs.conftest import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -267,41 +267,49 @@ def tick() -> None:
 
 
 @pytest.mark.parametrize("ending_name", BATCH_ENDINGS)
-@pytest.mark.parametrize("content", BATCH_CONTENTS)
-def test_a_batch_job_bills_its_result_at_the_batch_price(
-    batch_settings, emulator, roomy_budget, principal, content, ending_name
+def test_batch_jobs_bill_their_results_at_the_batch_price(
+    batch_settings, emulator, roomy_budget, principal, ending_name
 ):
+    """One Message Batch carrying a job per content; each result is reconciled with its own charge
+    (batch_id + custom_id), so a cell is one (content, ending) pair even though they share the batch."""
     ending = BATCH_ENDINGS[ending_name]
     emulator.clear_charges()
-    job = services.create(principal=principal, payload=job_payload(content, ending.marker), mode=Job.Mode.BATCH)
+    jobs = {
+        content: services.create(principal=principal, payload=job_payload(content, ending.marker), mode=Job.Mode.BATCH)
+        for content in BATCH_CONTENTS
+    }
 
     tick()
-    job.refresh_from_db()
-    assert (job.status, job.attempts) == (ending.status, 1), (job.status, job.last_error_type)
-    assert not Reservation.objects.exists()  # the hold taken at submission went back or was settled
-    if ending.resubmits:
-        assert job.last_error_type == "batch_expired" and not LedgerEntry.objects.exists()
-        assert emulator.charges() == []  # an expired request charges nothing
-        # The emulator's batch markers are not counted: drop the marker to let the next batch run it.
-        messages = [{"role": "user", "content": user_content(content, "")}]
-        Job.objects.filter(pk=job.pk).update(payload={**job.payload, "messages": messages})
-        tick()
+    assert [b.request_count for b in MessageBatch.objects.all()] == [len(jobs)]
+    for content, job in jobs.items():
         job.refresh_from_db()
-        assert (job.status, job.attempts) == ("succeeded", 2)
+        assert (job.status, job.attempts) == (ending.status, 1), (content, job.status, job.last_error_type)
+    assert not Reservation.objects.exists()  # the holds taken at submission went back or were settled
+    if ending.resubmits:
+        assert {job.last_error_type for job in jobs.values()} == {"batch_expired"}
+        assert not LedgerEntry.objects.exists() and emulator.charges() == []  # an expired request charges nothing
+        # The emulator's batch markers are not counted: drop the marker to let the next batch run them.
+        for content, job in jobs.items():
+            messages = [{"role": "user", "content": user_content(content, "")}]
+            Job.objects.filter(pk=job.pk).update(payload={**job.payload, "messages": messages})
+        tick()
+        for content, job in jobs.items():
+            job.refresh_from_db()
+            assert (job.status, job.attempts) == ("succeeded", 2), (content, job.status)
 
-    entries = list(LedgerEntry.objects.all())
-    charges = emulator.charges()
-    if job.status != "succeeded":
+    entries, charges = list(LedgerEntry.objects.all()), emulator.charges()
+    if ending.status == "failed":
         assert entries == [] and charges == [], charges  # nothing charged, nothing billed
         return
-    (entry,) = entries
-    (charge,) = emulator.charges(batch_id=job.batch.upstream_id)
-    assert charges == [charge] and charge["batch"] and charge["request_id"] is None
-    assert charge["custom_id"] == str(job.pk) and charge["message_id"] == entry.upstream_message_id
-    assert ledger_usage(entries) == totals([charge["usage"]]), (ledger_usage(entries), charge)
-    assert entry.batch and batch_price_is_charged(entry) and entry.cost_micros == job.cost_micros > 0
+    assert len(entries) == len(charges) == len(jobs), charges  # one line per result, none twice
+    for content, job in jobs.items():
+        entry = LedgerEntry.objects.get(subject=str(job.pk))
+        (charge,) = [c for c in emulator.charges(batch_id=job.batch.upstream_id) if c["custom_id"] == str(job.pk)]
+        assert charge["batch"] and charge["request_id"] is None and charge["message_id"] == entry.upstream_message_id
+        assert ledger_usage([entry]) == totals([charge["usage"]]), (content, ledger_usage([entry]), charge)
+        assert entry.batch and batch_price_is_charged(entry) and entry.cost_micros == job.cost_micros > 0, content
     roomy_budget.refresh_from_db()
-    assert roomy_budget.reserved_micros == 0 and roomy_budget.spent_micros == entry.cost_micros
+    assert roomy_budget.reserved_micros == 0 and roomy_budget.spent_micros == sum(e.cost_micros for e in entries)
 
 
 @pytest.mark.xfail(
