@@ -273,7 +273,24 @@ def apply_result(*, batch: MessageBatch, job_id: UUID | str, result: dict[str, A
     else:
         expired = upstream.Failure(True, None, None, "batch_expired", "the batch expired before this request ran", "")
         action = partial(_back_to_waiting, failure=expired, refund=False)
-    _settle_one(job_id, batch, action)
+    applied = _settle_one(job_id, batch, action)
+    if not applied and kind == "succeeded":
+        _bill_canceled(job_id, batch, result["message"])
+
+
+def _bill_canceled(job_id: UUID | str, batch: MessageBatch, message: dict[str, Any]) -> None:
+    """A job canceled after its batch went upstream: upstream still ran it and charged it. The
+    caller never sees the result, but the ledger (and the budgets) must hold what upstream billed."""
+    with transaction.atomic():
+        job = Job.objects.select_for_update().filter(pk=job_id, batch=batch, status=Job.Status.CANCELED).first()
+        if job is None:
+            return
+        upstream.settle_message(
+            job=job,
+            reservation=upstream.held_reservation(job=job, model_id=batch.model),
+            message=message,
+            event_key=f"{upstream.ledger_event_key(job.pk)}:canceled-in:{batch.pk}",
+        )
 
 
 def _failure(error: dict[str, Any]) -> upstream.Failure:
@@ -292,12 +309,14 @@ def _failure(error: dict[str, Any]) -> upstream.Failure:
 # --- one job at a time, each in its own short transaction
 
 
-def _settle_one(job_id: UUID | str, batch: MessageBatch, action: Any) -> None:
-    """Apply `action` to the job only while it is running in this batch."""
+def _settle_one(job_id: UUID | str, batch: MessageBatch, action: Any) -> bool:
+    """Apply `action` to the job only while it is running in this batch; False when it is not."""
     with transaction.atomic():
         job = Job.objects.select_for_update().filter(pk=job_id, batch=batch, status=Job.Status.RUNNING).first()
-        if job is not None:
-            action(job)
+        if job is None:
+            return False
+        action(job)
+        return True
 
 
 def _succeed(job: Job, *, message: dict[str, Any], model_id: str) -> None:
@@ -371,6 +390,7 @@ def cancel_upstream(*, batch_id: int) -> MessageBatch:
 
 
 def release_for_cancel(*, job: Job) -> None:
-    """services.cancel on a job inside a submitted batch: give its hold back; the result is ignored."""
+    """services.cancel on a job inside a submitted batch: give its hold back. Upstream may still
+    run it: a succeeded result is then billed at fan-out (_bill_canceled), never shown."""
     upstream.release_held(reservation_id=job.reservation_id)
     job.reservation_id = None

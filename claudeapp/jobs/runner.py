@@ -88,8 +88,10 @@ def finish(*, job: Job, result: Any, reservation: Any) -> None:
     with transaction.atomic():
         current = transitions.owned_attempt(job=job)
         if current is None:
-            logger.warning("job %s: attempt %s lost its lease; result dropped unbilled", job.id, job.attempts)
-            upstream.release(reservation=reservation)
+            # Another delivery took the job over, but upstream answered (and charged) this call too:
+            # bill it under this attempt's own key; the job's result is the owner's.
+            logger.warning("job %s: attempt %s lost its lease; its answer is billed, not used", job.id, job.attempts)
+            upstream.settle(job=job, reservation=reservation, result=result, attempt=job.attempts)
             return
         transitions.succeed(
             job=current,

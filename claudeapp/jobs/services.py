@@ -95,8 +95,7 @@ def cancel(*, job_id: UUID | str, principal: Principal | None = None) -> Job:
         job = _locked(job_id, principal)
         transitions.check(job=job, action="cancel")  # refused before anything is given back
         if job.mode == Job.Mode.BATCH and job.status == Job.Status.RUNNING:
-            # Upstream may still run it; the result is ignored and not billed (the fan-out only
-            # applies results to jobs still running in their batch).
+            # Upstream may still run it; a succeeded result is billed at fan-out but never applied.
             batches.release_for_cancel(job=job)
         transitions.cancel(job=job)
     return job

@@ -274,7 +274,7 @@ def extend_holds(*, reservation_ids: list[int], now: dt.datetime) -> None:
         Reservation.objects.filter(pk__in=reservation_ids).update(expires_at=now + hold_span())
 
 
-def settle(*, job: Any, reservation: Any, result: Any) -> int:
+def settle(*, job: Any, reservation: Any, result: Any, attempt: int | None = None) -> int:
     """Bill the job once: the ledger's event key is the job id, so a second run bills nothing new.
     Attempts of the chain that failed after upstream produced tokens are part of the bill."""
     from billing import budgets
@@ -286,7 +286,7 @@ def settle(*, job: Any, reservation: Any, result: Any) -> int:
     entry = budgets.settle(
         reservation=reservation,
         usage=settlement.usage_from_gateway(usage),
-        event_key=ledger_event_key(job.id),
+        event_key=ledger_event_key(job.id) if attempt is None else f"{ledger_event_key(job.id)}:attempt:{attempt}",
         kind="job",
         subject=str(job.id),
         upstream_request_id=result.request_id or "",
@@ -336,14 +336,17 @@ def release(*, reservation: Any) -> None:
 
 
 def held_reservation(*, job: Any, model_id: str) -> Any:
-    """The job's batch hold, or an empty one (no budget covered the job, or the hold was reaped):
-    settle then bills the ledger at the batch price without touching a budget."""
+    """The job's batch hold, or an empty one (the hold was reaped or given back at a cancel): settle
+    then bills the ledger at the batch price and adds the spend to the covering budgets, holding
+    nothing (upstream charged it; a budget may pass its limit by this one request, as Anthropic's
+    own batches may)."""
+    from billing import budgets
     from billing.models import Reservation
     from billing.prices import current_price
 
     if job.reservation_id and (held := Reservation.objects.filter(pk=job.reservation_id).first()):
         return held
-    return Reservation(
+    empty = Reservation(
         principal_kind=job.principal_kind,
         principal_id=job.principal_id,
         user_id=job.user_id,
@@ -352,6 +355,8 @@ def held_reservation(*, job: Any, model_id: str) -> Any:
         amount_micros=0,
         batch=True,
     )
+    empty.budget_ids = budgets.covering_ids(principal_of(job))
+    return empty
 
 
 def release_held(*, reservation_id: int | None) -> None:
@@ -361,14 +366,14 @@ def release_held(*, reservation_id: int | None) -> None:
         release(reservation=held)
 
 
-def settle_message(*, job: Any, reservation: Any, message: dict[str, Any]) -> int:
+def settle_message(*, job: Any, reservation: Any, message: dict[str, Any], event_key: str | None = None) -> int:
     """Bill a batch result (a Messages response body) once, under the same key as a queued run."""
     from billing import budgets, costs
 
     entry = budgets.settle(
         reservation=reservation,
         usage=costs.Usage.from_anthropic(message.get("usage") or {}),
-        event_key=ledger_event_key(job.id),
+        event_key=event_key or ledger_event_key(job.id),
         kind="job",
         subject=str(job.id),
         upstream_message_id=message.get("id") or "",

@@ -182,7 +182,9 @@ def test_batch_jobs_are_never_published_to_celery(batch_settings, principal, pay
     broker.delete("interactive")
 
 
-def test_canceling_a_job_in_a_submitted_batch_ignores_its_result(batch_job, budget_factory, principal):
+def test_canceling_a_job_in_a_submitted_batch_hides_its_result_but_bills_what_upstream_charged(
+    batch_job, budget_factory, principal
+):
     budget = budget_factory(scope="user", scope_id=principal.user_id, limit_micros=10_000_000)
     kept, dropped = batch_job(), batch_job()
     batches.submit_due()
@@ -193,9 +195,11 @@ def test_canceling_a_job_in_a_submitted_batch_ignores_its_result(batch_job, budg
 
     kept, dropped = _refresh([kept, dropped])
     assert (kept.status, dropped.status) == ("succeeded", "canceled") and dropped.result is None
-    assert not LedgerEntry.objects.filter(event_key=f"job:{dropped.pk}").exists()
+    canceled_bill = LedgerEntry.objects.get(subject=str(dropped.pk))
+    assert canceled_bill.batch and canceled_bill.event_key.startswith(f"job:{dropped.pk}:canceled-in:")
     budget.refresh_from_db()
-    assert budget.reserved_micros == 0 and budget.spent_micros == kept.cost_micros > 0
+    assert budget.reserved_micros == 0
+    assert budget.spent_micros == kept.cost_micros + canceled_bill.cost_micros and canceled_bill.cost_micros > 0
 
 
 def test_cancel_upstream_sends_unprocessed_jobs_to_the_next_batch(batch_job, emulator, admin_client):

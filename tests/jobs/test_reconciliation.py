@@ -312,11 +312,6 @@ def test_batch_jobs_bill_their_results_at_the_batch_price(
     assert roomy_budget.reserved_micros == 0 and roomy_budget.spent_micros == sum(e.cost_micros for e in entries)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gap: a batch job canceled after submission still runs upstream and is charged, but fan_out applies "
-    "results only to jobs running in the batch, so the succeeded result is never billed (services.cancel)",
-)
 def test_a_batch_job_canceled_after_submission_is_billed_for_what_upstream_charged(
     batch_settings, emulator, roomy_budget, principal
 ):
@@ -402,11 +397,6 @@ def test_batch_jobs_with_large_documents_never_take_a_budget_past_its_limit(batc
 # --- an attempt that lost its lease ----------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gap: runner.finish drops the answer of an attempt that lost its lease unbilled (upstream.release), "
-    "though upstream charged that call; the attempt that took over is billed, so the ledger is one call short",
-)
 def test_an_attempt_that_lost_its_lease_is_billed_too(worker, emulator, roomy_budget, principal):
     """A worker stalled past its lease (its heartbeat stopped): the sweeper hands the job to another delivery
     while the first call is still in flight. Both calls were charged upstream."""
