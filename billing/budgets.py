@@ -144,11 +144,11 @@ def reserve(
     return _hold(reservation, covering_ids(principal))
 
 
-def check(*, principal: Principal, model_id: str, input_tokens: int, max_tokens: int) -> None:
+def check(*, principal: Principal, model_id: str, input_tokens: int, max_tokens: int, batch: bool = False) -> None:
     """Raise BudgetExceeded when this worst case would not fit now; holds nothing (the hold is
     taken in a transaction that is rolled back)."""
     with transaction.atomic():
-        reserve(principal=principal, model_id=model_id, input_tokens=input_tokens, max_tokens=max_tokens)
+        reserve(principal=principal, model_id=model_id, input_tokens=input_tokens, max_tokens=max_tokens, batch=batch)
         transaction.set_rollback(True)
 
 

@@ -171,14 +171,20 @@ def input_bound(
     extra: Mapping[str, Any],
     local: accounting.InputBound,
     max_tokens: int,
+    *,
+    batch: bool = False,
 ) -> accounting.InputBound:
     """The prompt's bound for the hold: the local one, or upstream's count when the local one is unsure."""
     if not accounting.needs_count(local):
         return local
     # count_tokens is an upstream call (a free one): a budget that cannot take even the part of the
-    # prompt we are sure of refuses first.
+    # prompt we are sure of refuses first (at the batch price for a batch request: it costs half).
     budgets.check(
-        principal=principal, model_id=model_id, input_tokens=local.tokens - local.guessed, max_tokens=max_tokens
+        principal=principal,
+        model_id=model_id,
+        input_tokens=local.tokens - local.guessed,
+        max_tokens=max_tokens,
+        batch=batch,
     )
     body = accounting.count_body(messages=messages, system=system, extra=extra)
     return accounting.counted_bound(

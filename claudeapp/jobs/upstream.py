@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
 
 from claudeapp.accounts.principals import Principal
 from claudeapp.claude import errors as claude_errors
@@ -147,100 +146,42 @@ def message_json(result: Any) -> dict[str, Any]:
 
 def estimate_input_tokens(payload: dict[str, Any]) -> int:
     """The prompt's local upper bound (every block type, system, tools): cheap, no I/O."""
-    from claudeapp.calls import accounting
+    from claudeapp.calls import queued
 
-    return accounting.local_bound(
-        messages=payload.get("messages") or [],
-        system=payload.get("system"),
-        tools=payload.get("tools"),
-        tool_choice=payload.get("tool_choice"),
-    ).tokens
+    return queued.local_bound(payload).tokens
 
 
 def input_bound(*, principal: Principal, model_id: str, payload: dict[str, Any], batch: bool = False) -> int:
-    """The bound the hold is taken for: upstream's count when the local bound is unsure (images,
-    PDFs, large prompts), as for every other call (claudeapp.calls.admission.input_bound)."""
-    from claudeapp.calls import accounting
-    from claudeapp.calls.admission import input_bound as pipeline_bound
-    from claudeapp.claude import tokens
+    from claudeapp.calls import queued
 
-    extra = {k: payload[k] for k in ("tools", "tool_choice", "thinking") if payload.get(k) is not None}
-    local = accounting.local_bound(
-        messages=payload.get("messages") or [],
-        system=payload.get("system"),
-        tools=extra.get("tools"),
-        tool_choice=extra.get("tool_choice"),
-    )
-    if not batch:
-        return pipeline_bound(
-            principal, model_id, payload["messages"], payload.get("system"), extra, local, int(payload["max_tokens"])
-        ).tokens
-    if not accounting.needs_count(local):
-        return local.tokens
-    # The pipeline checks the sure part at the full price before counting; a batch request costs half,
-    # so that check refused batch jobs whose real hold fits. Same check, at the batch price.
-    check_budget(principal=principal, model_id=model_id, payload=payload, batch=True)
-    body = accounting.count_body(messages=payload["messages"], system=payload.get("system"), extra=extra)
-    return accounting.counted_bound(
-        model_id=model_id, body=body, local=local, count=lambda model, b: tokens.count_tokens(model=model, body=b)
-    ).tokens
+    return queued.input_bound(principal=principal, model_id=model_id, payload=payload, batch=batch)
 
 
 def check_budget(*, principal: Principal, model_id: str, payload: dict[str, Any], batch: bool) -> None:
-    """Refuse a job up front when its worst case would not fit the budgets now (BudgetExceeded,
-    PriceMissing). The hold is taken in a savepoint and rolled back: the worker reserves for real."""
-    from billing import budgets
-    from claudeapp.calls import accounting
+    """Refuse a job up front when the sure part of its worst case would not fit the budgets now."""
+    from claudeapp.calls import queued
 
-    local = accounting.local_bound(
-        messages=payload.get("messages") or [],
-        system=payload.get("system"),
-        tools=payload.get("tools"),
-        tool_choice=payload.get("tool_choice"),
-    )
-    with transaction.atomic():
-        budgets.reserve(
-            principal=principal,
-            model_id=model_id,
-            input_tokens=local.tokens - local.guessed,  # the part we are sure of; the worker holds the rest
-            max_tokens=int(payload["max_tokens"]),
-            batch=batch,
-        )
-        transaction.set_rollback(True)
+    queued.check(principal=principal, model_id=model_id, payload=payload, batch=batch)
 
 
 def acquire_limit(*, job: Any, model_id: str) -> Any:
-    """The attempt's rate-limit ticket (one request, its input estimate and max_tokens), or RateLimited."""
-    from billing import limits
+    """The attempt's rate-limit ticket, or RateLimited."""
+    from claudeapp.calls import queued
 
-    return limits.acquire(
-        principal=principal_of(job),
-        model_id=model_id,
-        input_tokens=estimate_input_tokens(job.payload),
-        max_tokens=int(job.payload["max_tokens"]),
-    )
+    return queued.acquire(principal=principal_of(job), model_id=model_id, payload=job.payload)
 
 
 def acquire_batch_tokens(*, job: Any, model_id: str) -> None:
-    """A batch request's share of the token limits, taken at submission, or RateLimited. No request slot:
-    the batch is one create call, and nothing is given back later (the window has moved on by then)."""
-    from billing import limits
+    """A batch request's share of the token limits, taken at submission, or RateLimited."""
+    from claudeapp.calls import queued
 
-    limits.acquire_tokens(
-        principal=principal_of(job),
-        model_id=model_id,
-        input_tokens=estimate_input_tokens(job.payload),
-        max_tokens=int(job.payload["max_tokens"]),
-    )
+    queued.acquire_tokens(principal=principal_of(job), model_id=model_id, payload=job.payload)
 
 
 def finish_limit(*, ticket: Any, result: Any) -> None:
-    """Correct the ticket with the real usage, or with None when no usage came back (the call failed)."""
-    from billing import costs, limits
+    from claudeapp.calls import queued
 
-    if ticket is not None:
-        usage = costs.Usage.from_anthropic(result.usage) if result is not None else None
-        limits.finish(ticket=ticket, usage=usage)
+    queued.finish(ticket=ticket, result=result)
 
 
 def hold_span() -> dt.timedelta:
@@ -251,16 +192,12 @@ def hold_span() -> dt.timedelta:
 
 def reserve(*, job: Any, model_id: str, hold_for: dt.timedelta | None = None) -> Any:
     """Hold the worst case for one attempt; the heartbeat keeps extending it while the call runs."""
-    from billing import budgets
+    from claudeapp.calls import queued
 
-    principal = principal_of(job)
-    return budgets.reserve(
-        principal=principal,
+    return queued.hold(
+        principal=principal_of(job),
         model_id=model_id,
-        input_tokens=input_bound(
-            principal=principal, model_id=model_id, payload=job.payload, batch=job.mode == "batch"
-        ),
-        max_tokens=int(job.payload["max_tokens"]),
+        payload=job.payload,
         batch=job.mode == "batch",
         hold_for=hold_for or hold_span(),
     )
@@ -275,49 +212,28 @@ def extend_holds(*, reservation_ids: list[int], now: dt.datetime) -> None:
 
 
 def settle(*, job: Any, reservation: Any, result: Any, attempt: int | None = None) -> int:
-    """Bill the job once: the ledger's event key is the job id, so a second run bills nothing new.
-    Attempts of the chain that failed after upstream produced tokens are part of the bill."""
-    from billing import budgets
-    from claudeapp.calls import run, settlement
+    """Bill the job once: the ledger's event key is the job id, so a second run bills nothing new
+    (an attempt that lost its lease is billed under its own attempt key)."""
+    from claudeapp.calls import queued
 
-    usage = run.billed_usage(
-        result, input_bound=estimate_input_tokens(job.payload), max_tokens=int(job.payload["max_tokens"])
-    )
-    entry = budgets.settle(
-        reservation=reservation,
-        usage=settlement.usage_from_gateway(usage),
-        event_key=ledger_event_key(job.id) if attempt is None else f"{ledger_event_key(job.id)}:attempt:{attempt}",
-        kind="job",
-        subject=str(job.id),
-        upstream_request_id=result.request_id or "",
-        upstream_message_id=result.message_id or "",
-        model_id=result.model_used,
+    key = ledger_event_key(job.id) if attempt is None else f"{ledger_event_key(job.id)}:attempt:{attempt}"
+    entry = queued.settle(
+        reservation=reservation, payload=job.payload, result=result, event_key=key, kind="job", subject=str(job.id)
     )
     return int(entry.cost_micros)
 
 
 def settle_failed(*, job: Any, reservation: Any, exc: BaseException) -> None:
-    """An attempt that failed: bill what it consumed upstream (a cut after message_start, a 200 whose
-    body was lost) under this attempt's own key, else give the hold back."""
-    from billing import budgets
-    from claudeapp.calls import run, settlement
+    """An attempt that failed: what it consumed upstream is billed under its own key, else the hold goes back."""
+    from claudeapp.calls import queued
 
-    attempts = list(getattr(exc, "attempts", None) or [])
-    usage = run.attempts_usage(
-        attempts, input_bound=estimate_input_tokens(job.payload), max_tokens=int(job.payload["max_tokens"])
-    )
-    if usage is None or reservation is None:
-        release(reservation=reservation)
-        return
-    last = next(a for a in reversed(attempts) if a.usage or a.body_lost)
-    budgets.settle(
+    queued.settle_failed(
         reservation=reservation,
-        usage=settlement.usage_from_gateway(usage),
+        payload=job.payload,
+        error=exc,
         event_key=f"{ledger_event_key(job.id)}:attempt:{job.attempts}",
         kind="job",
         subject=str(job.id),
-        upstream_request_id=last.request_id or "",
-        model_id=last.model,
     )
 
 
@@ -326,10 +242,9 @@ def ledger_event_key(job_id: object) -> str:
 
 
 def release(*, reservation: Any) -> None:
-    from billing import budgets
+    from claudeapp.calls import queued
 
-    if reservation is not None:
-        budgets.release(reservation=reservation)
+    queued.release(reservation=reservation)
 
 
 # --- Message Batches: the hold is taken at submission and found again by id when the result lands.
@@ -340,23 +255,12 @@ def held_reservation(*, job: Any, model_id: str) -> Any:
     then bills the ledger at the batch price and adds the spend to the covering budgets, holding
     nothing (upstream charged it; a budget may pass its limit by this one request, as Anthropic's
     own batches may)."""
-    from billing import budgets
     from billing.models import Reservation
-    from billing.prices import current_price
+    from claudeapp.calls import queued
 
     if job.reservation_id and (held := Reservation.objects.filter(pk=job.reservation_id).first()):
         return held
-    empty = Reservation(
-        principal_kind=job.principal_kind,
-        principal_id=job.principal_id,
-        user_id=job.user_id,
-        model_id=model_id,
-        price_version=current_price(model_id=model_id),
-        amount_micros=0,
-        batch=True,
-    )
-    empty.budget_ids = budgets.covering_ids(principal_of(job))
-    return empty
+    return queued.empty_hold(principal=principal_of(job), model_id=model_id, batch=True)
 
 
 def release_held(*, reservation_id: int | None) -> None:
@@ -368,15 +272,13 @@ def release_held(*, reservation_id: int | None) -> None:
 
 def settle_message(*, job: Any, reservation: Any, message: dict[str, Any], event_key: str | None = None) -> int:
     """Bill a batch result (a Messages response body) once, under the same key as a queued run."""
-    from billing import budgets, costs
+    from claudeapp.calls import queued
 
-    entry = budgets.settle(
+    entry = queued.settle_message(
         reservation=reservation,
-        usage=costs.Usage.from_anthropic(message.get("usage") or {}),
+        message=message,
         event_key=event_key or ledger_event_key(job.id),
         kind="job",
         subject=str(job.id),
-        upstream_message_id=message.get("id") or "",
-        model_id=message.get("model") or reservation.model_id,
     )
     return int(entry.cost_micros)
