@@ -16,7 +16,6 @@ Jobs and batches are reconciled in tests/jobs (their calls are not streamed).
 
 from __future__ import annotations
 
-import base64
 import json
 import time
 from dataclasses import dataclass
@@ -30,15 +29,12 @@ from django.test import Client
 from billing.models import Budget, LedgerEntry, Reservation
 from claudeapp.conversations import services
 from claudeapp.conversations.models import Message
+from tests.fixtures.reconcile import ledger_usage, totals, user_content
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 MODEL = "claude-haiku-5-5"
 FALLBACK_FROM = "claude-sonnet-5-5"  # its chain falls back to another model (seeded model map)
-USAGE_FIELDS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
-PNG_1PX = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
-PDF = base64.b64encode(b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n" * 40).decode()
-DOCUMENT_TEXT = "Tide pools hold anemones, limpets and small crabs between the tides. " * 300  # ~20k chars
 
 
 @dataclass(frozen=True)
@@ -75,22 +71,6 @@ CELLS = [
     if content in SUPPORTED[surface]
     for ending in ENDINGS
 ]
-
-
-def user_content(content: str, marker: str) -> list[dict[str, Any]] | str:
-    prompt = f"{marker} Tell me about tide pools in a few paragraphs."
-    if content == "document":
-        return [
-            {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": DOCUMENT_TEXT}},
-            {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": PDF}},
-            {"type": "text", "text": prompt},
-        ]
-    if content == "image":
-        return [
-            {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG_1PX}},
-            {"type": "text", "text": prompt},
-        ]
-    return prompt
 
 
 def anthropic_body(content: str, ending: Ending, *, stream: bool) -> dict[str, Any]:
@@ -197,24 +177,6 @@ def settled_ledger(timeout: float = 20.0) -> list[LedgerEntry]:
         last = len(entries) if not Reservation.objects.exists() else -1
         time.sleep(0.2)
     raise AssertionError(f"the call never settled: {list(Reservation.objects.values())}")
-
-
-def totals(rows: list[dict[str, int]]) -> dict[str, int]:
-    return {name: sum(int(row.get(name) or 0) for row in rows) for name in USAGE_FIELDS}
-
-
-def ledger_usage(entries: list[LedgerEntry]) -> dict[str, int]:
-    return totals(
-        [
-            {
-                "input_tokens": e.input_tokens,
-                "output_tokens": e.output_tokens,
-                "cache_creation_input_tokens": e.cache_write_5m_tokens + e.cache_write_1h_tokens,
-                "cache_read_input_tokens": e.cache_read_tokens,
-            }
-            for e in entries
-        ]
-    )
 
 
 def charged(emulator, timeout: float = 10.0) -> dict[str, int]:

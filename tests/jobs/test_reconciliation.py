@@ -19,7 +19,6 @@ task's steps (submit, poll), as in test_batches.py.
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import json
 import uuid
@@ -34,6 +33,7 @@ from billing import costs, prices
 from billing.models import Budget, LedgerEntry, Reservation
 from claudeapp.jobs import batches, services, sweeper, upstream
 from claudeapp.jobs.models import Job, MessageBatch
+from tests.fixtures.reconcile import PDF, ledger_usage, totals, user_content
 from tests.jobs.conftest import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -41,10 +41,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 MODEL = "claude-haiku-5-5"
 FALLBACK_FROM = "claude-sonnet-5-5"  # its chain falls back to haiku (seeded model map)
 STREAMED_MAX_TOKENS = 5000  # above CLAUDE_NONSTREAMING_MAX_TOKENS (4096): the worker streams the call
-USAGE_FIELDS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
-PNG_1PX = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
-PDF = base64.b64encode(b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n" * 40).decode()
-DOCUMENT_TEXT = "Tide pools hold anemones, limpets and small crabs between the tides. " * 300  # ~20k chars
 TERMINAL = {"succeeded", "failed", "dead", "canceled"}
 
 
@@ -107,23 +103,6 @@ JOB_CONTENTS = ("text", "document", "image", "tools", "thinking")
 BATCH_CONTENTS = ("text", "document", "image", "tools")
 
 
-def user_content(content: str, marker: str) -> list[dict[str, Any]] | str:
-    # A nonce keeps the emulator's fault counters (keyed on the body hash) per test.
-    prompt = f"{marker} Tell me about tide pools in a few paragraphs. (nonce {uuid.uuid4().hex[:8]})"
-    if content == "document":
-        return [
-            {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": DOCUMENT_TEXT}},
-            {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": PDF}},
-            {"type": "text", "text": prompt},
-        ]
-    if content == "image":
-        return [
-            {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG_1PX}},
-            {"type": "text", "text": prompt},
-        ]
-    return prompt
-
-
 def job_payload(content: str, marker: str, *, model: str = MODEL, streamed: bool = False) -> dict[str, Any]:
     payload: dict[str, Any] = {
         "model": model,
@@ -150,24 +129,6 @@ def job_payload(content: str, marker: str, *, model: str = MODEL, streamed: bool
 
 
 # --- reconciling -----------------------------------------------------------------------------
-
-
-def totals(rows: list[dict[str, int]]) -> dict[str, int]:
-    return {name: sum(int(row.get(name) or 0) for row in rows) for name in USAGE_FIELDS}
-
-
-def ledger_usage(entries: list[LedgerEntry]) -> dict[str, int]:
-    return totals(
-        [
-            {
-                "input_tokens": e.input_tokens,
-                "output_tokens": e.output_tokens,
-                "cache_creation_input_tokens": e.cache_write_5m_tokens + e.cache_write_1h_tokens,
-                "cache_read_input_tokens": e.cache_read_tokens,
-            }
-            for e in entries
-        ]
-    )
 
 
 def settled(job_ids: list[Any], *, timeout: float = 45.0) -> list[Job]:
