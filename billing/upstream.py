@@ -73,3 +73,20 @@ def _number(value: str | None) -> float | None:
         return float(value) if value not in (None, "") else None
     except ValueError:
         return None
+
+
+def learned(*, model_id: str, now_us: float) -> dict[str, tuple[float, float]]:
+    """{axis: (room now, limit)} for what was learned of `model_id`'s org limits (empty: nothing learned
+    in the last 5 minutes). Room refills as upstream.lua computes it. Raises redisconn.UNAVAILABLE."""
+    client = redisconn.client()
+    pipe = client.pipeline(transaction=False)
+    for axis in _AXES:
+        pipe.hmget(_key(model_id, axis), "limit", "remaining", "at")
+    found: dict[str, tuple[float, float]] = {}
+    for axis, (limit, remaining, at) in zip(_AXES, pipe.execute(), strict=True):
+        if limit is None or remaining is None or at is None:
+            continue
+        limit_f = float(limit)
+        room = float(remaining) + limit_f * max(now_us - float(at), 0.0) / 60e6
+        found[axis] = (max(min(room, limit_f), 0.0), limit_f)
+    return found

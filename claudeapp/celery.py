@@ -34,6 +34,15 @@ def _connect_log_context() -> None:
     from claudeapp.ops import job_calls
 
     signals.task_postrun.connect(job_calls.log_attempt, weak=False)
+    # Each prefork child beats from its start, so the health console sees idle workers too
+    # (other pools start the beat with their first job).
+    signals.worker_process_init.connect(_start_heartbeat, weak=False)
+
+
+def _start_heartbeat(**_: Any) -> None:
+    from claudeapp.jobs import heartbeat  # imports models: only once Django is set up
+
+    heartbeat.start()
 
 
 _connect_log_context()

@@ -9,6 +9,10 @@ stops beating: its leases run out within JOBS_LEASE_SECONDS and the sweeper runs
 
 One thread per process, not per job: the renewals cost one query per beat whatever the
 concurrency, and one database connection, returned to the pool after each beat.
+
+Each beat also says the process is alive: one Redis SET of `<prefix>:workers:<host>:<pid>` with a
+90 s expiry (`announce`), which the admin's health console counts as "workers seen in the last minute".
+Worker processes start the thread when they start (claudeapp/celery.py), so an idle worker is seen too.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -28,6 +33,7 @@ from django.db import connections
 from django.db.models import Q
 from django.utils import timezone
 
+from claudeapp.core import redisconn
 from claudeapp.jobs import upstream
 from claudeapp.jobs.models import Job
 
@@ -81,6 +87,26 @@ def renew(beats: list[Beat]) -> int:
     return renewed
 
 
+WORKER_KEY_TTL_SECONDS = 90
+
+
+def worker_key_pattern() -> str:
+    return f"{settings.CACHES['default'].get('KEY_PREFIX', '')}:workers:*"
+
+
+def announce() -> None:
+    """Say in Redis that this worker process is alive (read by claudeapp/ops/health.py)."""
+    name = f"{socket.gethostname()}:{os.getpid()}"
+    key = worker_key_pattern()[:-1] + name
+    redisconn.client().set(key, timezone.now().isoformat(), ex=WORKER_KEY_TTL_SECONDS)
+
+
+def start(**_: object) -> None:
+    """Start this process's heartbeat thread (a Celery worker signal receiver; idempotent per pid)."""
+    with _lock:
+        _ensure_thread()
+
+
 def _ensure_thread() -> None:
     pid = os.getpid()
     if _thread and _thread[0][0] == pid and _thread[0][1].is_alive():
@@ -93,6 +119,10 @@ def _ensure_thread() -> None:
 def _loop() -> None:
     while True:
         time.sleep(interval_seconds())
+        try:
+            announce()
+        except redisconn.UNAVAILABLE:
+            logger.warning("jobs heartbeat: could not announce this worker in Redis", exc_info=True)
         with _lock:
             beats = list(_beats.values())
         if not beats:

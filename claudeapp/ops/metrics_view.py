@@ -4,8 +4,8 @@ Counted on the hot path (claudeapp/core/metrics.py, summed across processes in m
 requests, upstream latency / TTFT / attempts / retries / fallbacks, refusals, tokens and cost.
 Read here, once per scrape: each enabled model's circuit state from Redis (one round trip per
 model) and the job table in one aggregate query (depth and oldest age per queue, rows by status,
-the dead-letter queue). A collector that cannot read its source says so in claudeapp_scrape_ok
-instead of failing the scrape.
+the dead-letter queue), both read by claudeapp/ops/health.py. A collector that cannot read its source
+says so in claudeapp_scrape_ok instead of failing the scrape.
 
 Access: `Authorization: Bearer <METRICS_BEARER_TOKEN>` (when set), or a client address inside
 METRICS_ALLOWED_NETWORKS (default loopback only); anything else is 403.
@@ -18,11 +18,8 @@ import hmac
 import ipaddress
 import logging
 from collections.abc import Iterator
-from typing import Any
 
 from django.conf import settings
-from django.db.models import Count, Min
-from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
@@ -30,10 +27,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from claudeapp.claude import breaker
 from claudeapp.core import metrics
-from claudeapp.jobs.models import Job
-from routing import modelmap
+from claudeapp.ops import health
 
 log = logging.getLogger(__name__)
 BREAKER_VALUES = {"closed": 0, "half_open": 1, "open": 2}
@@ -90,20 +85,15 @@ def breaker_families() -> Iterator[GaugeMetricFamily]:
     failures = GaugeMetricFamily(
         "claudeapp_breaker_failures", "Failures counted in the breaker's window, per model.", labels=["model"]
     )
-    for model_id in modelmap.get_model_map().enabled_models:
-        status = breaker.state(model_id)
-        state.add_metric([model_id], BREAKER_VALUES.get(str(status.state), 0))
-        failures.add_metric([model_id], status.failures)
+    for status in health.breakers():
+        state.add_metric([status.model], BREAKER_VALUES.get(str(status.state), 0))
+        failures.add_metric([status.model], status.failures)
     yield state
     yield failures
 
 
 def job_families() -> Iterator[GaugeMetricFamily]:
-    rows = list(
-        Job.objects.order_by()
-        .values("queue", "status")
-        .annotate(n=Count("pk"), oldest=Min(Coalesce("enqueued_at", "created_at")))
-    )  # one GROUP BY over the table; finished rows are purged hourly (jobs-purge-finished)
+    figures = health.jobs()
     now = timezone.now()
     by_status = GaugeMetricFamily("claudeapp_jobs", "Job rows by queue and status.", labels=["queue", "status"])
     depth = GaugeMetricFamily("claudeapp_jobs_queue_depth", "Jobs waiting (queued) per queue.", labels=["queue"])
@@ -112,16 +102,12 @@ def job_families() -> Iterator[GaugeMetricFamily]:
         "Age of the oldest queued job per queue (0: none).",
         labels=["queue"],
     )
-    queued: dict[str, tuple[int, Any]] = {queue: (0, None) for queue in Job.Queue.values}
-    dead = 0
-    for row in rows:
-        by_status.add_metric([row["queue"], row["status"]], row["n"])
-        if row["status"] == Job.Status.QUEUED:
-            queued[row["queue"]] = (row["n"], row["oldest"])
-        elif row["status"] == Job.Status.DEAD:
-            dead += row["n"]
-    for queue, (count, first) in queued.items():
-        depth.add_metric([queue], count)
-        oldest.add_metric([queue], max((now - first).total_seconds(), 0.0) if first else 0.0)
+    for (queue, status), count in figures.by_status.items():
+        by_status.add_metric([queue, status], count)
+    for queue in figures.queues.values():
+        depth.add_metric([queue.queue], queue.depth)
+        oldest.add_metric([queue.queue], queue.oldest_age_seconds(now))
     yield from (by_status, depth, oldest)
-    yield GaugeMetricFamily("claudeapp_jobs_dead_letter", "Jobs in the dead-letter queue (status dead).", value=dead)
+    yield GaugeMetricFamily(
+        "claudeapp_jobs_dead_letter", "Jobs in the dead-letter queue (status dead).", value=figures.dead
+    )
