@@ -135,7 +135,10 @@ def test_upstream_headroom_is_what_the_headers_said_per_model(operator):
         model_id=HAIKU,
         headers={"anthropic-ratelimit-requests-limit": "50", "anthropic-ratelimit-requests-remaining": "40"},
     )
-    href_body = page(operator)
+    try:
+        href_body = page(operator)
+    finally:
+        redisconn.client().delete(*(upstream._key(HAIKU, axis) for axis in upstream._AXES))
     text = figure(href_body, f"headroom-{HAIKU}")[1]
     assert re.fullmatch(r"requests 4\d / 50", text), text  # refills at 50 a minute from 40 while the test runs
     assert figure(href_body, "headroom-claude-sonnet-5-5")[1] == "nothing learned in the last 5 minutes"
