@@ -34,15 +34,22 @@ def _connect_log_context() -> None:
     from claudeapp.ops import job_calls
 
     signals.task_postrun.connect(job_calls.log_attempt, weak=False)
-    # Each prefork child beats from its start, so the health console sees idle workers too
-    # (other pools start the beat with their first job).
+    # Each worker process beats from its start, so the health console sees idle workers too: prefork
+    # children when they start; with the threads or solo pool, the worker's own process when ready.
     signals.worker_process_init.connect(_start_heartbeat, weak=False)
+    signals.worker_ready.connect(_start_heartbeat_unless_prefork, weak=False)
 
 
 def _start_heartbeat(**_: Any) -> None:
     from claudeapp.jobs import heartbeat  # imports models: only once Django is set up
 
     heartbeat.start()
+
+
+def _start_heartbeat_unless_prefork(sender: Any = None, **_: Any) -> None:
+    pool = getattr(getattr(sender, "controller", None), "pool", None)
+    if not type(pool).__module__.endswith(".prefork"):  # prefork's parent runs no job: its children beat
+        _start_heartbeat()
 
 
 _connect_log_context()
