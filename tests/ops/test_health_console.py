@@ -194,3 +194,13 @@ def test_spend_today_sums_the_billing_days_rollups_and_links_todays_ledger(super
     assert href.startswith("/admin/billing/ledgerentry/?created_at__gte=")
     assert "-05%3A00" in href or "-04%3A00" in href or "%2B00%3A00" in href  # the billing day's bounds
     assert superuser_client.get(href).status_code == 200
+
+
+def test_with_redis_unreachable_its_figures_say_so_and_the_rest_renders(operator, settings):
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1: refused at once
+    body = page(operator)
+    for module in ("workers", "headroom"):
+        section = body.split(f'id="health-{module}"', 1)[1].split('<div class="module"', 1)[0]
+        assert "Unavailable (Redis)" in section
+    assert figure(body, "depth-interactive")[1] == "0"
+    assert figure(body, "spend")[1] == "$0.00"
