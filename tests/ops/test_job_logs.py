@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.jobs.conftest import wait_for
 from tests.ops.scraping import delta, scrape
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -62,11 +63,17 @@ def test_the_worker_logs_the_job_call_with_the_publishing_requests_id(metrics_we
     wait_for_status([job.pk], {"succeeded"})
     job = Job.objects.get(pk=job.pk)
 
-    lines = [json.loads(raw) for raw in json_worker.log_path.read_text().splitlines() if raw.startswith("{")]
-    [line] = [x for x in lines if x.get("event") == "call" and x["request_id"] == request_id]
+    # The worker writes the line after the task returns, a moment after the job row says succeeded.
+    wait_for(lambda: bool(_call_lines(json_worker.log_path, request_id)), timeout=15, what="the worker's call line")
+    [line] = _call_lines(json_worker.log_path, request_id)
     assert (line["surface"], line["job_id"], line["status"]) == ("jobs", str(job.pk), "complete")
     assert line["model_used"] == job.model_used and line["upstream_request_id"] == job.upstream_request_id
     assert line["cost_micros"] == job.cost_micros > 0 and line["input_tokens"] > 0
     assert secret not in json_worker.log_path.read_text()
     labels = {"surface": "jobs", "status": "complete", "model": job.model_used}
     assert delta(before, scrape(metrics_web.url), "claudeapp_requests_total", **labels) == 1
+
+
+def _call_lines(log_path: Path, request_id: str) -> list[dict]:
+    lines = [json.loads(raw) for raw in log_path.read_text().splitlines() if raw.startswith("{")]
+    return [x for x in lines if x.get("event") == "call" and x["request_id"] == request_id]
