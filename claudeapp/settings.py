@@ -168,6 +168,8 @@ ANTHROPIC_BASE_URL = env.str(
 )
 ANTHROPIC_TIMEOUT_SECONDS = env.float("ANTHROPIC_TIMEOUT_SECONDS", default=120.0)
 ANTHROPIC_CONNECT_TIMEOUT_SECONDS = env.float("ANTHROPIC_CONNECT_TIMEOUT_SECONDS", default=5.0)
+# Upstream connections one process may hold open (each open stream keeps one): docs/deploy.md.
+ANTHROPIC_POOL_SIZE = env.int("ANTHROPIC_POOL_SIZE", default=4096)
 
 # Celery on Redis is at-least-once: late acks, requeue when a worker dies, one
 # message prefetched, and a visibility timeout longer than any task can run.

@@ -11,8 +11,12 @@ import asyncio
 import weakref
 from functools import lru_cache
 
+import aiohttp
 import anthropic
 from django.conf import settings
+
+# The API version the gateway speaks upstream (the SDK's own default).
+API_VERSION = "2023-06-01"
 
 
 def _timeout() -> anthropic.Timeout:
@@ -50,15 +54,56 @@ def get_async_client() -> anthropic.AsyncAnthropic:
     return client
 
 
+_sessions: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aiohttp.ClientSession] = weakref.WeakKeyDictionary()
+
+
+def http_session() -> aiohttp.ClientSession:
+    """The running loop's pooled session for the hot path (claudeapp/claude/transport.py).
+
+    Sized for thousands of open streams per process (ANTHROPIC_POOL_SIZE connections, kept alive);
+    timeouts as the SDK client's: connect, then each read (a stream may run for minutes)."""
+    loop = asyncio.get_running_loop()
+    session = _sessions.get(loop)
+    if session is None or session.closed:
+        connector = aiohttp.TCPConnector(
+            limit=settings.ANTHROPIC_POOL_SIZE, limit_per_host=0, keepalive_timeout=30, ttl_dns_cache=300
+        )
+        timeout = aiohttp.ClientTimeout(
+            total=None, connect=settings.ANTHROPIC_CONNECT_TIMEOUT_SECONDS, sock_read=settings.ANTHROPIC_TIMEOUT_SECONDS
+        )
+        session = aiohttp.ClientSession(connector=connector, timeout=timeout, auto_decompress=True)
+        _sessions[loop] = session
+    return session
+
+
+def messages_url() -> str:
+    return settings.ANTHROPIC_BASE_URL.rstrip("/") + "/v1/messages"
+
+
+def request_headers() -> dict[str, str]:
+    return {
+        "x-api-key": _api_key(),
+        "anthropic-version": API_VERSION,
+        "content-type": "application/json",
+        "accept": "application/json",
+        "user-agent": "claude-gateway",
+    }
+
+
 async def aclose_async_client() -> None:
-    """Close this loop's client. Call it before a loop ends (ASGI lifespan shutdown, the end of an
+    """Close this loop's clients. Call it before a loop ends (ASGI lifespan shutdown, the end of an
     `asyncio.run()`), else the SDK closes the pool later from whichever loop is running then."""
-    client = _async_clients.pop(asyncio.get_running_loop(), None)
+    loop = asyncio.get_running_loop()
+    client = _async_clients.pop(loop, None)
     if client is not None:
         await client.close()
+    session = _sessions.pop(loop, None)
+    if session is not None:
+        await session.close()
 
 
 def reset_clients() -> None:
     """Forget cached clients (tests that point settings at another emulator call this)."""
     get_client.cache_clear()
     _async_clients.clear()
+    _sessions.clear()

@@ -22,8 +22,9 @@ from typing import Any
 import anthropic
 from django.conf import settings
 
+from claudeapp.claude import transport
 from claudeapp.claude.breaker import Breaker, Ticket, default_breaker
-from claudeapp.claude.client import get_async_client, get_client
+from claudeapp.claude.client import get_client
 from claudeapp.claude.errors import (
     UPSTREAM_EXCEPTIONS,
     ModelFailure,
@@ -86,6 +87,19 @@ class _Request:
         if stream:
             params["stream"] = True
         return params
+
+    def body(self, model: str, *, stream: bool) -> dict[str, Any]:
+        """The request body as the API reads it (`params` is the SDK's spelling of the same)."""
+        body: dict[str, Any] = {"model": model, "max_tokens": self.max_tokens, "messages": self.messages}
+        for name in ("system", "metadata", "stop_sequences"):
+            value = getattr(self, name)
+            if value is not None:
+                body[name] = value
+        if self.extra:
+            body.update(self.extra)  # tools, thinking, cache_control...: passed through untouched
+        if stream:
+            body["stream"] = True
+        return body
 
 
 class _Run:
@@ -331,21 +345,16 @@ async def acomplete(
 
 async def _acall(model: str, req: _Request, builder: MessageBuilder) -> Mapping[str, str]:
     stream = req.streams_internally
-    try:
-        async with get_async_client().messages.with_streaming_response.create(
-            **req.params(model, stream=stream)
-        ) as resp:
-            builder.request_id = resp.request_id
-            if stream:
-                async for sse in anthropic.AsyncStream.raw_events(resp.http_response):
-                    builder.feed(sse.event, sse.data)
-                builder.require_complete()
-            else:
-                builder.awaiting_body = True
-                builder.load(await resp.json())  # type: ignore[arg-type]
-            return resp.headers
-    except UPSTREAM_EXCEPTIONS as exc:
-        raise from_exception(exc, model=model) from exc
+    async with transport.post_messages(req.body(model, stream=stream), model=model, timeout=req.timeout) as resp:
+        builder.request_id = resp.request_id
+        if stream:
+            async for event, data in resp.sse():
+                builder.feed(event, data)
+            builder.require_complete()
+        else:
+            builder.awaiting_body = True
+            builder.load(await resp.json())
+        return resp.headers
 
 
 async def _areport_failure(brk: Breaker, ticket: Ticket, err: UpstreamError) -> None:
@@ -441,22 +450,19 @@ class _UpstreamStream:
         self.held: list[RawEvent] = []  # raw events not yet released (nothing visible before the first delta)
 
     async def events(self) -> AsyncIterator[StreamEvent]:
-        params = self.req.params(self.model, stream=True)
-        try:
-            async with get_async_client().messages.with_streaming_response.create(**params) as resp:
-                self.headers, self.builder.request_id = resp.headers, resp.request_id
-                async for sse in anthropic.AsyncStream.raw_events(resp.http_response):
-                    text = self.builder.feed(sse.event, sse.data)
-                    if self.raw_events:
-                        for event in self._relay(sse.event, sse.data):
-                            yield event
-                    elif text and not self.sent_text:
-                        yield self.start_event()
-                    if text:
-                        yield TextDelta(text)
-                self.builder.require_complete()
-        except UPSTREAM_EXCEPTIONS as exc:
-            raise from_exception(exc, model=self.model) from exc
+        body = self.req.body(self.model, stream=True)
+        async with transport.post_messages(body, model=self.model, timeout=self.req.timeout) as resp:
+            self.headers, self.builder.request_id = resp.headers, resp.request_id
+            async for name, data in resp.sse():
+                text = self.builder.feed(name, data)
+                if self.raw_events:
+                    for event in self._relay(name, data):
+                        yield event
+                elif text and not self.sent_text:
+                    yield self.start_event()
+                if text:
+                    yield TextDelta(text)
+            self.builder.require_complete()
 
     def _relay(self, event: str | None, data: str) -> list[StreamEvent]:
         self.held.append(RawEvent(event or "message", data))
