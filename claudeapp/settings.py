@@ -246,6 +246,8 @@ CLAUDE_BREAKER_HALF_OPEN_PROBES = env.int("CLAUDE_BREAKER_HALF_OPEN_PROBES", def
 CLAUDE_BREAKER_PROBE_LEASE_SECONDS = env.float("CLAUDE_BREAKER_PROBE_LEASE_SECONDS", default=120.0)
 CLAUDE_BREAKER_POLICY_PROVIDER = env.str("CLAUDE_BREAKER_POLICY_PROVIDER", default="")
 CLAUDE_BREAKER_REDIS_TIMEOUT_SECONDS = env.float("CLAUDE_BREAKER_REDIS_TIMEOUT_SECONDS", default=0.25)
+# How long a process trusts a closed circuit it saw without asking Redis again (0: every call asks).
+CLAUDE_BREAKER_LOCAL_SECONDS = env.float("CLAUDE_BREAKER_LOCAL_SECONDS", default=1.0)
 CLAUDE_BREAKER_KEY_PREFIX = f"{CACHES['default']['KEY_PREFIX']}:claude:breaker"
 
 # --- jobs ---

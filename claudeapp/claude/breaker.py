@@ -6,8 +6,10 @@ never 4xx, and 429 belongs to the limiter) within `window_seconds`. OPEN rejects
 processes; a probe's success closes the circuit, its failure re-opens it.
 
 Each transition is one Lua script, so processes never race each other. `allow()` is the only
-call on the hot path: one round trip while closed, nothing on success. If Redis is down the
-breaker fails open (calls go through) and logs: losing the breaker must not take Claude down.
+call on the hot path: one round trip while closed, nothing on success; and a process that found a
+circuit closed less than CLAUDE_BREAKER_LOCAL_SECONDS ago, with no failure of its own since, trusts
+that instead of asking again (another process's opening reaches it within that time). If Redis is
+down the breaker fails open (calls go through) and logs: losing the breaker must not take Claude down.
 """
 
 from __future__ import annotations
@@ -224,6 +226,7 @@ async def aclose_connections() -> None:
 def reset_connections() -> None:
     _sync.cache_clear()
     _async_by_loop.clear()
+    default_breaker.forget()
 
 
 def _keys(model: str) -> list[str]:
@@ -232,20 +235,38 @@ def _keys(model: str) -> list[str]:
 
 
 class Breaker:
-    """The breaker for all models. `clock` is injectable so tests can move time without sleeping."""
+    """The breaker for all models. `clock` is injectable so tests can move time without sleeping.
 
-    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+    `local_seconds` (default CLAUDE_BREAKER_LOCAL_SECONDS): how long this process trusts a closed
+    circuit it has seen without asking Redis again; 0 asks every time."""
+
+    def __init__(self, *, clock: Callable[[], float] = time.time, local_seconds: float | None = None) -> None:
         self.clock = clock
+        self.local_seconds = local_seconds
+        self._closed_until: dict[str, float] = {}  # model -> monotonic time until which "closed" is trusted
+
+    def _trusted_closed(self, model: str) -> bool:
+        return self._closed_until.get(model, 0.0) > time.monotonic()
+
+    def _saw(self, ticket: Ticket) -> Ticket:
+        seconds = settings.CLAUDE_BREAKER_LOCAL_SECONDS if self.local_seconds is None else self.local_seconds
+        if ticket.state is BreakerState.CLOSED and seconds > 0:
+            self._closed_until[ticket.model] = time.monotonic() + seconds
+        else:
+            self._closed_until.pop(ticket.model, None)
+        return ticket
 
     # --- sync (Celery workers, management commands) ---
 
     def allow(self, model: str) -> Ticket:
+        if self._trusted_closed(model):
+            return Ticket(model=model, state=BreakerState.CLOSED)
         policy, probe_id = policy_for(model), uuid.uuid4().hex
         try:
             state, granted = _sync().allow(keys=_keys(model), args=self._allow_args(policy, probe_id))
         except redis.RedisError as exc:
             return self._fail_open(model, exc)
-        return self._ticket(model, state, granted, probe_id)
+        return self._saw(self._ticket(model, state, granted, probe_id))
 
     def record_success(self, ticket: Ticket) -> None:
         if ticket.probe_id is None:
@@ -256,6 +277,7 @@ class Breaker:
             _warn_unavailable("recording success for", ticket.model, exc)
 
     def record_failure(self, ticket: Ticket) -> BreakerState:
+        self._closed_until.pop(ticket.model, None)  # ask Redis again from the next call on
         policy = policy_for(ticket.model)
         try:
             state = _sync().failure(keys=_keys(ticket.model), args=self._failure_args(ticket, policy))
@@ -286,17 +308,24 @@ class Breaker:
 
     def reset(self, model: str) -> None:
         """Close the circuit by hand (admin action, tests)."""
+        self._closed_until.pop(model, None)
         _sync().client.delete(*_keys(model))
+
+    def forget(self) -> None:
+        """Drop what this process trusts locally (tests that open circuits behind its back)."""
+        self._closed_until.clear()
 
     # --- async (ASGI views) ---
 
     async def aallow(self, model: str) -> Ticket:
+        if self._trusted_closed(model):
+            return Ticket(model=model, state=BreakerState.CLOSED)
         policy, probe_id = policy_for(model), uuid.uuid4().hex
         try:
             state, granted = await _async().allow(keys=_keys(model), args=self._allow_args(policy, probe_id))
         except redis.RedisError as exc:
             return self._fail_open(model, exc)
-        return self._ticket(model, state, granted, probe_id)
+        return self._saw(self._ticket(model, state, granted, probe_id))
 
     async def arecord_success(self, ticket: Ticket) -> None:
         if ticket.probe_id is None:
@@ -307,6 +336,7 @@ class Breaker:
             _warn_unavailable("recording success for", ticket.model, exc)
 
     async def arecord_failure(self, ticket: Ticket) -> BreakerState:
+        self._closed_until.pop(ticket.model, None)  # ask Redis again from the next call on
         policy = policy_for(ticket.model)
         try:
             state = await _async().failure(keys=_keys(ticket.model), args=self._failure_args(ticket, policy))

@@ -223,3 +223,26 @@ async def _aallow_and_close(breaker: Breaker, model: str):
         return await breaker.aallow(model)
     finally:
         await breaker_mod.aclose_connections()
+
+
+def test_a_process_trusts_a_closed_circuit_it_saw_for_its_local_window(model_id):
+    """The hot path skips the Redis round trip for a circuit seen closed moments ago; another process's
+    opening reaches it when the window ends, and its own failure makes it ask again at once."""
+    model = model_id()
+    this, other = breaker_mod.Breaker(local_seconds=60), breaker_mod.Breaker(local_seconds=0)
+    assert this.allow(model).allowed
+    for _ in range(5):
+        other.record_failure(other.allow(model))
+    assert not other.allow(model).allowed
+    assert this.allow(model).allowed  # still inside its window: no round trip, trusted closed
+    this.record_failure(breaker_mod.Ticket(model=model, state=breaker_mod.BreakerState.CLOSED))
+    assert not this.allow(model).allowed  # its own failure ends the trust: Redis says open
+
+
+def test_with_no_local_window_every_call_asks_redis(model_id):
+    model = model_id()
+    this, other = breaker_mod.Breaker(local_seconds=0), breaker_mod.Breaker(local_seconds=0)
+    assert this.allow(model).allowed
+    for _ in range(5):
+        other.record_failure(other.allow(model))
+    assert not this.allow(model).allowed
