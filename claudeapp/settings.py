@@ -89,6 +89,10 @@ if env.bool("DB_POOL", default=True):
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
+# claudeapp/core/redisconn.py: connections per process (and event loop), and how long a command or
+# a wait for a free connection may take before the caller treats Redis as unavailable.
+REDIS_POOL_SIZE = env.int("REDIS_POOL_SIZE", default=256)
+REDIS_TIMEOUT_SECONDS = env.float("REDIS_TIMEOUT_SECONDS", default=0.5)
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
@@ -245,7 +249,6 @@ CLAUDE_BREAKER_COOLDOWN_SECONDS = env.float("CLAUDE_BREAKER_COOLDOWN_SECONDS", d
 CLAUDE_BREAKER_HALF_OPEN_PROBES = env.int("CLAUDE_BREAKER_HALF_OPEN_PROBES", default=1)
 CLAUDE_BREAKER_PROBE_LEASE_SECONDS = env.float("CLAUDE_BREAKER_PROBE_LEASE_SECONDS", default=120.0)
 CLAUDE_BREAKER_POLICY_PROVIDER = env.str("CLAUDE_BREAKER_POLICY_PROVIDER", default="")
-CLAUDE_BREAKER_REDIS_TIMEOUT_SECONDS = env.float("CLAUDE_BREAKER_REDIS_TIMEOUT_SECONDS", default=0.25)
 # How long a process trusts a closed circuit it saw without asking Redis again (0: every call asks).
 CLAUDE_BREAKER_LOCAL_SECONDS = env.float("CLAUDE_BREAKER_LOCAL_SECONDS", default=1.0)
 CLAUDE_BREAKER_KEY_PREFIX = f"{CACHES['default']['KEY_PREFIX']}:claude:breaker"

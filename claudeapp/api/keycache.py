@@ -9,27 +9,24 @@ commits carries the old version and is never trusted afterwards.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
 import time
-import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import redis
-import redis.asyncio as aredis
 from django.conf import settings
+
+from claudeapp.core.redisconn import UNAVAILABLE
+from claudeapp.core.redisconn import aclient as _aclient
+from claudeapp.core.redisconn import client as _client
 
 Snapshot = dict[str, Any]
 Loader = Callable[[str], Snapshot | None]
 
-UNAVAILABLE = (redis.ConnectionError, redis.TimeoutError, OSError)
 _SHARED_TTL_SECONDS = 300  # bounds staleness of owner group ids; revocation never waits for it
 _TOUCH_INTERVAL_SECONDS = 60
 _LOCAL_MAX_ENTRIES = 10_000
-_CLIENT_OPTIONS = {"socket_timeout": 0.5, "socket_connect_timeout": 0.5, "health_check_interval": 30}
 
 
 @dataclass(frozen=True)
@@ -41,39 +38,10 @@ class _Entry:
 
 _local: dict[str, _Entry] = {}
 _touched: dict[str, float] = {}
-_lock = threading.Lock()
-_sync_clients: dict[str, redis.Redis] = {}
-_async_clients: dict[int, tuple[weakref.ref[asyncio.AbstractEventLoop], aredis.Redis]] = {}
 
 
 def _rkey(*parts: object) -> str:
     return ":".join([settings.CACHES["default"].get("KEY_PREFIX", ""), "apikeys", *map(str, parts)])
-
-
-def _client() -> redis.Redis:
-    url = settings.REDIS_URL
-    found = _sync_clients.get(url)
-    if found is None:
-        with _lock:
-            found = _sync_clients.setdefault(url, redis.Redis.from_url(url, **_CLIENT_OPTIONS))
-    return found
-
-
-def _aclient() -> aredis.Redis:
-    # asyncio connections belong to the loop that opened them: one client per running loop.
-    # A server runs one loop for its life; tests and async_to_sync start one per call, so
-    # clients of loops that are gone are dropped rather than kept (with their sockets) forever.
-    loop = asyncio.get_running_loop()
-    found = _async_clients.get(id(loop))
-    if found is not None and found[0]() is loop:
-        return found[1]
-    for key, (ref, _) in list(_async_clients.items()):
-        gone = ref()
-        if gone is None or gone.is_closed():
-            _async_clients.pop(key, None)
-    client = aredis.Redis.from_url(settings.REDIS_URL, **_CLIENT_OPTIONS)
-    _async_clients[id(loop)] = (weakref.ref(loop), client)
-    return client
 
 
 def _local_hit(prefix: str) -> _Entry | None:

@@ -19,16 +19,16 @@ import enum
 import logging
 import time
 import uuid
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 import redis
 import redis.asyncio as aioredis
 from django.conf import settings
 from django.utils.module_loading import import_string
+
+from claudeapp.core import redisconn
 
 logger = logging.getLogger(__name__)
 
@@ -162,44 +162,32 @@ class _Conn:
         return cls(client, *scripts)
 
 
-@lru_cache(maxsize=1)
 def _sync() -> _Conn:
-    pool = redis.BlockingConnectionPool.from_url(settings.REDIS_URL, **_pool_options())
-    return _Conn.of(redis.Redis(connection_pool=pool))
-
-
-# A redis.asyncio pool is bound to the loop that created its connections (weak keys: see client.py).
-_async_by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Conn] = weakref.WeakKeyDictionary()
-
-
-def _async() -> _Conn:
-    loop = asyncio.get_running_loop()
-    conn = _async_by_loop.get(loop)
-    if conn is None:
-        pool = aioredis.BlockingConnectionPool.from_url(settings.REDIS_URL, **_pool_options())
-        conn = _Conn.of(aioredis.Redis(connection_pool=pool))
-        _async_by_loop[loop] = conn
+    client = redisconn.client()
+    conn = _sync_by_client.get(id(client))
+    if conn is None or conn.client is not client:
+        conn = _sync_by_client[id(client)] = _Conn.of(client)
     return conn
 
 
-# Connections per process (and event loop). A blocking pool: under a burst, calls queue for a
-# connection for up to the Redis timeout instead of each opening its own (redis-py's default
-# pool refuses past 100, and thousands of open streams would each want one).
-_POOL_SIZE = 64
+_sync_by_client: dict[int, _Conn] = {}
+# Scripts registered on the running loop's client (an asyncio client belongs to its loop).
+_async_by_loop: dict[asyncio.AbstractEventLoop, _Conn] = {}
 
 
-def _pool_options() -> dict[str, object]:
-    # Short timeouts: a slow Redis must cost a request milliseconds, not seconds.
-    timeout = settings.CLAUDE_BREAKER_REDIS_TIMEOUT_SECONDS
-    return {
-        "max_connections": _POOL_SIZE,
-        "timeout": timeout,
-        "socket_timeout": timeout,
-        # Connecting happens only as the pool grows; a burst of connects on a busy host needs
-        # more slack than a command does (a refused connection still fails at once).
-        "socket_connect_timeout": max(timeout, 1.0),
-        "decode_responses": True,
-    }
+def _async() -> _Conn:
+    client = redisconn.aclient()
+    loop = asyncio.get_running_loop()
+    conn = _async_by_loop.get(loop)
+    if conn is None or conn.client is not client:
+        for ended in [other for other in _async_by_loop if other.is_closed()]:
+            _async_by_loop.pop(ended, None)
+        conn = _async_by_loop[loop] = _Conn.of(client)
+    return conn
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 _last_outage_log = 0.0
@@ -218,14 +206,14 @@ def _warn_unavailable(action: str, model: str, exc: Exception) -> None:
 
 async def aclose_connections() -> None:
     """Close this loop's Redis pool (see client.aclose_async_client for why)."""
-    conn = _async_by_loop.pop(asyncio.get_running_loop(), None)
-    if conn is not None:
-        await conn.client.aclose()
+    _async_by_loop.pop(asyncio.get_running_loop(), None)
+    await redisconn.aclose()
 
 
 def reset_connections() -> None:
-    _sync.cache_clear()
+    _sync_by_client.clear()
     _async_by_loop.clear()
+    redisconn.reset()
     default_breaker.forget()
 
 
@@ -264,7 +252,7 @@ class Breaker:
         policy, probe_id = policy_for(model), uuid.uuid4().hex
         try:
             state, granted = _sync().allow(keys=_keys(model), args=self._allow_args(policy, probe_id))
-        except redis.RedisError as exc:
+        except (redis.RedisError, *redisconn.UNAVAILABLE) as exc:
             return self._fail_open(model, exc)
         return self._saw(self._ticket(model, state, granted, probe_id))
 
@@ -273,7 +261,7 @@ class Breaker:
             return  # a success while closed changes nothing: no round trip
         try:
             _sync().success(keys=_keys(ticket.model), args=[ticket.probe_id])
-        except redis.RedisError as exc:
+        except (redis.RedisError, *redisconn.UNAVAILABLE) as exc:
             _warn_unavailable("recording success for", ticket.model, exc)
 
     def record_failure(self, ticket: Ticket) -> BreakerState:
@@ -281,7 +269,7 @@ class Breaker:
         policy = policy_for(ticket.model)
         try:
             state = _sync().failure(keys=_keys(ticket.model), args=self._failure_args(ticket, policy))
-        except redis.RedisError as exc:
+        except (redis.RedisError, *redisconn.UNAVAILABLE) as exc:
             _warn_unavailable("recording failure for", ticket.model, exc)
             return BreakerState.CLOSED
         return self._log_state(ticket, state)
@@ -292,7 +280,7 @@ class Breaker:
             return
         try:
             _sync().client.zrem(_keys(ticket.model)[1], ticket.probe_id)
-        except redis.RedisError as exc:
+        except (redis.RedisError, *redisconn.UNAVAILABLE) as exc:
             _warn_unavailable("releasing probe for", ticket.model, exc)
 
     def state(self, model: str) -> BreakerStatus:
@@ -301,7 +289,7 @@ class Breaker:
             pipe.hgetall(_keys(model)[0])
             pipe.zcard(_keys(model)[1])
             data, probes = pipe.execute()
-        except redis.RedisError as exc:
+        except (redis.RedisError, *redisconn.UNAVAILABLE) as exc:
             _warn_unavailable("reading state of", model, exc)
             data, probes = {}, 0
         return self._status(model, data, probes)
@@ -323,7 +311,7 @@ class Breaker:
         policy, probe_id = policy_for(model), uuid.uuid4().hex
         try:
             state, granted = await _async().allow(keys=_keys(model), args=self._allow_args(policy, probe_id))
-        except redis.RedisError as exc:
+        except (redis.RedisError, *redisconn.UNAVAILABLE) as exc:
             return self._fail_open(model, exc)
         return self._saw(self._ticket(model, state, granted, probe_id))
 
@@ -332,7 +320,7 @@ class Breaker:
             return
         try:
             await _async().success(keys=_keys(ticket.model), args=[ticket.probe_id])
-        except redis.RedisError as exc:
+        except (redis.RedisError, *redisconn.UNAVAILABLE) as exc:
             _warn_unavailable("recording success for", ticket.model, exc)
 
     async def arecord_failure(self, ticket: Ticket) -> BreakerState:
@@ -340,7 +328,7 @@ class Breaker:
         policy = policy_for(ticket.model)
         try:
             state = await _async().failure(keys=_keys(ticket.model), args=self._failure_args(ticket, policy))
-        except redis.RedisError as exc:
+        except (redis.RedisError, *redisconn.UNAVAILABLE) as exc:
             _warn_unavailable("recording failure for", ticket.model, exc)
             return BreakerState.CLOSED
         return self._log_state(ticket, state)
@@ -350,7 +338,7 @@ class Breaker:
             return
         try:
             await _async().client.zrem(_keys(ticket.model)[1], ticket.probe_id)
-        except redis.RedisError as exc:
+        except (redis.RedisError, *redisconn.UNAVAILABLE) as exc:
             _warn_unavailable("releasing probe for", ticket.model, exc)
 
     # --- shared helpers ---
@@ -363,8 +351,8 @@ class Breaker:
         return [self.clock(), policy.failure_threshold, policy.window_seconds, ticket.probe_id or ""]
 
     @staticmethod
-    def _ticket(model: str, state: str, granted: int, probe_id: str) -> Ticket:
-        if state == "closed":
+    def _ticket(model: str, state: Any, granted: int, probe_id: str) -> Ticket:
+        if _text(state) == "closed":
             return Ticket(model=model, state=BreakerState.CLOSED)
         if granted:
             return Ticket(model=model, state=BreakerState.HALF_OPEN, probe_id=probe_id)
@@ -376,13 +364,14 @@ class Breaker:
         return Ticket(model=model, state=BreakerState.CLOSED)
 
     @staticmethod
-    def _log_state(ticket: Ticket, state: str) -> BreakerState:
-        new_state = BreakerState(state)
+    def _log_state(ticket: Ticket, state: Any) -> BreakerState:
+        new_state = BreakerState(_text(state))
         if new_state is BreakerState.OPEN and ticket.state is not BreakerState.OPEN:
             logger.warning("breaker: circuit for %s is open", ticket.model)
         return new_state
 
-    def _status(self, model: str, data: dict[str, str], probes: int) -> BreakerStatus:
+    def _status(self, model: str, raw: dict[Any, Any], probes: int) -> BreakerStatus:
+        data = {_text(k): _text(v) for k, v in raw.items()}
         state = BreakerState(data.get("state", "closed"))
         opened_at = float(data["opened_at"]) if "opened_at" in data else None
         cooled = opened_at is not None and self.clock() - opened_at >= policy_for(model).cooldown_seconds

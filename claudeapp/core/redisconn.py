@@ -1,19 +1,51 @@
-"""The project's one raw Redis client (Lua scripts, version keys, counters), shared per process and URL.
+"""The project's one Redis client module: every process's connections to REDIS_URL come from here.
 
-It lives at the bottom so every layer may use it: billing's limits and caches, the sign-in lockout."""
+Two clients share one configuration (settings, docs/deploy.md):
+
+    client()   sync, for code on worker threads (admission, settlement, caches, lockout, Celery)
+    aclient()  asyncio, one per running event loop (key cache, breaker on the async hot path)
+
+Both draw from a *blocking* pool of REDIS_POOL_SIZE connections: under a burst a caller waits up to
+REDIS_TIMEOUT_SECONDS for a free connection instead of opening one more (redis-py's default pool
+refuses past its size; thousands of open streams must not each want a socket). Commands time out
+after REDIS_TIMEOUT_SECONDS too: a slow Redis costs a request milliseconds, never seconds, and every
+caller decides what "unavailable" means for it (limits and the breaker fail open, caches read
+Postgres). Replies are bytes; callers decode what they read.
+
+Django's cache (CACHES, count_tokens answers) keeps its own client: it is Django's.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 
 import redis
+import redis.asyncio as aioredis
 from django.conf import settings
+
+__all__ = ["UNAVAILABLE", "aclient", "aclose", "client", "reset"]
+
+# Errors that mean "Redis is not there right now" (or no connection came free in time), as opposed
+# to a bug in a script.
+UNAVAILABLE = (redis.ConnectionError, redis.TimeoutError, OSError)
 
 _lock = threading.Lock()
 _clients: dict[str, redis.Redis] = {}
+_async_clients: dict[asyncio.AbstractEventLoop, aioredis.Redis] = {}
 
-# Errors that mean "Redis is not there right now", as opposed to a bug in a script.
-UNAVAILABLE = (redis.ConnectionError, redis.TimeoutError, OSError)
+
+def _options() -> dict[str, object]:
+    timeout = settings.REDIS_TIMEOUT_SECONDS
+    return {
+        "max_connections": settings.REDIS_POOL_SIZE,
+        "timeout": timeout,  # waiting for a free connection
+        "socket_timeout": timeout,
+        # Connecting happens only as the pool grows; a burst of connects on a busy host needs more
+        # slack than a command does (a refused connection still fails at once).
+        "socket_connect_timeout": max(timeout, 1.0),
+        "health_check_interval": 30,
+    }
 
 
 def client() -> redis.Redis:
@@ -21,7 +53,36 @@ def client() -> redis.Redis:
     found = _clients.get(url)
     if found is None:
         with _lock:
-            found = _clients.setdefault(
-                url, redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5, health_check_interval=30)
-            )
+            found = _clients.get(url)
+            if found is None:
+                pool = redis.BlockingConnectionPool.from_url(url, **_options())
+                found = _clients[url] = redis.Redis(connection_pool=pool)
     return found
+
+
+def aclient() -> aioredis.Redis:
+    """The running loop's client: asyncio connections belong to the loop that opened them."""
+    loop = asyncio.get_running_loop()
+    found = _async_clients.get(loop)
+    if found is None:
+        # A server runs one loop for its life; tests and async_to_sync start one per call: drop the
+        # clients of loops that have ended (a client holds its loop, so weak keys alone never free them).
+        for ended in [other for other in _async_clients if other.is_closed()]:
+            _async_clients.pop(ended, None)
+        pool = aioredis.BlockingConnectionPool.from_url(settings.REDIS_URL, **_options())
+        found = _async_clients[loop] = aioredis.Redis(connection_pool=pool)
+    return found
+
+
+async def aclose() -> None:
+    """Close the running loop's pool (before a loop ends: tests, ASGI shutdown)."""
+    found = _async_clients.pop(asyncio.get_running_loop(), None)
+    if found is not None:
+        await found.aclose()
+
+
+def reset() -> None:
+    """Forget every client (tests that point REDIS_URL elsewhere)."""
+    with _lock:
+        _clients.clear()
+    _async_clients.clear()

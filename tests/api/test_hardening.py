@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from claudeapp.api import keycache
+from claudeapp.core import redisconn
 from tests.api.conftest import bearer
 from tests.api.hostile import KINDS, TEXT, send
 
@@ -49,7 +49,7 @@ def test_async_redis_clients_do_not_pile_up_across_event_loops(client, partner_k
     key = partner_key_factory()
     for _ in range(10):  # the test client runs each async view on a loop of its own
         assert client.post("/api/v1/_test/async", {}, content_type="application/json", **bearer(key)).status_code == 200
-    assert len(keycache._async_clients) <= 2
+    assert len(redisconn._async_clients) <= 2
 
 
 # --- hostile bodies on every partner endpoint, over real HTTP (uvicorn) -------------------------
