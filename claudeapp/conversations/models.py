@@ -21,6 +21,14 @@ class Conversation(models.Model):
     last_model = models.CharField(
         max_length=100, blank=True, help_text="Model that answered last; keeps the prompt cache warm."
     )
+    active_leaf = models.ForeignKey(
+        "Message",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Last message of the branch on screen; the path to it is the context sent upstream.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True, db_index=True)
 
@@ -47,8 +55,12 @@ class Message(models.Model):
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
+    # The message this one follows. An edit is a second user message under the same parent, a regenerated
+    # answer a second answer under the same question: siblings are the branches, and every one is kept.
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE, related_name="children")
     role = models.CharField(max_length=10, choices=Role.choices)
     content = models.TextField(blank=True)
+    thinking = models.TextField(blank=True, help_text="The model's (summarised) thinking, when it thought.")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.COMPLETE)
     model_requested = models.CharField(max_length=100, blank=True)
     model_used = models.CharField(max_length=100, blank=True)
