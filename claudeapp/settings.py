@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "routing",
     "billing",
     "claudeapp.conversations",
+    "claudeapp.attachments",
     "claudeapp.jobs",
     "claudeapp.chat",
     "claudeapp.api",
@@ -292,6 +293,12 @@ BILLING_ALERT_WEBHOOK_ALLOW_PRIVATE = env.bool("BILLING_ALERT_WEBHOOK_ALLOW_PRIV
 ACCOUNTING_COUNT_TOKENS_ABOVE = env.int("ACCOUNTING_COUNT_TOKENS_ABOVE", default=4096)
 ACCOUNTING_COUNT_CACHE_SECONDS = env.int("ACCOUNTING_COUNT_CACHE_SECONDS", default=3600)
 ACCOUNTING_COUNT_TIMEOUT_SECONDS = env.float("ACCOUNTING_COUNT_TIMEOUT_SECONDS", default=5.0)
+
+# Chat attachments (claudeapp/attachments/): per file, per message, and a PDF's pages. The API's own
+# limits are 5 MB per image, 32 MB per request and 100 PDF pages; the browser checks these first.
+ATTACHMENT_MAX_BYTES = env.int("ATTACHMENT_MAX_BYTES", default=5 * 1024 * 1024)
+ATTACHMENT_MAX_COUNT = env.int("ATTACHMENT_MAX_COUNT", default=5)
+ATTACHMENT_MAX_PDF_PAGES = env.int("ATTACHMENT_MAX_PDF_PAGES", default=100)
 # A stream whose reader left is read to its end (bounded by max_tokens) so the ledger gets
 # upstream's exact usage; past this many seconds it is closed and billed its upper bound.
 STREAM_DRAIN_SECONDS = env.float("STREAM_DRAIN_SECONDS", default=300.0)
