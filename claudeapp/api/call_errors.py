@@ -29,7 +29,16 @@ register_error(
     headers_fn=lambda e: retry_after_headers(e.retry_after_seconds),
 )
 register_error(UnknownModel, 404, "not_found_error", _unknown_model)
-register_error(ModelDisabled, 404, "not_found_error", _unknown_model)
+# A disabled model is served here, just not now: 400 naming it as disabled, with what to use instead.
+register_error(
+    ModelDisabled,
+    400,
+    "invalid_request_error",
+    lambda e: (
+        f"model: {e.name!r} is disabled on this gateway"
+        + (f"; use {', '.join(e.alternatives)} instead." if e.alternatives else ".")
+    ),
+)
 # Upstream refused the request itself (every model would): the caller's body is at fault.
 register_error(
     UpstreamBadRequest, 400, "invalid_request_error", lambda e: f"Upstream rejected the request: {e.message}"
