@@ -161,13 +161,15 @@ def _hold(reservation: Reservation, ids: list[int]) -> Reservation:
             for pk in ids:
                 cursor.execute(_HOLD_SQL, {**params, "id": pk, "amount": reservation.amount_micros})
                 if cursor.rowcount != 1:
-                    raise _exceeded(pk)  # rolls back the holds already taken
+                    raise _exceeded(pk, reservation.amount_micros)  # rolls back the holds already taken
         reservation.budget_ids = ids
         rows.insert(reservation)
     return reservation
 
 
-def _exceeded(pk: int) -> BudgetExceeded | _StaleCoverage:
+def _exceeded(pk: int, amount: int) -> BudgetExceeded | _StaleCoverage:
+    # Read after the refused UPDATE, outside its lock: the figures are what the caller is told, not a
+    # decision (the UPDATE decided), so a moment's drift between the two does no harm.
     budget = Budget.objects.filter(pk=pk).first()
     if budget is None or not budget.enabled:
         return _StaleCoverage()
@@ -178,6 +180,10 @@ def _exceeded(pk: int) -> BudgetExceeded | _StaleCoverage:
         limit_micros=budget.limit_micros,
         spent_micros=0 if budget.period_start < start else budget.spent_micros,
         resets_at=end,
+        budget_id=budget.pk,
+        period=budget.period,
+        held_micros=budget.reserved_micros,
+        requested_micros=amount,
     )
 
 

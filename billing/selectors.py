@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.apps import apps
@@ -12,9 +15,11 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db.models import Case, OuterRef, QuerySet, Subquery, Sum, When
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html
 
-from billing.models import DailyRollup, LedgerEntry
+from billing.models import Budget, DailyRollup, LedgerEntry, RateLimitPolicy
+from claudeapp.accounts.principals import Principal
 
 
 def _with_share(rows: list[dict], key: str = "cost_micros") -> list[dict]:
@@ -126,3 +131,99 @@ def principal_labels(pairs: Iterable[tuple[str, int]]) -> dict[tuple[str, int], 
         url = None if name.endswith("(deleted)") else principal_url(kind, pk)
         labels[(kind, pk)] = PrincipalLabel(kind, pk, name, url)
     return labels
+
+
+# --- what a principal may still spend and send (GET /api/v1/limits, the partner portal) -------------
+
+
+def budget_status(principal: Principal, *, at: dt.datetime | None = None) -> list[dict[str, Any]]:
+    """Every enabled budget covering `principal` (global, its user, its key, its groups), with what is
+    spent and held this period, what remains and when it resets. Spend of a period that has ended reads
+    0, as the next hold would make it."""
+    from billing import budgets  # budgets imports the models' signals; keep this module light to import
+
+    now = at or timezone.now()
+    rows = []
+    for budget in Budget.objects.filter(budgets.covering(principal), enabled=True).order_by("pk"):
+        start, end = budgets.period_bounds(budget.period, now)
+        spent = 0 if budget.period_start < start else budget.spent_micros
+        rows.append(
+            {
+                "id": budget.pk,
+                "scope": budget.scope,
+                "scope_id": budget.scope_id,
+                "period": budget.period,
+                "limit_micros": budget.limit_micros,
+                "spent_micros": spent,
+                "held_micros": budget.reserved_micros,
+                "remaining_micros": max(budget.limit_micros - spent - budget.reserved_micros, 0),
+                "period_start": start,
+                "resets_at": end,
+            }
+        )
+    return rows
+
+
+def rate_limit_status(principal: Principal) -> list[dict[str, Any]]:
+    """Every enabled rate-limit policy that applies to `principal` (for any model), each axis with its
+    limit, what is in use in the current minute (or concurrently) and when it is all free again.
+
+    `used` reads the same Redis buckets the limiter takes from; with Redis unreachable it is None."""
+    from billing import limits, redisconn
+
+    chosen = _policies_for(principal, limits.policies())
+    try:
+        return [_policy_status(principal, policy, redisconn) for policy in chosen]
+    except redisconn.UNAVAILABLE:
+        return [_policy_status(principal, policy, None) for policy in chosen]
+
+
+def _policies_for(principal: Principal, policies: list[RateLimitPolicy]) -> list[RateLimitPolicy]:
+    own = {("user", principal.user_id)}
+    if principal.kind == "partner_key":
+        own.add(("partner_key", principal.id))
+    mine = [p for p in policies if (p.scope, p.scope_id) in own | {("group", g) for g in principal.group_ids}]
+    shared = [p for p in policies if p.scope in ("global", "model")]
+    # `default` applies (per model) where the principal has no policy of its own for that model.
+    owned_models = {p.model_id for p in mine if (p.scope, p.scope_id) in own}
+    uncovered = "" not in owned_models
+    defaults = [p for p in policies if p.scope == "default" and uncovered and p.model_id not in owned_models]
+    return sorted(mine + shared + defaults, key=lambda p: p.pk)
+
+
+_AXES = (
+    ("requests_per_minute", "requests"),
+    ("input_tokens_per_minute", "input-tokens"),
+    ("output_tokens_per_minute", "output-tokens"),
+)
+
+
+def _policy_status(principal: Principal, policy: RateLimitPolicy, redis: Any) -> dict[str, Any]:
+    owner = principal.key if policy.scope == "default" else ""  # default: one bucket per principal
+    client = redis.client() if redis is not None else None
+    now_us = time.time() * 1_000_000
+    axes = []
+    for attr, axis in _AXES:
+        limit = getattr(policy, attr)
+        if not limit:
+            continue
+        used = reset = None
+        if client is not None:
+            tat = float(client.get(redis.key("rl", policy.pk, owner, axis)) or 0)
+            ahead = max(tat - now_us, 0.0)  # GCRA: how far the bucket's arrival time runs ahead of now
+            used, reset = min(math.ceil(limit * ahead / _PERIOD_US), limit), math.ceil(ahead / 1_000_000)
+        axes.append(_axis(axis, limit, used, reset))
+    if policy.concurrent_requests:
+        used = None
+        if client is not None:
+            used = client.zcount(redis.key("rl", policy.pk, owner, "concurrent"), now_us, "+inf")
+        axes.append(_axis("concurrent", policy.concurrent_requests, used, None))
+    return {"id": policy.pk, "scope": policy.scope, "model": policy.model_id or None, "axes": axes}
+
+
+_PERIOD_US = 60_000_000
+
+
+def _axis(axis: str, limit: int, used: int | None, reset: int | None) -> dict[str, Any]:
+    remaining = None if used is None else max(limit - used, 0)
+    return {"axis": axis, "limit": limit, "used": used, "remaining": remaining, "reset_seconds": reset}

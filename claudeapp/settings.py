@@ -318,6 +318,10 @@ PARTNER_KEY_PEPPER = env.str("PARTNER_KEY_PEPPER", default="") or (
 )
 # Verified keys are held per process this long; revocation still applies at once (Redis version check).
 PARTNER_KEY_CACHE_SECONDS = env.float("PARTNER_KEY_CACHE_SECONDS", default=5.0)
+# After a rotation the old key keeps working this long (a key's own setting in the admin overrides it),
+# and so does the old webhook signing secret (deliveries carry both signatures meanwhile).
+PARTNER_KEY_ROTATION_GRACE_SECONDS = env.int("PARTNER_KEY_ROTATION_GRACE_SECONDS", default=24 * 3600)
+JOBS_WEBHOOK_SECRET_GRACE_SECONDS = env.int("JOBS_WEBHOOK_SECRET_GRACE_SECONDS", default=24 * 3600)
 # Bodies larger than this on /api and /anthropic get 413 before they are parsed (Anthropic's own cap is 32 MB).
 API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=10 * 1024 * 1024)
 # JSON bodies nested deeper than this (objects and arrays) get 400 naming the field (claudeapp/api/bodies.py).
@@ -385,6 +389,9 @@ ROUTER_REGEX_MAX_CHARS = env.int("ROUTER_REGEX_MAX_CHARS", default=2000)
 # or once the oldest has waited JOBS_BATCH_MAX_WAIT_SECONDS; the beat task runs every POLL seconds.
 JOBS_BATCH_MAX_REQUESTS = env.int("JOBS_BATCH_MAX_REQUESTS", default=10_000)
 JOBS_BATCH_MAX_WAIT_SECONDS = env.float("JOBS_BATCH_MAX_WAIT_SECONDS", default=300.0)
+# What a batch job's `eta` adds for upstream's processing once submitted (Anthropic: most batches end
+# within an hour, all within 24 h).
+JOBS_BATCH_EXPECTED_SECONDS = env.float("JOBS_BATCH_EXPECTED_SECONDS", default=3600.0)
 JOBS_BATCH_POLL_SECONDS = env.float("JOBS_BATCH_POLL_SECONDS", default=10.0)
 CELERY_BEAT_SCHEDULE["jobs-batches"] = {
     "task": "claudeapp.jobs.tasks.process_batches",

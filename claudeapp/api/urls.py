@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from claudeapp.api import anthropic_views, conversations_api, messages_views, usage_api, views
+from claudeapp.api import anthropic_views, conversations_api, messages_views, self_service, usage_api, views
 from claudeapp.api.async_schema import AnthropicMessagesStub, CountTokensStub, MessagesStub, document
 
 # Included at the site root, so every route carries its full path.
@@ -20,6 +20,14 @@ urlpatterns = [
         name="api-conversation",
     ),
     path("api/v1/usage", usage_api.UsageApi.as_view(), name="api-usage"),
+    path("api/v1/limits", self_service.LimitsApi.as_view(), name="api-limits"),
+    path("api/v1/keys/current/rotate", self_service.KeyRotateApi.as_view(), name="api-key-rotate"),
+    path("api/v1/keys/current/webhook_secret", self_service.WebhookSecretApi.as_view(), name="api-webhook-secret"),
+    path(
+        "api/v1/keys/current/webhook_secret/rotate",
+        self_service.WebhookSecretRotateApi.as_view(),
+        name="api-webhook-secret-rotate",
+    ),
     path("anthropic/v1/models", views.AnthropicModelsApi.as_view(), name="anthropic-models"),
     path("anthropic/v1/models/<str:model_id>", views.AnthropicModelApi.as_view(), name="anthropic-model"),
     path("anthropic/v1/messages", document(anthropic_views.messages, AnthropicMessagesStub), name="anthropic-messages"),
