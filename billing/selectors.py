@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 from django.apps import apps
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db.models import Case, OuterRef, QuerySet, Subquery, Sum, When
+from django.db.models import Case, F, OuterRef, QuerySet, Subquery, Sum, When
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
@@ -59,7 +59,8 @@ def ledger_between(*, start: dt.date, end: dt.date) -> Iterator[LedgerEntry]:
     after = dt.datetime.combine(start, dt.time(), tzinfo=tz)
     before = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), tzinfo=tz)
     entries = LedgerEntry.objects.filter(created_at__gte=after, created_at__lt=before).order_by("created_at", "id")
-    return entries.iterator(chunk_size=2000)
+    named = with_principal_names(entries).annotate(username=F("user__username"))
+    return named.iterator(chunk_size=2000)
 
 
 def with_principal_names(queryset: QuerySet, kind: str = "principal_kind", pk: str = "principal_id") -> QuerySet:

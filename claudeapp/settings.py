@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "claudeapp.jobs",
     "claudeapp.chat",
     "claudeapp.api",
+    "claudeapp.requestlog",
 ]
 
 MIDDLEWARE = [
@@ -307,6 +308,25 @@ CELERY_BEAT_SCHEDULE["billing-reap-reservations"] = {
     "schedule": 300.0,
 }
 CELERY_BEAT_SCHEDULE["billing-roll-over-budgets"] = {"task": "billing.tasks.roll_over_budget_periods", "schedule": 60.0}
+# Budget alerts (80/95%...) go by e-mail to these addresses (comma-separated), and to the budget's user or
+# key owner when they have an address; a budget's webhook URL gets them too. Sent through Django's mail backend.
+BILLING_ALERT_EMAILS = env.list("BILLING_ALERT_EMAILS", default=[])
+EMAIL_BACKEND = env.str(
+    "EMAIL_BACKEND",
+    default="django.core.mail.backends.console.EmailBackend" if DEBUG else "django.core.mail.backends.smtp.EmailBackend",
+)
+EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="claude-gateway@localhost")
+
+# --- request log (claudeapp/requestlog/) ---
+# Every call's ending, refusals included, buffered in-process and written in bulk by a flusher thread.
+REQUEST_LOG_ENABLED = env.bool("REQUEST_LOG_ENABLED", default=True)
+REQUEST_LOG_FLUSH_SECONDS = env.float("REQUEST_LOG_FLUSH_SECONDS", default=0.5)
+REQUEST_LOG_FLUSH_ROWS = env.int("REQUEST_LOG_FLUSH_ROWS", default=200)
+REQUEST_LOG_MAX_BUFFERED = env.int("REQUEST_LOG_MAX_BUFFERED", default=50_000)
+REQUEST_LOG_RETENTION_DAYS = env.int("REQUEST_LOG_RETENTION_DAYS", default=30)  # the default; operators edit it
+CELERY_BEAT_SCHEDULE["requestlog-purge"] = {"task": "claudeapp.requestlog.tasks.purge_request_log", "schedule": 3600.0}
 
 # --- api ---
 # Partner keys are stored as HMAC-SHA256(pepper, key). Changing the pepper invalidates every key.
