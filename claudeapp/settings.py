@@ -417,6 +417,11 @@ CELERY_BEAT_SCHEDULE["jobs-batches"] = {
     "task": "claudeapp.jobs.tasks.process_batches",
     "schedule": JOBS_BATCH_POLL_SECONDS,
 }
+# /anthropic Message Batches: bill the results of ended batches nobody has read yet.
+CELERY_BEAT_SCHEDULE["anthropic-batches"] = {
+    "task": "claudeapp.api.tasks.settle_anthropic_batches",
+    "schedule": JOBS_BATCH_POLL_SECONDS,
+}
 
 # --- partner messages API ---
 # POST /api/v1/messages without max_tokens asks for this many (then capped by the chosen model's max output).
