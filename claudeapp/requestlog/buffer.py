@@ -33,7 +33,7 @@ _rows: deque[Row] = deque(maxlen=settings.REQUEST_LOG_MAX_BUFFERED)
 _wake = threading.Event()
 _state: dict[str, Any] = {"pid": None, "thread": None, "dropped": 0, "prompts": (0.0, False)}
 _start_lock = threading.Lock()
-_flush_lock = threading.Lock()
+_flush_lock = threading.RLock()  # reentrant: a test may hold it to keep the flusher thread out
 PROMPT_CHARS = 500
 SETTINGS_SECONDS = 10.0
 
