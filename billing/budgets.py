@@ -161,13 +161,15 @@ def _hold(reservation: Reservation, ids: list[int]) -> Reservation:
             for pk in ids:
                 cursor.execute(_HOLD_SQL, {**params, "id": pk, "amount": reservation.amount_micros})
                 if cursor.rowcount != 1:
-                    raise _exceeded(pk)  # rolls back the holds already taken
+                    raise _exceeded(pk, reservation.amount_micros)  # rolls back the holds already taken
         reservation.budget_ids = ids
         rows.insert(reservation)
     return reservation
 
 
-def _exceeded(pk: int) -> BudgetExceeded | _StaleCoverage:
+def _exceeded(pk: int, amount: int) -> BudgetExceeded | _StaleCoverage:
+    # Read after the refused UPDATE, outside its lock: the figures are what the caller is told, not a
+    # decision (the UPDATE decided), so a moment's drift between the two does no harm.
     budget = Budget.objects.filter(pk=pk).first()
     if budget is None or not budget.enabled:
         return _StaleCoverage()
@@ -178,6 +180,10 @@ def _exceeded(pk: int) -> BudgetExceeded | _StaleCoverage:
         limit_micros=budget.limit_micros,
         spent_micros=0 if budget.period_start < start else budget.spent_micros,
         resets_at=end,
+        budget_id=budget.pk,
+        period=budget.period,
+        held_micros=budget.reserved_micros,
+        requested_micros=amount,
     )
 
 
@@ -290,8 +296,7 @@ def _alert_if_crossed(
         fired = cursor.fetchall()
     for alert_id, threshold in fired:
         log.warning("billing: budget %s reached %s%% (%s of %s micros)", pk, threshold, spent, limit)
-        if webhook:
-            transaction.on_commit(functools.partial(_post_later, alert_id))
+        transaction.on_commit(functools.partial(_post_later, alert_id))  # e-mail, and the webhook when set
 
 
 def _post_later(alert_id: int) -> None:
@@ -304,3 +309,41 @@ def _post_later(alert_id: int) -> None:
 def _budgets_changed(**kwargs: object) -> None:
     _coverage.clear()  # this process (and a test inside one transaction) sees the change at once
     transaction.on_commit(_coverage.bump)  # every process, once it is visible to them
+
+
+def start_from_actual_spend(*, budget_id: int) -> int:
+    """Set a new (or re-scoped) budget's spend to what its scope has already spent this period, from
+    the ledger, so a budget created mid-period does not start at $0. Returns the spend it starts from.
+
+    The row is locked first, then the sum is read in a second statement (a fresh snapshot under READ
+    COMMITTED): a charge that was settling on this budget meanwhile is committed and in the sum, never
+    counted twice and never lost."""
+    budget = Budget.objects.get(pk=budget_id)
+    start, _ = period_bounds(budget.period, timezone.now())
+    where, params = _scope_sql(budget)
+    sql = (
+        f"UPDATE {_TABLE} SET period_start = %s, spent_micros = (SELECT COALESCE(SUM(cost_micros), 0) "  # noqa: S608
+        f"FROM {LedgerEntry._meta.db_table} WHERE created_at >= %s AND {where}) WHERE id = %s RETURNING spent_micros"
+    )
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"SELECT id FROM {_TABLE} WHERE id = %s FOR UPDATE", [budget_id])  # noqa: S608
+        cursor.execute(sql, [start, start, *params, budget_id])
+        return cursor.fetchone()[0]
+
+
+def _scope_sql(budget: Budget) -> tuple[str, list[object]]:
+    """The ledger rows a budget covers, as a WHERE fragment (the same principals as covering())."""
+    from django.contrib.auth import get_user_model
+
+    if budget.scope == "user":
+        return "user_id = %s", [budget.scope_id]
+    if budget.scope == "partner_key":
+        return "principal_kind = 'partner_key' AND principal_id = %s", [budget.scope_id]
+    if budget.scope == "group":
+        through = get_user_model().groups.through._meta
+        return (
+            f"user_id IN (SELECT {through.get_field('user').column} FROM {through.db_table} "  # noqa: S608
+            f"WHERE {through.get_field('group').column} = %s)",
+            [budget.scope_id],
+        )
+    return "TRUE", []

@@ -120,8 +120,27 @@ def acquire(*, principal: Principal, model_id: str, input_tokens: int, max_token
     ticket.buckets, ticket.concurrency_keys = rate, [k for k, _ in concurrency]
     ticket.limit_headers = _headers(rate, figures)
     if not allowed:
-        raise RateLimited(retry_after_seconds=max(retry_us / 1e6, 0.001), headers=ticket.limit_headers)
+        raise _refused(retry_us, ticket.limit_headers, rate, concurrency, figures, policies)
     return ticket
+
+
+def _refused(
+    retry_us: int, headers: dict[str, str], rate: list[Bucket], concurrency: list, figures: list[int], chosen: Policies
+) -> RateLimited:
+    """RateLimited naming the bucket that had no room (the one with the longest wait), so the caller
+    is told which limit refused: its axis, its size and the policy's scope."""
+    axis, limit, key, longest = "", None, "", -1
+    for i, bucket in enumerate(rate):
+        remaining, reset_us = figures[2 * i], figures[2 * i + 1]
+        if remaining < bucket.cost and reset_us > longest:
+            axis, limit, key, longest = bucket.axis, bucket.limit, bucket.key, reset_us
+    for j, (conc_key, conc_limit) in enumerate(concurrency):
+        if not axis and figures[2 * len(rate) + j] >= conc_limit:
+            axis, limit, key = "concurrent", conc_limit, conc_key
+    scope = next((p.scope for p in chosen if key.startswith(redisconn.key("rl", p.pk, ""))), "")
+    return RateLimited(
+        retry_after_seconds=max(retry_us / 1e6, 0.001), headers=headers, axis=axis, scope=scope, limit_value=limit
+    )
 
 
 def acquire_tokens(*, principal: Principal, model_id: str, input_tokens: int, max_tokens: int) -> LimitTicket:
@@ -141,7 +160,7 @@ def acquire_tokens(*, principal: Principal, model_id: str, input_tokens: int, ma
     allowed, retry_us, *figures = (int(x) for x in result)
     ticket.buckets, ticket.limit_headers = rate, _headers(rate, figures)
     if not allowed:
-        raise RateLimited(retry_after_seconds=max(retry_us / 1e6, 0.001), headers=ticket.limit_headers)
+        raise _refused(retry_us, ticket.limit_headers, rate, [], figures, chosen)
     return ticket
 
 

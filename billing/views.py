@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 from collections.abc import Iterator
+from typing import Any
 
 from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth.decorators import permission_required
@@ -16,14 +17,16 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, Strea
 from django.shortcuts import render
 from django.utils import timezone
 
-from billing import ledger, selectors
+from billing import ledger, money, selectors
 
 CSV_COLUMNS = (
     "created_at",
     "event_key",
     "principal_kind",
     "principal_id",
+    "principal_name",
     "user_id",
+    "username",
     "kind",
     "subject",
     "model_id",
@@ -34,6 +37,7 @@ CSV_COLUMNS = (
     "cache_write_1h_tokens",
     "cache_read_tokens",
     "cost_micros",
+    "cost_usd",
     "price_version_id",
     "upstream_request_id",
     "upstream_message_id",
@@ -58,11 +62,16 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "since": since,
         "per_day": selectors.spend_per_day(since=since),
         "per_model": selectors.spend_per_model(since=since),
-        "top_principals": selectors.top_principals(since=since),
+        "top_principals": _named(selectors.top_principals(since=since)),
         "today": ledger.billing_day(timezone.now()),
     }
-    context["total_dollars"] = sum(row["cost_micros"] for row in context["per_model"]) / 1e6
+    context["total"] = money.usd(sum(row["cost_micros"] for row in context["per_model"]))
     return render(request, "billing/dashboard.html", context)
+
+
+def _named(rows: list[dict]) -> list[dict]:
+    labels = selectors.principal_labels((r["principal_kind"], r["principal_id"]) for r in rows)
+    return [{**r, "label": labels[(r["principal_kind"], r["principal_id"])]} for r in rows]
 
 
 class _Echo:
@@ -74,7 +83,20 @@ def _rows(entries: Iterator) -> Iterator[str]:
     writer = csv.writer(_Echo())
     yield writer.writerow(CSV_COLUMNS)
     for entry in entries:
-        yield writer.writerow([getattr(entry, c) for c in CSV_COLUMNS])
+        yield writer.writerow([_csv_value(entry, c) for c in CSV_COLUMNS])
+
+
+def _csv_value(entry: Any, column: str) -> object:
+    if column == "cost_usd":  # exact: six decimals are one micro-dollar
+        return f"{entry.cost_micros / 1_000_000:.6f}"
+    if column == "principal_name":
+        return selectors.principal_name(
+            entry.principal_kind, entry.principal_id, entry.principal_username, entry.principal_key_name,
+            entry.principal_key_owner,
+        )  # fmt: skip
+    if column == "username":
+        return entry.username or ""
+    return getattr(entry, column)
 
 
 @staff_member_required

@@ -40,9 +40,11 @@ INSTALLED_APPS = [
     "routing",
     "billing",
     "claudeapp.conversations",
+    "claudeapp.attachments",
     "claudeapp.jobs",
     "claudeapp.chat",
     "claudeapp.api",
+    "claudeapp.requestlog",
 ]
 
 MIDDLEWARE = [
@@ -299,6 +301,12 @@ BILLING_ALERT_WEBHOOK_ALLOW_PRIVATE = env.bool("BILLING_ALERT_WEBHOOK_ALLOW_PRIV
 ACCOUNTING_COUNT_TOKENS_ABOVE = env.int("ACCOUNTING_COUNT_TOKENS_ABOVE", default=4096)
 ACCOUNTING_COUNT_CACHE_SECONDS = env.int("ACCOUNTING_COUNT_CACHE_SECONDS", default=3600)
 ACCOUNTING_COUNT_TIMEOUT_SECONDS = env.float("ACCOUNTING_COUNT_TIMEOUT_SECONDS", default=5.0)
+
+# Chat attachments (claudeapp/attachments/): per file, per message, and a PDF's pages. The API's own
+# limits are 5 MB per image, 32 MB per request and 100 PDF pages; the browser checks these first.
+ATTACHMENT_MAX_BYTES = env.int("ATTACHMENT_MAX_BYTES", default=5 * 1024 * 1024)
+ATTACHMENT_MAX_COUNT = env.int("ATTACHMENT_MAX_COUNT", default=5)
+ATTACHMENT_MAX_PDF_PAGES = env.int("ATTACHMENT_MAX_PDF_PAGES", default=100)
 # A stream whose reader left is read to its end (bounded by max_tokens) so the ledger gets
 # upstream's exact usage; past this many seconds it is closed and billed its upper bound.
 STREAM_DRAIN_SECONDS = env.float("STREAM_DRAIN_SECONDS", default=300.0)
@@ -307,6 +315,25 @@ CELERY_BEAT_SCHEDULE["billing-reap-reservations"] = {
     "schedule": 300.0,
 }
 CELERY_BEAT_SCHEDULE["billing-roll-over-budgets"] = {"task": "billing.tasks.roll_over_budget_periods", "schedule": 60.0}
+# Budget alerts (80/95%...) go by e-mail to these addresses (comma-separated), and to the budget's user or
+# key owner when they have an address; a budget's webhook URL gets them too. Sent through Django's mail backend.
+BILLING_ALERT_EMAILS = env.list("BILLING_ALERT_EMAILS", default=[])
+EMAIL_BACKEND = env.str(
+    "EMAIL_BACKEND",
+    default="django.core.mail.backends.console.EmailBackend" if DEBUG else "django.core.mail.backends.smtp.EmailBackend",
+)
+EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="claude-gateway@localhost")
+
+# --- request log (claudeapp/requestlog/) ---
+# Every call's ending, refusals included, buffered in-process and written in bulk by a flusher thread.
+REQUEST_LOG_ENABLED = env.bool("REQUEST_LOG_ENABLED", default=True)
+REQUEST_LOG_FLUSH_SECONDS = env.float("REQUEST_LOG_FLUSH_SECONDS", default=0.5)
+REQUEST_LOG_FLUSH_ROWS = env.int("REQUEST_LOG_FLUSH_ROWS", default=200)
+REQUEST_LOG_MAX_BUFFERED = env.int("REQUEST_LOG_MAX_BUFFERED", default=50_000)
+REQUEST_LOG_RETENTION_DAYS = env.int("REQUEST_LOG_RETENTION_DAYS", default=30)  # the default; operators edit it
+CELERY_BEAT_SCHEDULE["requestlog-purge"] = {"task": "claudeapp.requestlog.tasks.purge_request_log", "schedule": 3600.0}
 
 # --- api ---
 # Partner keys are stored as HMAC-SHA256(pepper, key). Changing the pepper invalidates every key.
@@ -318,6 +345,10 @@ PARTNER_KEY_PEPPER = env.str("PARTNER_KEY_PEPPER", default="") or (
 )
 # Verified keys are held per process this long; revocation still applies at once (Redis version check).
 PARTNER_KEY_CACHE_SECONDS = env.float("PARTNER_KEY_CACHE_SECONDS", default=5.0)
+# After a rotation the old key keeps working this long (a key's own setting in the admin overrides it),
+# and so does the old webhook signing secret (deliveries carry both signatures meanwhile).
+PARTNER_KEY_ROTATION_GRACE_SECONDS = env.int("PARTNER_KEY_ROTATION_GRACE_SECONDS", default=24 * 3600)
+JOBS_WEBHOOK_SECRET_GRACE_SECONDS = env.int("JOBS_WEBHOOK_SECRET_GRACE_SECONDS", default=24 * 3600)
 # Bodies larger than this on /api and /anthropic get 413 before they are parsed (Anthropic's own cap is 32 MB).
 API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=10 * 1024 * 1024)
 # JSON bodies nested deeper than this (objects and arrays) get 400 naming the field (claudeapp/api/bodies.py).
@@ -385,9 +416,17 @@ ROUTER_REGEX_MAX_CHARS = env.int("ROUTER_REGEX_MAX_CHARS", default=2000)
 # or once the oldest has waited JOBS_BATCH_MAX_WAIT_SECONDS; the beat task runs every POLL seconds.
 JOBS_BATCH_MAX_REQUESTS = env.int("JOBS_BATCH_MAX_REQUESTS", default=10_000)
 JOBS_BATCH_MAX_WAIT_SECONDS = env.float("JOBS_BATCH_MAX_WAIT_SECONDS", default=300.0)
+# What a batch job's `eta` adds for upstream's processing once submitted (Anthropic: most batches end
+# within an hour, all within 24 h).
+JOBS_BATCH_EXPECTED_SECONDS = env.float("JOBS_BATCH_EXPECTED_SECONDS", default=3600.0)
 JOBS_BATCH_POLL_SECONDS = env.float("JOBS_BATCH_POLL_SECONDS", default=10.0)
 CELERY_BEAT_SCHEDULE["jobs-batches"] = {
     "task": "claudeapp.jobs.tasks.process_batches",
+    "schedule": JOBS_BATCH_POLL_SECONDS,
+}
+# /anthropic Message Batches: bill the results of ended batches nobody has read yet.
+CELERY_BEAT_SCHEDULE["anthropic-batches"] = {
+    "task": "claudeapp.api.tasks.settle_anthropic_batches",
     "schedule": JOBS_BATCH_POLL_SECONDS,
 }
 

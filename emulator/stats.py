@@ -47,6 +47,9 @@ def new_entry(method: str, path: str, request_id: str, headers: dict[str, str]) 
         "path": path,
         "request_id": request_id,
         "retry_count": headers.get("x-stainless-retry-count"),
+        # What the caller asked for, so a proxy's tests can see what it forwarded.
+        "version": headers.get("anthropic-version"),
+        "beta": headers.get("anthropic-beta"),
         "model": None,
         "stream": False,
         "status": None,

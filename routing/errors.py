@@ -14,9 +14,10 @@ class UnknownModel(RoutingError):
 
 
 class ModelDisabled(RoutingError):
-    def __init__(self, name: str, model_id: str) -> None:
-        self.name, self.model_id = name, model_id
-        super().__init__(f"model {model_id!r} (asked for as {name!r}) is disabled")
+    def __init__(self, name: str, model_id: str, alternatives: tuple[str, ...] = ()) -> None:
+        self.name, self.model_id, self.alternatives = name, model_id, tuple(alternatives)
+        instead = f"; use {', '.join(self.alternatives)} instead" if self.alternatives else ""
+        super().__init__(f"model {model_id!r} (asked for as {name!r}) is disabled{instead}")
 
 
 class UnsafeRegex(RoutingError):

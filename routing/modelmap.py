@@ -70,8 +70,24 @@ class ModelMap:
         if info is None:
             raise UnknownModel(name)
         if not info.enabled:
-            raise ModelDisabled(name, model_id)
+            raise ModelDisabled(name, model_id, self.alternatives(model_id))
         return model_id
+
+    def alternatives(self, model_id: str, limit: int = 3) -> tuple[str, ...]:
+        """Enabled models to use instead of a disabled one: its fallbacks first, then its family."""
+        info = self.models.get(model_id)
+        found = [m for m in self._walk_all(model_id) if m != model_id and self.models[m].enabled]
+        if info is not None:
+            found += [m.model_id for m in self.models.values() if m.enabled and m.family == info.family]
+        return tuple(dict.fromkeys(m for m in found if m != model_id))[:limit]
+
+    def _walk_all(self, model_id: str) -> list[str]:
+        seen: list[str] = []
+        current: str | None = model_id
+        while current is not None and current not in seen and current in self.models:
+            seen.append(current)
+            current = self.models[current].fallback_id
+        return seen
 
     def fallback_chain(self, model_id: str) -> list[str]:
         """The model, then its fallbacks in order: enabled ones only, each once (a cycle ends the chain)."""
@@ -190,3 +206,44 @@ def resolve_model(name: str) -> str:
 
 def fallback_chain(model_id: str) -> list[str]:
     return get_model_map().fallback_chain(model_id)
+
+
+@dataclass(frozen=True)
+class Dependents:
+    """What points at a model: aliases, rules of the draft and live sets, other models' fallbacks."""
+
+    aliases: tuple[str, ...] = ()
+    rules: tuple[str, ...] = ()
+    fallback_for: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.aliases or self.rules or self.fallback_for)
+
+    def lines(self) -> list[str]:
+        lines = []
+        if self.aliases:
+            lines.append("aliases " + ", ".join(self.aliases))
+        if self.rules:
+            lines.append("rules " + ", ".join(self.rules))
+        if self.fallback_for:
+            lines.append("the fallback of " + ", ".join(self.fallback_for))
+        return lines
+
+
+def dependents(model_id: str) -> Dependents:
+    """Read from Postgres (the admin asks before disabling or deleting), not from the snapshot."""
+    from django.db.models import Q
+
+    from routing.models import Model, ModelAlias, RoutingRule, RuleSet
+
+    aliases = tuple(ModelAlias.objects.filter(model__model_id=model_id).values_list("name", flat=True))
+    names = (model_id, *aliases)
+    rules = RoutingRule.objects.filter(
+        Q(target__in=names) | Q(requested_model__in=names),
+        rule_set__status__in=[RuleSet.Status.DRAFT, RuleSet.Status.PUBLISHED],
+    ).select_related("rule_set")
+    return Dependents(
+        aliases=aliases,
+        rules=tuple(f"“{r.name}” ({r.rule_set.status} set)" for r in rules.order_by("rule_set__status", "priority")),
+        fallback_for=tuple(Model.objects.filter(fallback__model_id=model_id).values_list("model_id", flat=True)),
+    )

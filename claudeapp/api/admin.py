@@ -21,7 +21,7 @@ class PartnerKeyAddForm(forms.ModelForm):
 
     class Meta:
         model = PartnerKey
-        fields = ["name", "owner", "scopes", "expires_at"]
+        fields = ["name", "owner", "scopes", "expires_at", "rotation_grace_seconds"]
 
 
 class PartnerKeyChangeForm(forms.ModelForm):
@@ -29,17 +29,19 @@ class PartnerKeyChangeForm(forms.ModelForm):
 
     class Meta:
         model = PartnerKey
-        fields = ["name", "scopes", "expires_at"]
+        fields = ["name", "scopes", "expires_at", "rotation_grace_seconds"]
 
 
 def _show_once(request: HttpRequest, verb: str, key: PartnerKey, raw: str) -> None:
     messages.warning(
         request,
         format_html(
-            "{} key “{}”. Copy it now, it will not be shown again: <code class='partner-key'>{}</code>",
+            "{} key “{}”. Copy it now, it will not be shown again: <code class='partner-key'>{}</code>"
+            " Webhook signing secret: <code class='webhook-secret'>{}</code>",
             verb,
             key.name,
             raw,
+            keys.webhook_secret(key=key).secret,
         ),
     )
 
@@ -50,7 +52,8 @@ class PartnerKeyAdmin(admin.ModelAdmin):
     list_filter = ["revoked_at", "expires_at"]
     search_fields = ["name", "prefix", "owner__username"]
     list_select_related = ["owner"]
-    readonly_fields = ["owner", "masked", "created_at", "last_used_at", "revoked_at"]
+    readonly_fields = ["owner", "masked", "created_at", "last_used_at", "rotated_at", "previous_valid_until",
+                       "revoked_at"]  # fmt: skip
     actions = ["revoke", "rotate"]
 
     @admin.display(description="key")
@@ -70,8 +73,9 @@ class PartnerKeyAdmin(admin.ModelAdmin):
 
     def get_fields(self, request: HttpRequest, obj: PartnerKey | None = None) -> list[str]:
         if obj is None:
-            return ["name", "owner", "scopes", "expires_at"]
-        return ["name", "owner", "masked", "scopes", "expires_at", "created_at", "last_used_at", "revoked_at"]
+            return ["name", "owner", "scopes", "expires_at", "rotation_grace_seconds"]
+        return ["name", "owner", "masked", "scopes", "expires_at", "rotation_grace_seconds", "created_at",
+                "last_used_at", "rotated_at", "previous_valid_until", "revoked_at"]  # fmt: skip
 
     def save_model(self, request: HttpRequest, obj: PartnerKey, form: Any, change: bool) -> None:
         if change:
@@ -80,7 +84,11 @@ class PartnerKeyAdmin(admin.ModelAdmin):
             return
         data = form.cleaned_data
         key, raw = keys.create_key(
-            owner=data["owner"], name=data["name"], scopes=data["scopes"], expires_at=data["expires_at"]
+            owner=data["owner"],
+            name=data["name"],
+            scopes=data["scopes"],
+            expires_at=data["expires_at"],
+            rotation_grace_seconds=data.get("rotation_grace_seconds"),
         )
         for model_field in PartnerKey._meta.concrete_fields:  # the admin's message and redirect use `obj`
             setattr(obj, model_field.attname, getattr(key, model_field.attname))
@@ -88,12 +96,13 @@ class PartnerKeyAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke selected keys")
     def revoke(self, request: HttpRequest, queryset: QuerySet[PartnerKey]) -> None:
-        live = queryset.filter(revoked_at__isnull=True)
-        for key in live:
-            keys.revoke_key(key=key)
-        self.message_user(request, f"Revoked {len(live)} key(s).", messages.SUCCESS)
+        live = list(queryset.filter(revoked_at__isnull=True))
+        canceled = sum(keys.revoke_key(key=key) for key in live)
+        self.message_user(
+            request, f"Revoked {len(live)} key(s); canceled {canceled} job(s) they had queued.", messages.SUCCESS
+        )
 
-    @admin.action(description="Rotate selected keys (new key shown once; old one revoked)")
+    @admin.action(description="Rotate selected keys (new key shown once; the old one works for its grace period)")
     def rotate(self, request: HttpRequest, queryset: QuerySet[PartnerKey]) -> None:
         for key in queryset.filter(revoked_at__isnull=True).select_related("owner"):
             new_key, raw = keys.rotate_key(key=key)

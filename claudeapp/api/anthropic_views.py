@@ -11,13 +11,15 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import aclosing
+from dataclasses import replace
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
-from claudeapp.api import sse
+from claudeapp.api import anthropic_version, gateway_headers, sse
+from claudeapp.api.anthropic_version import version_required
 from claudeapp.api.auth import partner_key_required
 from claudeapp.api.bodies import json_object
 from claudeapp.api.call_errors import describe_call_error
@@ -28,7 +30,7 @@ from claudeapp.api.models import Scope
 from claudeapp.calls import accounting, run
 from claudeapp.calls.run import Completed
 from claudeapp.claude import tokens
-from claudeapp.claude.results import RawEvent
+from claudeapp.claude.results import GatewayResult, RawEvent, StreamStart
 from routing import modelmap
 from routing.rules import AUTO
 
@@ -47,24 +49,38 @@ def _not_post(request: HttpRequest) -> JsonResponse | None:
 
 
 @partner_key_required(Scope.MESSAGES)
+@version_required
 async def messages(request: HttpRequest) -> HttpResponse:
     refused = _not_post(request)
     if refused is not None:
         return refused
     try:
-        model, spec, stream = anthropic_request(json_object(request), cap=None)
+        direct = gateway_headers.direct(request)
+        body = json_object(request)
+        anthropic_version.check_body(body, request.META["HTTP_ANTHROPIC_VERSION"])
+        model, spec, stream = anthropic_request(body, cap=None)
+        spec = replace(spec, headers=anthropic_version.upstream_headers(request), direct=direct)
         admission, spec = await run.admit(principal=request.principal, requested_model=model, spec=spec)
         if stream:
             events = run.stream(admission=admission, spec=spec, raw_events=True)
-            first = await anext(events)  # nothing can answer: a 529 with its status, as Anthropic would
-            return sse.response(_relay(first, events), admission.headers())
+            first = await anext(events)  # nothing can answer: the last upstream error, as Anthropic would say it
+            answered_by = first.model if isinstance(first, StreamStart) else None
+            return sse.response(_relay(first, events), gateway_headers.for_stream(admission, answered_by))
         done = await run.complete(admission=admission, spec=spec)
     except Exception as exc:
         return _error(request, exc)
-    response = JsonResponse(anthropic_message(done.result))
-    for name, value in admission.headers().items():
+    response = JsonResponse(anthropic_body(done.result))
+    for name, value in gateway_headers.for_reply(admission, done.result).items():
         response[name] = value
     return response
+
+
+def anthropic_body(result: GatewayResult) -> dict[str, Any]:
+    """The message as upstream sent it: every usage field upstream reported (service_tier,
+    server_tool_use, output_tokens_details...) on top of the four the gateway bills."""
+    body = anthropic_message(result)
+    body["usage"] = {**body["usage"], **result.raw_usage}
+    return body
 
 
 async def _relay(first: Any, events: AsyncIterator[Any]) -> AsyncIterator[bytes]:
@@ -82,6 +98,7 @@ async def _relay(first: Any, events: AsyncIterator[Any]) -> AsyncIterator[bytes]
 
 
 @partner_key_required(Scope.MESSAGES)
+@version_required
 async def count_tokens(request: HttpRequest) -> HttpResponse:
     """Upstream's own count (free upstream, so no limits or budget); `auto` counts with the default tier."""
     refused = _not_post(request)

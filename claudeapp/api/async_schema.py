@@ -92,7 +92,7 @@ class MessagesStub(_Stub):
             202: OpenApiResponse(QueuedTurn, description="Queued as a job (conversation turns only)"),
             402: OpenApiResponse(description="A budget is spent; the message names it and when it resets"),
             502: OpenApiResponse(description="Upstream failed"),
-            503: OpenApiResponse(description="No model can answer now (stateless turns)"),
+            529: OpenApiResponse(description="No model can answer now (stateless turns; `overloaded_error`)"),
         },
         examples=[
             OpenApiExample(

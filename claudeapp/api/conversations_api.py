@@ -17,6 +17,8 @@ from claudeapp.api.pagination import ApiCursorPagination, filter_date_range
 from claudeapp.api.views import PartnerApiView
 from claudeapp.conversations import selectors, services
 from claudeapp.conversations.models import Conversation
+from routing import modelmap
+from routing.errors import RoutingError
 
 
 class ConversationOutput(serializers.Serializer):
@@ -51,7 +53,22 @@ class ConversationDetailOutput(ConversationOutput):
 # The fields a partner may set. Everything else (owner, partner key, cost, ids) is read-only by omission.
 class CreateInput(serializers.Serializer):
     title = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
-    model = serializers.CharField(max_length=100, required=False, default=Conversation.AUTO)
+    model = serializers.CharField(
+        max_length=100,
+        required=False,
+        default=Conversation.AUTO,
+        help_text="`auto`, a model id or an alias; turns sent without `model` use it.",
+    )
+
+    def validate_model(self, value: str) -> str:
+        # Checked now, not at the first turn: a typo is the creator's 400, not every later turn's 404.
+        if value.strip().lower() == Conversation.AUTO:
+            return Conversation.AUTO
+        try:
+            modelmap.resolve_model(value)
+        except RoutingError as exc:
+            raise serializers.ValidationError(f"{value!r} is not a model this gateway serves ({exc}).") from exc
+        return value
 
 
 class RenameInput(serializers.Serializer):

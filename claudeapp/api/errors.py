@@ -92,6 +92,8 @@ class _Mapping:
     message_fn: MessageFn
     headers_fn: HeadersFn | None
     anthropic_type: str | None = None
+    field: str | None = None
+    info_fn: Callable[[Any], ErrorInfo] | None = None  # the whole answer, for errors whose status depends on data
 
 
 @dataclass
@@ -102,6 +104,8 @@ class ErrorInfo:
     field: str | None = None
     headers: dict[str, str] = dataclasses.field(default_factory=dict)
     anthropic_type: str | None = None  # where /anthropic must say it in Anthropic's own vocabulary
+    # More about the error for /api/v1's `error` object, e.g. {"budget": {...}} on a 402.
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 _registry: dict[type[BaseException], _Mapping] = {}
@@ -117,9 +121,14 @@ def register_error(
     *,
     headers_fn: HeadersFn | None = None,
     anthropic_type: str | None = None,
+    field: str | None = None,
+    info_fn: Callable[[Any], ErrorInfo] | None = None,
 ) -> None:
-    """Map a domain exception (and its subclasses) to an API error. Later registrations win."""
-    _registry[exc_class] = _Mapping(status, type, message_fn, headers_fn, anthropic_type)
+    """Map a domain exception (and its subclasses) to an API error. Later registrations win.
+
+    `info_fn`, when given, builds the whole ErrorInfo (the status may depend on the exception's data);
+    status, type and message_fn then only document the usual case."""
+    _registry[exc_class] = _Mapping(status, type, message_fn, headers_fn, anthropic_type, field, info_fn)
 
 
 def _registered(exc: BaseException) -> _Mapping | None:
@@ -148,28 +157,78 @@ def register_optional() -> None:
             return
         billing = _module("billing.errors")
         if billing is not None:
-            _maybe(billing, "BudgetExceeded", 402, "budget_exceeded", _budget_message)
-            _maybe(billing, "RateLimited", 429, "rate_limit_error", lambda e: "Rate limit exceeded.", _rate_headers)
+            _maybe(billing, "BudgetExceeded", 402, "budget_exceeded", _budget_message, _budget_headers, _budget_info)
+            _maybe(billing, "RateLimited", 429, "rate_limit_error", _rate_message, _rate_headers, _rate_info)
         gateway = _module("claudeapp.claude.errors")
         if gateway is not None:
-            _maybe(gateway, "NoModelAvailable", 503, "overloaded_error", _no_model_message, _no_model_headers)
+            _maybe(gateway, "NoModelAvailable", OVERLOADED, "overloaded_error", _no_model_message, None, _no_model)
+        routing = _module("routing.errors")
+        if routing is not None:  # the same answer on every surface: 404 naming `model`, as Anthropic answers
+            for name in ("UnknownModel", "ModelDisabled"):
+                _maybe(routing, name, 404, "not_found_error", _unknown_model_message, field="model")
         _optional_registered = True
 
 
+# One status for "no model can answer now" on every surface: 529 `overloaded_error`, what Anthropic
+# itself answers (the SDK retries it and raises OverloadedError). 503 stays for our own outages (database).
+OVERLOADED = 529
+
+
 def _budget_message(exc: Any) -> str:
-    return f"Budget exceeded; it resets at {exc.resets_at.isoformat()}."
+    return exc.explain() if hasattr(exc, "explain") else f"Budget exceeded; it resets at {exc.resets_at.isoformat()}."
+
+
+def _budget_headers(exc: Any) -> dict[str, str]:
+    """x-budget-* on a 402, so a client can act without parsing the body (amounts in micro-dollars)."""
+    detail = exc.detail()
+    return {
+        "x-budget-limit": str(detail["limit_micros"]),
+        "x-budget-remaining": str(detail["remaining_micros"]),
+        "x-budget-held": str(detail["held_micros"]),
+        "x-budget-reset": detail["resets_at"],
+    }
+
+
+def _budget_info(exc: Any) -> ErrorInfo:
+    return ErrorInfo(
+        402, "budget_exceeded", _budget_message(exc), headers=_budget_headers(exc), extra={"budget": exc.detail()}
+    )
+
+
+def _rate_message(exc: Any) -> str:
+    return exc.explain() if hasattr(exc, "explain") else "Rate limit exceeded."
 
 
 def _rate_headers(exc: Any) -> dict[str, str]:
     return retry_after_headers(exc.retry_after_seconds, exc.headers)
 
 
+def _rate_info(exc: Any) -> ErrorInfo:
+    limit = {
+        "axis": getattr(exc, "axis", "") or None,
+        "scope": getattr(exc, "scope", "") or None,
+        "limit": getattr(exc, "limit_value", None),
+        "retry_after_seconds": round(exc.retry_after_seconds, 3),
+    }
+    return ErrorInfo(429, "rate_limit_error", _rate_message(exc), headers=_rate_headers(exc), extra={"limit": limit})
+
+
 def _no_model_message(exc: Any) -> str:
     return "No model is available right now; retry later."
 
 
-def _no_model_headers(exc: Any) -> dict[str, str]:
-    return retry_after_headers(exc.retry_after)
+def _no_model(exc: Any) -> ErrorInfo:
+    """Upstream's own rate limit (429, with its retry-after) is reported as such, not as an overload."""
+    last = exc.last_error
+    headers = retry_after_headers(exc.retry_after or 1.0)
+    if last is not None and last.status == 429:
+        message = "The upstream API is rate limiting this gateway; retry later."
+        return ErrorInfo(429, "rate_limit_error", message, headers=headers, extra={"limit": {"axis": "upstream"}})
+    return ErrorInfo(OVERLOADED, "overloaded_error", _no_model_message(exc), headers=headers)
+
+
+def _unknown_model_message(exc: Any) -> str:
+    return f"model: {exc.name!r} is not a model this gateway serves."
 
 
 def _module(name: str) -> Any:
@@ -184,11 +243,19 @@ def _module(name: str) -> Any:
 
 
 def _maybe(
-    module: Any, name: str, status: int, type_: str, message_fn: MessageFn, headers_fn: HeadersFn | None = None
+    module: Any,
+    name: str,
+    status: int,
+    type_: str,
+    message_fn: MessageFn,
+    headers_fn: HeadersFn | None = None,
+    info_fn: Callable[[Any], ErrorInfo] | None = None,
+    *,
+    field: str | None = None,
 ) -> None:
     cls = getattr(module, name, None)
     if isinstance(cls, type) and cls not in _registry:
-        register_error(cls, status, type_, message_fn, headers_fn=headers_fn)
+        register_error(cls, status, type_, message_fn, headers_fn=headers_fn, field=field, info_fn=info_fn)
 
 
 register_error(InvalidKey, 401, "authentication_error")
@@ -241,10 +308,14 @@ def describe(exc: BaseException) -> ErrorInfo:
 
 def _describe(exc: BaseException) -> ErrorInfo:
     mapping = _registered(exc)
+    if mapping is not None and mapping.info_fn is not None:
+        return mapping.info_fn(exc)
     if mapping is not None:
         headers = mapping.headers_fn(exc) if mapping.headers_fn else {}
         message = mapping.message_fn(exc)
-        return ErrorInfo(mapping.status, mapping.type, message, headers=headers, anthropic_type=mapping.anthropic_type)
+        return ErrorInfo(
+            mapping.status, mapping.type, message, mapping.field, headers=headers, anthropic_type=mapping.anthropic_type
+        )
     if isinstance(exc, Http404):
         return ErrorInfo(404, "not_found_error", "Not found.")
     if isinstance(exc, DjangoPermissionDenied):
@@ -286,7 +357,8 @@ def is_anthropic_path(path: str) -> bool:
 
 
 def api_error_body(info: ErrorInfo, request_id: str) -> dict[str, Any]:
-    return {"error": {"type": info.type, "message": info.message, "field": info.field}, "request_id": request_id}
+    error = {"type": info.type, "message": info.message, "field": info.field, **info.extra}
+    return {"error": error, "request_id": request_id}
 
 
 def anthropic_error_body(info: ErrorInfo, request_id: str) -> dict[str, Any]:
@@ -302,7 +374,7 @@ def _body_for(request: HttpRequest | None, info: ErrorInfo) -> dict[str, Any]:
 
 
 def _log(request: HttpRequest | None, exc: BaseException, info: ErrorInfo) -> None:
-    if info.status >= 500:
+    if info.status >= 500 and info.status != OVERLOADED:  # an overload is upstream's state, not our bug
         logger.error(
             "api %s %s failed (request id %s)",
             getattr(request, "method", "-"),
@@ -319,11 +391,17 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     info = describe(exc)
     _log(django_request, exc, info)
     set_rollback()
-    return Response(_body_for(django_request, info), status=info.status, headers=info.headers)
+    response = Response(_body_for(django_request, info), status=info.status, headers=info.headers)
+    response.reason_phrase = REASONS.get(info.status, response.reason_phrase)
+    return response
+
+
+# Statuses the http module has no phrase for (Django would say "Unknown Status Code").
+REASONS = {529: "Overloaded"}
 
 
 def _json(body: dict[str, Any], status: int, headers: dict[str, str] | None) -> JsonResponse:
-    response = JsonResponse(body, status=status)
+    response = JsonResponse(body, status=status, reason=REASONS.get(status))
     for name, value in (headers or {}).items():
         response[name] = value
     return response

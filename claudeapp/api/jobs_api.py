@@ -15,11 +15,12 @@ from claudeapp.api import jobs_schema
 from claudeapp.api.auth import HasScope, PartnerKeyAuthentication
 from claudeapp.api.bodies import ApiJSONParser
 from claudeapp.api.errors import register_error
+from claudeapp.api.pagination import ApiCursorPagination, filter_date_range
 from claudeapp.jobs import selectors, services
 from claudeapp.jobs.errors import IdempotencyConflict, InvalidPayload, InvalidTransition, InvalidWebhookUrl, JobNotFound
 from claudeapp.jobs.models import Job
 from claudeapp.jobs.rendering import job_json
-from routing.errors import RoutingError
+from routing.errors import ModelDisabled, RoutingError, UnknownModel
 
 register_error(JobNotFound, 404, "not_found_error")
 register_error(InvalidTransition, 409, "conflict_error")
@@ -55,8 +56,6 @@ class JobListCreateApi(JobsApiView):
 
     class ListInput(serializers.Serializer):
         status = serializers.ChoiceField(choices=Job.Status.values, required=False)
-        limit = serializers.IntegerField(min_value=1, max_value=100, default=20)
-        before_id = serializers.UUIDField(required=False)
 
     @jobs_schema.create(JobCreateInput)
     def post(self, request: Request) -> Response:
@@ -73,6 +72,8 @@ class JobListCreateApi(JobsApiView):
             )
         except (InvalidPayload, InvalidWebhookUrl) as exc:
             raise exceptions.ValidationError({exc.field: [str(exc)]}) from exc
+        except (UnknownModel, ModelDisabled):
+            raise  # 404 naming `model`, as on /api/v1/messages (claudeapp.api.errors)
         except RoutingError as exc:
             raise exceptions.ValidationError({"model": [str(exc)]}) from exc
         headers = {"Location": f"/api/v1/jobs/{job.id}"}
@@ -83,14 +84,11 @@ class JobListCreateApi(JobsApiView):
     @jobs_schema.listing
     def get(self, request: Request) -> Response:
         query = _valid(self.ListInput, request.query_params)
-        principal = request._request.principal
-        before = None
-        if "before_id" in query:
-            before = services.get_for_principal(job_id=query["before_id"], principal=principal)
-        rows, more = selectors.list_for_principal(
-            principal=principal, status=query.get("status"), before=before, limit=query["limit"]
-        )
-        return Response({"object": "list", "data": [job_json(job) for job in rows], "has_more": more})
+        rows = selectors.for_principal(principal=request._request.principal, status=query.get("status"))
+        rows = filter_date_range(rows, request.query_params)
+        paginator = ApiCursorPagination()
+        page = paginator.paginate_queryset(rows, request, view=self)
+        return paginator.get_paginated_response([job_json(job) for job in page])
 
 
 class JobDetailApi(JobsApiView):

@@ -32,7 +32,13 @@ class JobOutput(serializers.Serializer):
     attempts = serializers.IntegerField()
     max_attempts = serializers.IntegerField()
     next_attempt_at = serializers.DateTimeField(allow_null=True)
-    error = JobError(allow_null=True)
+    eta = serializers.DateTimeField(
+        allow_null=True,
+        help_text="Batch jobs: when the result should be in (the grouping wait, JOBS_BATCH_MAX_WAIT_SECONDS, "
+        "300 s by default, plus upstream's processing, JOBS_BATCH_EXPECTED_SECONDS). Null for queued-mode and "
+        "finished jobs.",
+    )
+    error = JobError(allow_null=True, help_text="Why the job failed, or why it is waiting; null once it succeeded")
     result = serializers.JSONField(allow_null=True, help_text="The Messages API response, once succeeded.")
     usage = serializers.JSONField(allow_null=True)
     cost_micros = serializers.IntegerField()
@@ -46,9 +52,10 @@ class JobOutput(serializers.Serializer):
 
 
 class JobList(serializers.Serializer):
-    object = serializers.CharField(default="list")
     data = JobOutput(many=True)
     has_more = serializers.BooleanField()
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
 
 
 IDEMPOTENCY_KEY = OpenApiParameter(
@@ -68,7 +75,13 @@ _CREATE = dict(
     operation_id="jobs_create",
     summary="Submit a job (202; poll it, or get a signed webhook when it ends)",
     parameters=[IDEMPOTENCY_KEY],
-    responses={202: JobOutput, 200: OpenApiResponse(JobOutput, description="Idempotent replay")},
+    responses={
+        202: OpenApiResponse(
+            JobOutput,
+            description="Accepted (or, with `Idempotent-Replayed: true`, the original job of a replayed "
+            "Idempotency-Key: same status code, same body)",
+        )
+    },
     examples=[
         OpenApiExample(
             "queued request",
@@ -92,7 +105,20 @@ _CREATE = dict(
         ),
     ],
 )
-listing = extend_schema(operation_id="jobs_list", summary="Your jobs, newest first", responses={200: JobList})
+listing = extend_schema(
+    operation_id="jobs_list",
+    summary="Your jobs, newest first (cursor pages)",
+    parameters=[
+        OpenApiParameter("status", str, enum=Job.Status.values, description="Only jobs in this status"),
+        OpenApiParameter("created_after", str, description="ISO date or date-time, inclusive"),
+        OpenApiParameter(
+            "created_before", str, description="ISO date or date-time, exclusive (a date: that day included)"
+        ),
+        OpenApiParameter("limit", int, description="Page size, 1 to 100 (default 20)"),
+        OpenApiParameter("cursor", str, description="From `next` / `previous`"),
+    ],
+    responses={200: JobList},
+)
 detail = extend_schema(operation_id="jobs_retrieve", summary="One job", responses={200: JobOutput})
 cancel = extend_schema(
     operation_id="jobs_cancel", summary="Cancel a job that has not started", request=None, responses={200: JobOutput}

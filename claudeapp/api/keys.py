@@ -15,6 +15,7 @@ import hmac
 import re
 import secrets
 import string
+import time
 import zlib
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -29,8 +30,11 @@ from claudeapp.accounts.principals import Principal
 from claudeapp.api import keycache
 from claudeapp.api.errors import InvalidKey, UnknownScope
 from claudeapp.api.models import PartnerKey, Scope
+from claudeapp.jobs import services as job_services
+from claudeapp.jobs import webhooks
 
 KEY_TYPE = "cgw"
+PRINCIPAL_KIND = "partner_key"
 ALPHABET = string.digits + string.ascii_letters
 PREFIX_LENGTH, SECRET_LENGTH, CHECKSUM_LENGTH = 12, 32, 6
 KEY_LENGTH = len(KEY_TYPE) + 1 + PREFIX_LENGTH + 1 + SECRET_LENGTH + CHECKSUM_LENGTH
@@ -88,9 +92,15 @@ def clean_scopes(scopes: Iterable[str]) -> list[str]:
 
 
 def create_key(
-    *, owner: Any, name: str, scopes: Iterable[str], expires_at: dt.datetime | None = None
+    *,
+    owner: Any,
+    name: str,
+    scopes: Iterable[str],
+    expires_at: dt.datetime | None = None,
+    rotation_grace_seconds: int | None = None,
 ) -> tuple[PartnerKey, str]:
-    """A new key and its raw value. The raw value exists only in the return value: show it once."""
+    """A new key and its raw value. The raw value exists only in the return value: show it once.
+    The key's webhook signing secret is issued with it (webhook_secret(key=...) reads it back)."""
     prefix, raw = generate()
     key = PartnerKey.objects.create(
         name=name,
@@ -100,17 +110,22 @@ def create_key(
         secret_hash=hash_key(raw),
         last4=raw[-4:],
         expires_at=expires_at,
+        rotation_grace_seconds=rotation_grace_seconds,
     )
+    webhooks.issue_secret(principal_kind=PRINCIPAL_KIND, principal_id=key.pk)
     return key, raw
 
 
-def revoke_key(*, key: PartnerKey) -> PartnerKey:
-    """Revoke now; every process refuses the key from its next request on."""
+def revoke_key(*, key: PartnerKey) -> int:
+    """Revoke now; every process refuses the key from its next request on. Its jobs that have not
+    started (queued, or waiting in a Message Batch) are canceled, so nothing it queued runs and is
+    billed later. Returns how many jobs were canceled."""
     now = timezone.now()
-    PartnerKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=now)
-    key.refresh_from_db(fields=["revoked_at"])
-    invalidate_cached(key=key)
-    return key
+    with transaction.atomic():
+        PartnerKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=now)
+        key.refresh_from_db(fields=["revoked_at"])
+        invalidate_cached(key=key)
+        return job_services.cancel_pending_for(principal_kind=PRINCIPAL_KIND, principal_id=key.pk)
 
 
 def invalidate_cached(*, key: PartnerKey) -> None:
@@ -121,12 +136,38 @@ def invalidate_cached(*, key: PartnerKey) -> None:
     transaction.on_commit(lambda: keycache.invalidate(key.prefix))
 
 
+def rotation_grace(key: PartnerKey) -> dt.timedelta:
+    """How long the old secret keeps working: the key's own setting, else PARTNER_KEY_ROTATION_GRACE_SECONDS."""
+    seconds = key.rotation_grace_seconds
+    return dt.timedelta(seconds=settings.PARTNER_KEY_ROTATION_GRACE_SECONDS if seconds is None else seconds)
+
+
 @transaction.atomic
 def rotate_key(*, key: PartnerKey) -> tuple[PartnerKey, str]:
-    """A replacement key with the same owner, name, scopes and expiry; the old one is revoked."""
-    new_key, raw = create_key(owner=key.owner, name=key.name, scopes=key.scopes, expires_at=key.expires_at)
-    revoke_key(key=key)
-    return new_key, raw
+    """A new secret for the same key (same row, prefix, scopes, budgets, limits, conversations and jobs);
+    the old secret keeps working for the grace period (`rotation_grace`), then only the new one does.
+    Rotating again before the grace ends drops the older secret at once."""
+    locked = PartnerKey.objects.select_for_update().get(pk=key.pk)
+    if locked.revoked_at is not None:
+        raise InvalidKey("revoked")
+    now = timezone.now()
+    grace = rotation_grace(locked)
+    body = f"{KEY_TYPE}_{locked.prefix}_{_random(SECRET_LENGTH)}"
+    raw = body + checksum(body)
+    locked.previous_secret_hash = locked.secret_hash if grace else ""
+    locked.previous_valid_until = now + grace if grace else None
+    locked.secret_hash, locked.last4, locked.rotated_at = hash_key(raw), raw[-4:], now
+    locked.save(update_fields=["previous_secret_hash", "previous_valid_until", "secret_hash", "last4", "rotated_at"])
+    invalidate_cached(key=locked)
+    return locked, raw
+
+
+def webhook_secret(*, key: PartnerKey) -> webhooks.SecretInfo:
+    return webhooks.secret_info(principal_kind=PRINCIPAL_KIND, principal_id=key.pk)
+
+
+def rotate_webhook_secret(*, key: PartnerKey) -> webhooks.SecretInfo:
+    return webhooks.rotate_secret(principal_kind=PRINCIPAL_KIND, principal_id=key.pk)
 
 
 # --- verification -------------------------------------------------------------------------
@@ -151,6 +192,8 @@ def load_snapshot(prefix: str) -> keycache.Snapshot | None:
         "created_at": _timestamp(key.created_at),
         "expires_at": _timestamp(key.expires_at),
         "revoked_at": _timestamp(key.revoked_at),
+        "previous_secret_hash": key.previous_secret_hash,
+        "previous_valid_until": _timestamp(key.previous_valid_until),
         "owner_id": key.owner_id,
         "owner_username": key.owner.get_username(),
         "owner_active": key.owner.is_active,
@@ -158,8 +201,17 @@ def load_snapshot(prefix: str) -> keycache.Snapshot | None:
     }
 
 
+def _matches(snapshot: keycache.Snapshot, digest: str) -> bool:
+    if hmac.compare_digest(snapshot["secret_hash"], digest):
+        return True
+    # The secret before the last rotation, during its grace period (snapshots cached before this field
+    # existed have neither key: they simply do not match).
+    previous, until = snapshot.get("previous_secret_hash") or "", snapshot.get("previous_valid_until")
+    return bool(previous) and until is not None and until > time.time() and hmac.compare_digest(previous, digest)
+
+
 def _accept(snapshot: keycache.Snapshot | None, digest: str) -> PartnerKey:
-    if snapshot is None or not hmac.compare_digest(snapshot["secret_hash"], digest):
+    if snapshot is None or not _matches(snapshot, digest):
         raise InvalidKey("unknown")
     if snapshot["revoked_at"] is not None:
         raise InvalidKey("revoked")
@@ -188,6 +240,7 @@ def _instance(snapshot: keycache.Snapshot) -> PartnerKey:
         last4=snapshot["last4"],
         created_at=_datetime(snapshot["created_at"]),
         expires_at=_datetime(snapshot["expires_at"]),
+        previous_valid_until=_datetime(snapshot.get("previous_valid_until")),
     )
     for instance in (owner, key):
         instance._state.adding, instance._state.db = False, "default"

@@ -148,7 +148,8 @@ class CountTokensInput(serializers.Serializer):
 class MessagesInput(serializers.Serializer):
     """`POST /api/v1/messages`."""
 
-    model = serializers.CharField(max_length=100, default="auto")
+    # Left out: `auto` for a stateless turn, the conversation's own model inside one.
+    model = serializers.CharField(max_length=100, required=False)
     messages = serializers.ListField(child=MessageParam(), min_length=1, max_length=MAX_MESSAGES, required=False)
     content = serializers.CharField(required=False, trim_whitespace=False, max_length=1_000_000)
     conversation_id = serializers.UUIDField(required=False, allow_null=True)

@@ -66,7 +66,7 @@ async def _stateless_turn(request: HttpRequest, v: dict[str, Any], max_tokens: i
     spec = CallSpec(
         messages=messages, max_tokens=max_tokens, system=v.get("system"), route_tags=v.get("metadata") or {}
     )
-    admission, spec = await run.admit(principal=request.principal, requested_model=v["model"], spec=spec)
+    admission, spec = await run.admit(principal=request.principal, requested_model=v.get("model") or "auto", spec=spec)
     if not v["stream"]:
         done = await run.complete(admission=admission, spec=spec)
         return _json(stateless_message(done), admission.headers())
@@ -106,7 +106,7 @@ async def _conversation_turn(request: HttpRequest, v: dict[str, Any], max_tokens
         partner_key_id=request.auth.pk,  # type: ignore[attr-defined]
         conversation_id=v["conversation_id"],
         content=v["content"],
-        model=v["model"],
+        model=v.get("model"),  # None: the conversation's own model
         max_tokens=max_tokens,
     )
     headers = prepared.admission.headers()

@@ -30,6 +30,16 @@ class PartnerKey(models.Model):
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
     expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Rotation keeps the row (the same principal: budgets, limits, conversations, jobs and usage stay
+    # with the key) and the prefix; the old secret keeps working until `previous_valid_until`.
+    previous_secret_hash = models.CharField(max_length=64, blank=True, default="", editable=False)
+    previous_valid_until = models.DateTimeField(null=True, blank=True, editable=False)
+    rotated_at = models.DateTimeField(null=True, blank=True, editable=False)
+    rotation_grace_seconds = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="How long the old key keeps working after a rotation. Empty: PARTNER_KEY_ROTATION_GRACE_SECONDS.",
+    )
 
     class Meta:
         ordering = ["-created_at"]
@@ -49,3 +59,9 @@ class PartnerKey(models.Model):
 
     def has_scope(self, scope: str) -> bool:
         return scope in self.scopes
+
+
+# The /anthropic Message Batches (claudeapp/api/batch_models.py), registered with this app.
+from claudeapp.api.batch_models import AnthropicBatch, AnthropicBatchRequest  # noqa: E402
+
+__all__ = ["AnthropicBatch", "AnthropicBatchRequest", "PartnerKey", "Scope"]

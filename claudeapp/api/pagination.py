@@ -15,7 +15,8 @@ from rest_framework.response import Response
 
 
 class ApiCursorPagination(CursorPagination):
-    """`{"data": [...], "next": url|null, "previous": url|null}`, newest first, `?limit=` up to 100.
+    """The one list shape of /api/v1: `{"data": [...], "has_more": bool, "next": url|null, "previous": url|null}`,
+    newest first, `?limit=` up to 100, `?cursor=` from `next` / `previous`.
 
     Cursor (not offset) so pages stay stable while rows are appended, and deep pages cost
     the same as the first. Views set `ordering` when `-created_at` is not right.
@@ -27,15 +28,31 @@ class ApiCursorPagination(CursorPagination):
     ordering = "-created_at"
 
     def get_paginated_response(self, data: Any) -> Response:
-        return Response({"data": data, "next": self.get_next_link(), "previous": self.get_previous_link()})
+        return Response(page_body(data, next_url=self.get_next_link(), previous_url=self.get_previous_link()))
 
     def get_paginated_response_schema(self, schema: dict[str, Any]) -> dict[str, Any]:
-        link = {"type": "string", "format": "uri", "nullable": True}
-        return {
-            "type": "object",
-            "required": ["data", "next", "previous"],
-            "properties": {"data": schema, "next": link, "previous": link},
-        }
+        return page_schema(schema)
+
+    def get_page_size(self, request: Any) -> int:
+        # A bad ?limit= is a 400 naming it, not silently the default page (DRF's own behaviour).
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is not None and not (raw.isdigit() and 1 <= int(raw) <= self.max_page_size):
+            raise serializers.ValidationError({"limit": [f"Must be an integer from 1 to {self.max_page_size}."]})
+        return super().get_page_size(request)
+
+
+def page_body(data: Any, *, next_url: str | None = None, previous_url: str | None = None) -> dict[str, Any]:
+    """A list in the one shape, also for short lists that are never paged (e.g. models)."""
+    return {"data": data, "has_more": next_url is not None, "next": next_url, "previous": previous_url}
+
+
+def page_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    link = {"type": "string", "format": "uri", "nullable": True}
+    return {
+        "type": "object",
+        "required": ["data", "has_more", "next", "previous"],
+        "properties": {"data": schema, "has_more": {"type": "boolean"}, "next": link, "previous": link},
+    }
 
 
 # Any moment a filter may name: wide enough for every real query, narrow enough that a day either

@@ -5,15 +5,14 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from billing import prices
+from billing.errors import PriceMissing
 from routing.models import Model
 
 
-def list_models() -> list[dict[str, Any]]:
-    """Enabled models of the routing model map, in picker order.
-
-    One dict per model; billing extends each with its prices (add keys here and fields to
-    `views.ModelsApi.ModelOutput`).
-    """
+def list_models(*, with_prices: bool = False) -> list[dict[str, Any]]:
+    """Enabled models of the routing model map, in picker order; with `pricing` (the price in effect
+    now, or None for a model no price covers yet: calls to it are refused) when asked."""
     models = Model.objects.filter(enabled=True).prefetch_related("aliases").order_by("sort_order", "model_id")
     return [
         {
@@ -25,9 +24,33 @@ def list_models() -> list[dict[str, Any]]:
             "aliases": sorted(alias.name for alias in model.aliases.all()),
             "retires_on": model.retires_on,
             "created_at": model.created_at,
+            **({"pricing": pricing(model.model_id)} if with_prices else {}),
         }
         for model in models
     ]
+
+
+def pricing(model_id: str) -> dict[str, Any] | None:
+    """Micro-dollars per million tokens of each token class, the batch discount and the long-prompt band."""
+    try:
+        price = prices.current_price(model_id=model_id)
+    except PriceMissing:
+        return None
+    band = None
+    if price.band_threshold_tokens is not None:
+        band = {"above_input_tokens": price.band_threshold_tokens, **_per_mtok(price.rates(banded=True))}
+    return {
+        "currency": "USD",
+        "unit": "micro-dollars per million tokens",
+        **_per_mtok(price.rates(banded=False)),
+        "batch_discount_percent": price.batch_discount_percent,
+        "long_context": band,
+        "effective_from": price.effective_from,
+    }
+
+
+def _per_mtok(rates: dict[str, int]) -> dict[str, int]:
+    return {f"{name}_per_mtok_micros": value for name, value in rates.items()}
 
 
 def _anthropic_model(row: dict[str, Any]) -> dict[str, Any]:

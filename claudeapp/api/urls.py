@@ -3,8 +3,24 @@ from __future__ import annotations
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from claudeapp.api import anthropic_views, conversations_api, messages_views, usage_api, views
-from claudeapp.api.async_schema import AnthropicMessagesStub, CountTokensStub, MessagesStub, document
+from claudeapp.api import (
+    anthropic_batch_views,
+    anthropic_views,
+    conversations_api,
+    messages_views,
+    self_service,
+    usage_api,
+    views,
+)
+from claudeapp.api.anthropic_schema import (
+    AnthropicMessagesStub,
+    BatchCancelStub,
+    BatchesStub,
+    BatchResultsStub,
+    BatchStub,
+    CountTokensStub,
+)
+from claudeapp.api.async_schema import MessagesStub, document
 
 # Included at the site root, so every route carries its full path.
 urlpatterns = [
@@ -20,6 +36,14 @@ urlpatterns = [
         name="api-conversation",
     ),
     path("api/v1/usage", usage_api.UsageApi.as_view(), name="api-usage"),
+    path("api/v1/limits", self_service.LimitsApi.as_view(), name="api-limits"),
+    path("api/v1/keys/current/rotate", self_service.KeyRotateApi.as_view(), name="api-key-rotate"),
+    path("api/v1/keys/current/webhook_secret", self_service.WebhookSecretApi.as_view(), name="api-webhook-secret"),
+    path(
+        "api/v1/keys/current/webhook_secret/rotate",
+        self_service.WebhookSecretRotateApi.as_view(),
+        name="api-webhook-secret-rotate",
+    ),
     path("anthropic/v1/models", views.AnthropicModelsApi.as_view(), name="anthropic-models"),
     path("anthropic/v1/models/<str:model_id>", views.AnthropicModelApi.as_view(), name="anthropic-model"),
     path("anthropic/v1/messages", document(anthropic_views.messages, AnthropicMessagesStub), name="anthropic-messages"),
@@ -27,5 +51,23 @@ urlpatterns = [
         "anthropic/v1/messages/count_tokens",
         document(anthropic_views.count_tokens, CountTokensStub),
         name="anthropic-count-tokens",
+    ),
+    path(
+        "anthropic/v1/messages/batches", document(anthropic_batch_views.batches, BatchesStub), name="anthropic-batches"
+    ),
+    path(
+        "anthropic/v1/messages/batches/<str:batch_id>",
+        document(anthropic_batch_views.batch, BatchStub),
+        name="anthropic-batch",
+    ),
+    path(
+        "anthropic/v1/messages/batches/<str:batch_id>/cancel",
+        document(anthropic_batch_views.cancel, BatchCancelStub),
+        name="anthropic-batch-cancel",
+    ),
+    path(
+        "anthropic/v1/messages/batches/<str:batch_id>/results",
+        document(anthropic_batch_views.results, BatchResultsStub),
+        name="anthropic-batch-results",
     ),
 ]

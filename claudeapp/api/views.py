@@ -16,6 +16,7 @@ from claudeapp.api import selectors
 from claudeapp.api.auth import HasScope
 from claudeapp.api.bodies import ApiJSONParser
 from claudeapp.api.models import Scope
+from claudeapp.api.pagination import page_body
 
 
 class PartnerApiView(APIView):
@@ -25,6 +26,28 @@ class PartnerApiView(APIView):
     permission_classes = [IsAuthenticated]
     renderer_classes = [JSONRenderer]
     parser_classes = [ApiJSONParser]
+
+
+class LongContextPricing(serializers.Serializer):
+    above_input_tokens = serializers.IntegerField()
+    input_per_mtok_micros = serializers.IntegerField()
+    output_per_mtok_micros = serializers.IntegerField()
+    cache_write_5m_per_mtok_micros = serializers.IntegerField()
+    cache_write_1h_per_mtok_micros = serializers.IntegerField()
+    cache_read_per_mtok_micros = serializers.IntegerField()
+
+
+class ModelPricing(serializers.Serializer):
+    currency = serializers.CharField()
+    unit = serializers.CharField()
+    input_per_mtok_micros = serializers.IntegerField()
+    output_per_mtok_micros = serializers.IntegerField()
+    cache_write_5m_per_mtok_micros = serializers.IntegerField()
+    cache_write_1h_per_mtok_micros = serializers.IntegerField()
+    cache_read_per_mtok_micros = serializers.IntegerField()
+    batch_discount_percent = serializers.IntegerField()
+    long_context = LongContextPricing(allow_null=True, help_text="Prices for every token once the prompt passes it")
+    effective_from = serializers.DateTimeField()
 
 
 class ModelsApi(PartnerApiView):
@@ -38,14 +61,24 @@ class ModelsApi(PartnerApiView):
         max_output_tokens = serializers.IntegerField()
         aliases = serializers.ListField(child=serializers.CharField())
         retires_on = serializers.DateField(allow_null=True)
+        pricing = ModelPricing(allow_null=True, help_text="Null: not priced yet, so calls to it are refused")
 
     @extend_schema(
         operation_id="models_list",
-        responses=inline_serializer("ModelList", {"data": ModelOutput(many=True)}),
-        summary="Models this gateway serves",
+        responses=inline_serializer(
+            "ModelList",
+            {
+                "data": ModelOutput(many=True),
+                "has_more": serializers.BooleanField(),
+                "next": serializers.URLField(allow_null=True),
+                "previous": serializers.URLField(allow_null=True),
+            },
+        ),
+        summary="Models this gateway serves, with their prices",
     )
     def get(self, request: Request) -> Response:
-        return Response({"data": self.ModelOutput(selectors.list_models(), many=True).data})
+        rows = selectors.list_models(with_prices=True)
+        return Response(page_body(self.ModelOutput(rows, many=True).data))
 
 
 class MeApi(PartnerApiView):

@@ -23,6 +23,13 @@ from claudeapp.core import logcontext, metrics
 log = logging.getLogger("claudeapp.calls")
 
 REFUSALS = (RateLimited, BudgetExceeded, UpstreamBusy)
+# Also handed every call's fields (the request log's in-process buffer registers here): each must be cheap.
+_sinks: list[Callable[[dict[str, Any]], None]] = []
+
+
+def add_sink(sink: Callable[[dict[str, Any]], None]) -> None:
+    if sink not in _sinks:
+        _sinks.append(sink)
 
 
 def recording(record: Callable[[Admission, Any], Any]) -> Callable[[Admission, Any], Any]:
@@ -52,7 +59,7 @@ def ended(admission: Admission, ending: Any, recorded: Any) -> None:
     status = status_of(ending)
     ctx = logcontext.current()
     metrics.call_ended(surface=ctx.surface or "other", status=status, model=result.model_used)
-    if not log.isEnabledFor(logging.INFO):
+    if not (_sinks or log.isEnabledFor(logging.INFO)):
         return
     fields = _base(ctx, admission, status)
     fields.update(
@@ -74,7 +81,7 @@ def failed(admission: Admission, error: BaseException, recorded: Any) -> None:
     attempts = list(getattr(error, "attempts", None) or [])
     model = attempts[-1].model if attempts else admission.decision.model_id
     metrics.call_ended(surface=ctx.surface or "other", status="failed", model=model)
-    if not log.isEnabledFor(logging.INFO):
+    if not (_sinks or log.isEnabledFor(logging.INFO)):
         return
     fields = _base(ctx, admission, "failed")
     fields.update(
@@ -94,7 +101,7 @@ def refused(*, principal: Any, requested_model: str, error: BaseException) -> No
     ctx = logcontext.current()
     kind = "budget" if isinstance(error, BudgetExceeded) else "limit"
     metrics.refused(surface=ctx.surface or "other", kind=kind, model=requested_model)
-    if not log.isEnabledFor(logging.INFO):
+    if not (_sinks or log.isEnabledFor(logging.INFO)):
         return
     fields = {
         "event": "call",
@@ -157,6 +164,10 @@ def _billed(recorded: Any, usage: dict[str, int]) -> dict[str, Any]:
 
 
 def _emit(fields: dict[str, Any]) -> None:
+    for sink in _sinks:
+        sink(fields)
+    if not log.isEnabledFor(logging.INFO):
+        return
     # The message repeats the key figures for the text format; the JSON format writes every field.
     log.info(
         "call %s model=%s in=%s out=%s cost_micros=%s",

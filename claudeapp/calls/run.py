@@ -68,6 +68,8 @@ class CallSpec:
     extra: Mapping[str, Any] | None = None  # tools, thinking, cache_control...: passed through untouched
     previous_model: str | None = None
     strict_max_tokens: bool = False  # the caller named a model: above its ceiling is a 400, not a silent cap
+    headers: Mapping[str, str] | None = None  # sent upstream with the call (/anthropic: version and betas)
+    direct: bool = False  # the caller retries itself: one attempt on the routed model, no retry, no fallback
 
 
 @dataclass(frozen=True)
@@ -170,7 +172,9 @@ async def admit(
 
 def _params(admission: Admission, spec: CallSpec) -> dict[str, Any]:
     return {
-        "models": admission.models,
+        "models": admission.models[:1] if spec.direct else admission.models,
+        "max_attempts": 1 if spec.direct else None,
+        "headers": spec.headers,
         "messages": spec.messages,
         "max_tokens": spec.max_tokens,
         "system": spec.system,

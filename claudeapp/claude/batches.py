@@ -36,9 +36,11 @@ class BatchStatus:
         return self.processing_status == "ended"
 
 
-def submit(requests: Sequence[Mapping[str, Any]]) -> BatchStatus:
-    """Create one batch of `{"custom_id", "params"}` requests; the returned status carries its id."""
-    return _call(lambda client: client.messages.batches.create(requests=list(requests)))
+def submit(requests: Sequence[Mapping[str, Any]], *, headers: Mapping[str, str] | None = None) -> BatchStatus:
+    """Create one batch of `{"custom_id", "params"}` requests; the returned status carries its id.
+    `headers` go upstream with the call (a proxied caller's anthropic-version and anthropic-beta)."""
+    extra = {"extra_headers": dict(headers)} if headers else {}
+    return _call(lambda client: client.messages.batches.create(requests=list(requests), **extra))
 
 
 def retrieve(batch_id: str) -> BatchStatus:
@@ -60,6 +62,16 @@ def results(batch_id: str) -> Iterator[tuple[str, dict[str, Any]]]:
     try:
         for line in get_client().messages.batches.results(batch_id):
             yield line.custom_id, line.result.model_dump(mode="json", exclude_none=True)
+    except UPSTREAM_EXCEPTIONS as exc:
+        raise from_exception(exc) from exc
+
+
+def result_lines(batch_id: str) -> Iterator[dict[str, Any]]:
+    """Every line of an ended batch's results as upstream wrote it (`{"custom_id", "result"}`), for
+    relaying: the fields upstream sent, nulls included, and none it did not send."""
+    try:
+        for line in get_client().messages.batches.results(batch_id):
+            yield line.model_dump(mode="json", exclude_unset=True)
     except UPSTREAM_EXCEPTIONS as exc:
         raise from_exception(exc) from exc
 

@@ -69,6 +69,7 @@ class _Request:
     stop_sequences: Sequence[str] | None = None
     extra: Mapping[str, Any] | None = None
     timeout: float | None = None
+    headers: Mapping[str, str] | None = None  # the caller's anthropic-version / anthropic-beta (/anthropic)
 
     @property
     def streams_internally(self) -> bool:
@@ -84,6 +85,8 @@ class _Request:
                 params[name] = value
         if self.extra:
             params["extra_body"] = dict(self.extra)  # tools, thinking, cache_control...: passed through untouched
+        if self.headers:
+            params["extra_headers"] = dict(self.headers)
         if stream:
             params["stream"] = True
         return params
@@ -176,6 +179,7 @@ class _Run:
             ttft_ms=ttft_ms,
             truncated=truncated,
             ratelimit_headers=ratelimit_headers(headers),
+            raw_usage=dict(builder.raw_usage),
         )
 
     def _fallback_reason(self, model: str) -> str | None:
@@ -235,10 +239,11 @@ def complete(
     timeout: float | None = None,
     breaker: Breaker | None = None,
     max_attempts: int | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> GatewayResult:
     """One full answer, trying each model of the chain in turn. Never call it from async code."""
     _refuse_inside_event_loop()
-    req = _Request(messages, max_tokens, system, metadata, stop_sequences, extra, timeout)
+    req = _Request(messages, max_tokens, system, metadata, stop_sequences, extra, timeout, headers)
     run, brk = _Run(models, max_attempts), breaker or default_breaker
     for model in run.models:
         for attempt in range(1, run.max_attempts + 1):
@@ -313,9 +318,10 @@ async def acomplete(
     timeout: float | None = None,
     breaker: Breaker | None = None,
     max_attempts: int | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> GatewayResult:
     """One full answer, trying each model of the chain in turn."""
-    req = _Request(messages, max_tokens, system, metadata, stop_sequences, extra, timeout)
+    req = _Request(messages, max_tokens, system, metadata, stop_sequences, extra, timeout, headers)
     run, brk = _Run(models, max_attempts), breaker or default_breaker
     for model in run.models:
         for attempt in range(1, run.max_attempts + 1):
@@ -379,6 +385,7 @@ async def astream(
     timeout: float | None = None,
     breaker: Breaker | None = None,
     max_attempts: int | None = None,
+    headers: Mapping[str, str] | None = None,
     raw_events: bool = False,
 ) -> AsyncIterator[StreamEvent]:
     """Stream one answer. Failures before the first text delta are retried / fall back unseen;
@@ -388,7 +395,7 @@ async def astream(
     relaying them verbatim. The events before the first delta of any kind (message_start, ...) are
     held back until then, so a retry or fallback before it stays invisible as well.
     """
-    req = _Request(messages, max_tokens, system, metadata, stop_sequences, extra, timeout)
+    req = _Request(messages, max_tokens, system, metadata, stop_sequences, extra, timeout, headers)
     run, brk = _Run(models, max_attempts), breaker or default_breaker
     for model in run.models:
         async with aclosing(_astream_model(model, req, run, brk, raw_events)) as events:

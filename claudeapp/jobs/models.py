@@ -188,3 +188,26 @@ class WebhookDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.job_id} #{self.attempt} -> {self.status_code or self.error[:40]}"
+
+
+class WebhookSecret(models.Model):
+    """A principal's webhook signing secret, once it was issued or rotated (before that, the secret is
+    derived from JOBS_WEBHOOK_SECRET, see webhooks.secret_for). Stored in clear: signing needs it, and
+    the partner can read it back through the API. After a rotation the previous secret signs too until
+    `previous_valid_until`, so receivers can switch without missing a delivery."""
+
+    principal_kind = models.CharField(max_length=20)
+    principal_id = models.BigIntegerField()
+    secret = models.CharField(max_length=100)
+    previous_secret = models.CharField(max_length=100, blank=True, default="")
+    previous_valid_until = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    rotated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["principal_kind", "principal_id"], name="jobs_webhooksecret_principal")
+        ]
+
+    def __str__(self) -> str:
+        return f"webhook secret of {self.principal_kind} {self.principal_id}"

@@ -16,6 +16,7 @@ from uuid import UUID
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from claudeapp.accounts.principals import Principal
@@ -25,7 +26,17 @@ from claudeapp.jobs.models import Job
 from claudeapp.jobs.publish import enqueue
 from claudeapp.jobs.runner import run
 
-__all__ = ["cancel", "create", "discard", "enqueue", "get_for_principal", "request_hash", "requeue", "run"]
+__all__ = [
+    "cancel",
+    "cancel_pending_for",
+    "create",
+    "discard",
+    "enqueue",
+    "get_for_principal",
+    "request_hash",
+    "requeue",
+    "run",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +110,38 @@ def cancel(*, job_id: UUID | str, principal: Principal | None = None) -> Job:
             batches.release_for_cancel(job=job)
         transitions.cancel(job=job)
     return job
+
+
+KEY_REVOKED = upstream.Failure(
+    retryable=False,
+    retry_after=None,
+    status=None,
+    error_type="key_revoked",
+    message="Canceled: the API key that submitted this job was revoked before it ran.",
+    request_id="",
+)
+
+
+def cancel_pending_for(*, principal_kind: str, principal_id: int) -> int:
+    """Cancel every job of a principal that has not started: queued ones, and batch jobs waiting in a
+    submitted Message Batch (their holds go back). A queued call already running cannot be taken back
+    and finishes. Returns how many were canceled. For a revoked key, so nothing it queued runs later."""
+    canceled = 0
+    with transaction.atomic():
+        pending = (
+            Job.objects.select_for_update()
+            .filter(principal_kind=principal_kind, principal_id=principal_id)
+            .filter(Q(status=Job.Status.QUEUED) | Q(status=Job.Status.RUNNING, mode=Job.Mode.BATCH))
+            .order_by("pk")  # locks in pk order, as every other multi-row lock here
+        )
+        for job in pending:
+            if job.status == Job.Status.RUNNING:
+                batches.release_for_cancel(job=job)
+            transitions.cancel(job=job, failure=KEY_REVOKED)
+            canceled += 1
+    if canceled:
+        logger.info("canceled %d pending job(s) of %s %s", canceled, principal_kind, principal_id)
+    return canceled
 
 
 def requeue(*, job_id: UUID | str, principal: Principal | None = None) -> Job:

@@ -123,7 +123,7 @@ def wait_for_room(*, job: Job, failure: Failure, delay: float) -> None:
     """Our rate limit had no room: queued again until it has, the attempt given back, so a job can wait
     any number of times without running out of attempts."""
     check(job=job, action="wait_for_room")
-    _set_error(job, failure)  # says why the job waits; kept (like a retried 529) once it succeeds
+    _set_error(job, failure)  # says why the job waits; cleared once it succeeds
     job.attempts = max(job.attempts - 1, 0)
     _requeue_in(job, delay)
 
@@ -179,8 +179,12 @@ def succeed(
     check(job=job, action="succeed")
     job.result, job.usage, job.model_used, job.cost_micros = result, usage, model_used, cost_micros
     job.upstream_request_id, job.upstream_message_id = upstream_request_id, upstream_message_id
+    # An earlier attempt's error (a retried 529, a wait for rate-limit room) is history once the job
+    # succeeded; a partner reading `error` on a succeeded job would take it for a problem.
+    job.last_error_type = job.last_error_message = job.last_error_request_id = ""
+    job.last_error_status = None
     _end(job, S.SUCCEEDED, "result", "usage", "model_used", "cost_micros", "upstream_request_id",
-         "upstream_message_id")  # fmt: skip
+         "upstream_message_id", *ERROR_FIELDS)  # fmt: skip
 
 
 def fail(*, job: Job, failure: Failure) -> None:
@@ -197,9 +201,14 @@ def bury(*, job: Job, failure: Failure) -> None:
     _end(job, S.DEAD, *ERROR_FIELDS)
 
 
-def cancel(*, job: Job) -> None:
+def cancel(*, job: Job, failure: Failure | None = None) -> None:
+    """`failure` says why when the partner did not ask for it (e.g. its key was revoked)."""
     check(job=job, action="cancel")
-    _end(job, S.CANCELED)
+    if failure is None:
+        _end(job, S.CANCELED)
+        return
+    _set_error(job, failure)
+    _end(job, S.CANCELED, *ERROR_FIELDS)
 
 
 def discard(*, job: Job) -> None:

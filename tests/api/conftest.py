@@ -87,3 +87,24 @@ def seeded_api(transactional_db, gateway_settings):
     from tests.fixtures.live_web import seed_for_web
 
     seed_for_web()
+
+
+@pytest.fixture
+def queued_job(db):
+    """make(key, mode=..., status=..., batch=...) -> a Job row of the key's principal, as jobs.services.create
+    leaves it (routed payload); for tests of what happens to a key's jobs, not of how they are created."""
+    from claudeapp.jobs.models import Job
+
+    def make(key, *, mode="queue", status="queued", batch=None):
+        return Job.objects.create(
+            principal_kind="partner_key",
+            principal_id=key.pk,
+            user_id=key.owner_id,
+            payload={"model": "claude-haiku-5-5", "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}]},
+            mode=mode,
+            status=status,
+            model_requested="auto",
+            batch=batch,
+        )
+
+    return make

@@ -40,7 +40,8 @@ KINDS = {
 
 
 def send(url: str, method: str, body: bytes, *, chunked: bool, key: str) -> httpx.Response:
-    headers = {"x-api-key": key, "content-type": "application/json"}
+    # anthropic-version: every /anthropic call names one (the /api/v1 endpoints ignore it)
+    headers = {"x-api-key": key, "content-type": "application/json", "anthropic-version": "2023-06-01"}
     if chunked:  # a generator has no length: httpx sends Transfer-Encoding: chunked
         content = (body[i : i + 65536] for i in range(0, len(body), 65536))
         return httpx.request(method, url, content=content, headers=headers, timeout=60)

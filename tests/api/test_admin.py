@@ -50,16 +50,40 @@ def test_the_revoke_action_stops_the_key_at_once(admin_client, partner_key_facto
         keys.verify(key.raw)
 
 
-def test_the_rotate_action_shows_the_new_key_once_and_revokes_the_old(admin_client, partner_key_factory):
+def test_the_rotate_action_shows_the_new_key_once_and_the_old_works_for_its_grace(admin_client, partner_key_factory):
     key = partner_key_factory(scopes=["jobs"])
     response = admin_client.post(
         "/admin/api/partnerkey/", {"action": "rotate", "_selected_action": [key.pk]}, follow=True
     )
-    shown = set(KEY_RE.findall(response.content.decode()))
+    page = response.content.decode()
+    shown = set(KEY_RE.findall(page))
     assert len(shown) == 1 and key.raw not in shown
-    assert keys.verify(shown.pop()).scopes == ["jobs"]
+    assert keys.verify(shown.pop()).pk == key.pk  # the same key: budgets, limits and jobs stay with it
+    assert keys.verify(key.raw).pk == key.pk
+    assert keys.webhook_secret(key=key).secret in page  # shown with the key
+
+
+def test_the_operator_sets_a_keys_rotation_grace_in_the_admin(admin_client, partner_key_factory):
+    key = partner_key_factory(scopes=["models"])
+    response = admin_client.post(
+        f"/admin/api/partnerkey/{key.pk}/change/",
+        {"name": key.name, "scopes": ["models"], "expires_at_0": "", "expires_at_1": "", "rotation_grace_seconds": "0"},
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    admin_client.post("/admin/api/partnerkey/", {"action": "rotate", "_selected_action": [key.pk]})
     with pytest.raises(InvalidKey):
-        keys.verify(key.raw)
+        keys.verify(key.raw)  # no grace: the old key stops at once
+
+
+def test_the_revoke_action_says_how_many_queued_jobs_it_canceled(admin_client, partner_key_factory, queued_job):
+    key = partner_key_factory(scopes=["jobs"])
+    job = queued_job(key)
+    response = admin_client.post(
+        "/admin/api/partnerkey/", {"action": "revoke", "_selected_action": [key.pk]}, follow=True
+    )
+    assert "Revoked 1 key(s); canceled 1 job(s)" in response.content.decode()
+    job.refresh_from_db()
+    assert job.status == "canceled" and job.last_error_type == "key_revoked"
 
 
 def test_editing_scopes_in_the_admin_applies_at_once(admin_client, partner_key_factory):

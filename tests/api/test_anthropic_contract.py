@@ -175,12 +175,12 @@ def test_a_rate_limit_is_a_rate_limit_error_whose_retry_after_the_sdk_honours(li
     assert wait == pytest.approx(int(headers["retry-after"]), abs=0.01)
 
 
-def test_a_spent_budget_is_an_api_status_error_402(live_gateway, key):
+def test_a_spent_budget_is_a_payment_required_error_of_type_billing_error(live_gateway, key):
     Budget.objects.create(scope="partner_key", scope_id=key.pk, period="month", limit_micros=1)
-    with pytest.raises(anthropic.APIStatusError) as caught:
+    with pytest.raises(anthropic.PaymentRequiredError) as caught:
         sdk(live_gateway, key.raw).messages.create(model="claude-opus-5-5", max_tokens=8, messages=HI)
     assert caught.value.status_code == 402
-    assert caught.value.body["error"]["type"] == "budget_exceeded"
+    assert caught.value.body["error"]["type"] == "billing_error"
 
 
 def test_when_no_model_can_answer_the_sdk_raises_overloaded_error(live_gateway, key):
@@ -199,7 +199,7 @@ def test_malformed_bodies_are_400s_in_anthropics_shape(live_gateway, key):
         response = httpx.post(
             f"{live_gateway.url}/anthropic/v1/messages",
             content=raw,
-            headers={"x-api-key": key.raw, "content-type": "application/json"},
+            headers={"x-api-key": key.raw, "content-type": "application/json", "anthropic-version": "2023-06-01"},
         )
         assert response.status_code == 400
         assert response.json()["type"] == "error"

@@ -143,7 +143,8 @@ def test_garbage_headers_never_cause_a_5xx(client, key):
     [
         ("budget", 402, "budget_exceeded"),
         ("ratelimit", 429, "rate_limit_error"),
-        ("nomodel", 503, "overloaded_error"),
+        ("nomodel", 529, "overloaded_error"),  # one overload status on every surface: Anthropic's
+        ("upstream429", 429, "rate_limit_error"),  # upstream's own 429 is not reported as an overload
         ("conflict", 409, "conflict_error"),
     ],
 )
@@ -158,6 +159,41 @@ def test_rate_limited_carries_retry_after_and_rate_limit_headers(client, key):
     response = client.get("/api/v1/_test/raise/ratelimit", **bearer(key))
     assert response["retry-after"] == "3"
     assert response["x-ratelimit-limit-requests"] == "60" and response["x-ratelimit-remaining-requests"] == "0"
+
+
+def test_a_402_names_the_budget_with_what_remains_what_is_held_and_when_it_resets(client, key):
+    response = client.get("/api/v1/_test/raise/budget-partly", **bearer(key))
+    error = response.json()["error"]
+    assert error["budget"] == {
+        "id": 7, "scope": "partner_key", "scope_id": 1, "period": "month", "limit_micros": 1000,
+        "spent_micros": 700, "held_micros": 200, "remaining_micros": 100, "requested_micros": 400,
+        "resets_at": "2026-12-01T00:00:00+00:00", "reason": "insufficient",
+    }  # fmt: skip
+    assert "lower max_tokens" in error["message"] and "partner_key 1 (month)" in error["message"]
+    assert response["x-budget-remaining"] == "100" and response["x-budget-held"] == "200"
+    assert response["x-budget-limit"] == "1000" and response["x-budget-reset"] == "2026-12-01T00:00:00+00:00"
+
+
+def test_a_budget_used_up_says_so_rather_than_asking_for_a_smaller_request(client, key):
+    error = client.get("/api/v1/_test/raise/budget-spent", **bearer(key)).json()["error"]
+    assert error["budget"]["reason"] == "exhausted" and error["budget"]["remaining_micros"] == 0
+    assert "is used up" in error["message"] and "max_tokens" not in error["message"]
+
+
+def test_a_429_names_the_limit_that_refused(client, key):
+    response = client.get("/api/v1/_test/raise/ratelimit-named", **bearer(key))
+    error = response.json()["error"]
+    assert error["limit"] == {
+        "axis": "output-tokens",
+        "scope": "partner_key",
+        "limit": 8000,
+        "retry_after_seconds": 2.2,
+    }
+    assert (
+        error["message"]
+        == "Rate limit exceeded: output tokens per minute (8000) of the partner_key policy; retry in 3 s."
+    )
+    assert response["retry-after"] == "3"
 
 
 def test_an_unexpected_exception_is_500_api_error_with_the_request_id(client, key, caplog):
@@ -176,7 +212,7 @@ def test_anthropic_paths_answer_in_anthropics_error_shape(client, key):
     body = response.json()
     assert body == {
         "type": "error",
-        "error": {"type": "rate_limit_error", "message": "Rate limit exceeded."},
+        "error": {"type": "rate_limit_error", "message": "Rate limit exceeded; retry in 3 s."},
         "request_id": response["request-id"],
     }
 

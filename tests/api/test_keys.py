@@ -101,13 +101,43 @@ def test_a_key_whose_owner_is_deactivated_stops_working(partner_key_factory, dja
         keys.verify(key.raw)
 
 
-def test_rotate_issues_a_new_key_and_revokes_the_old(partner_key_factory):
+def test_rotate_keeps_the_key_and_lets_the_old_secret_work_for_the_grace_period(partner_key_factory, settings):
+    settings.PARTNER_KEY_ROTATION_GRACE_SECONDS = 3600
     old = partner_key_factory(scopes=["jobs"])
     new, raw = keys.rotate_key(key=old)
-    assert raw != old.raw and new.scopes == ["jobs"] and new.owner_id == old.owner_id
-    assert keys.verify(raw).pk == new.pk
+    assert raw != old.raw and raw.startswith(f"cgw_{old.prefix}_") and new.pk == old.pk
+    assert keys.verify(raw).pk == old.pk and keys.verify(old.raw).pk == old.pk  # both, during the grace
+    assert dt.timedelta(minutes=59) < new.previous_valid_until - timezone.now() <= dt.timedelta(hours=1)
+    PartnerKey.objects.filter(pk=old.pk).update(previous_valid_until=timezone.now() - dt.timedelta(seconds=1))
+    keys.invalidate_cached(key=old)
+    with pytest.raises(InvalidKey):
+        keys.verify(old.raw)  # the grace is over
+    assert keys.verify(raw).scopes == ["jobs"]
+
+
+def test_the_keys_own_grace_overrides_the_setting_and_zero_ends_the_old_secret_at_once(partner_key_factory):
+    old = partner_key_factory()
+    PartnerKey.objects.filter(pk=old.pk).update(rotation_grace_seconds=0)
+    _, raw = keys.rotate_key(key=old)
+    keys.verify(raw)
     with pytest.raises(InvalidKey):
         keys.verify(old.raw)
+
+
+def test_a_second_rotation_drops_the_first_secret_at_once(partner_key_factory):
+    first = partner_key_factory()
+    _, second = keys.rotate_key(key=first)
+    _, third = keys.rotate_key(key=first)
+    assert keys.verify(second).pk == keys.verify(third).pk == first.pk
+    with pytest.raises(InvalidKey):
+        keys.verify(first.raw)
+
+
+def test_a_revoked_key_cannot_be_rotated_back_to_life(partner_key_factory):
+    key = partner_key_factory()
+    keys.revoke_key(key=key)
+    with pytest.raises(InvalidKey):
+        keys.rotate_key(key=key)
 
 
 def test_unknown_scopes_are_refused_at_creation(user_factory):

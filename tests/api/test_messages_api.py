@@ -157,7 +157,7 @@ async def test_a_streamed_conversation_turn_that_cannot_be_answered_is_queued_to
     assert response.status_code == 202 and response.json()["status"] == "queued"
 
 
-async def test_a_stateless_turn_nothing_can_answer_is_a_503_overloaded_error(aclient, aclose_loop_clients):
+async def test_a_stateless_turn_nothing_can_answer_is_a_529_overloaded_error(aclient, aclose_loop_clients):
     for stream in (False, True):
         body = {
             "model": "claude-haiku-5-5",
@@ -165,8 +165,8 @@ async def test_a_stateless_turn_nothing_can_answer_is_a_503_overloaded_error(acl
             "messages": [{"role": "user", "content": "[[fault:529]] x"}],
         }
         response = await _post(aclient, body)
-        assert response.status_code == 503
-        assert response.json()["error"]["type"] == "overloaded_error"
+        assert response.status_code == 529  # what /anthropic (and Anthropic) answer: one status for overload
+        assert response.json()["error"]["type"] == "overloaded_error" and int(response["retry-after"]) >= 1
     assert not await LedgerEntry.objects.aexists() and not await Reservation.objects.aexists()
 
 
@@ -188,15 +188,49 @@ async def test_rate_limited_calls_get_429_with_retry_after_and_limit_headers(acl
     assert limited.status_code == 429
     assert limited.json()["error"]["type"] == "rate_limit_error"
     assert int(limited["retry-after"]) >= 1 and limited["x-ratelimit-limit-requests"] == "1"
+    assert limited.json()["error"]["limit"] | {"retry_after_seconds": 0} == {
+        "axis": "requests", "scope": "partner_key", "limit": 1, "retry_after_seconds": 0,
+    }  # fmt: skip
+    assert limited.json()["error"]["message"].startswith("Rate limit exceeded: requests per minute (1)")
 
 
 async def test_an_exhausted_budget_is_a_402_naming_it_and_its_reset(aclient, key, aclose_loop_clients):
-    await Budget.objects.acreate(scope="partner_key", scope_id=key.pk, period="month", limit_micros=1)
+    budget = await Budget.objects.acreate(scope="partner_key", scope_id=key.pk, period="month", limit_micros=0)
     response = await _post(aclient, {"model": "claude-opus-5-5", "messages": HI})
     assert response.status_code == 402
-    message = response.json()["error"]["message"]
-    assert "budget" in message.lower() and "resets" in message
+    error = response.json()["error"]
+    detail = error["budget"]
+    assert (detail["id"], detail["scope"], detail["period"], detail["reason"]) == (budget.pk, "partner_key", "month",
+                                                                                    "exhausted")  # fmt: skip
+    assert detail["remaining_micros"] == 0 and detail["requested_micros"] > 0
+    assert "is used up" in error["message"] and detail["resets_at"] in error["message"]
+    assert response["x-budget-remaining"] == "0" and response["x-budget-reset"] == detail["resets_at"]
     assert not await LedgerEntry.objects.aexists()
+
+
+async def test_a_request_larger_than_what_is_left_is_told_to_lower_max_tokens(aclient, key, aclose_loop_clients):
+    await Budget.objects.acreate(scope="partner_key", scope_id=key.pk, period="day", limit_micros=20_000)
+    response = await _post(aclient, {"model": "claude-opus-5-5", "messages": HI, "max_tokens": 32_000})
+    assert response.status_code == 402
+    error = response.json()["error"]
+    assert error["budget"]["reason"] == "insufficient" and error["budget"]["remaining_micros"] == 20_000
+    assert error["budget"]["requested_micros"] > 20_000 and "lower max_tokens" in error["message"]
+    small = await _post(aclient, {"model": "claude-opus-5-5", "messages": HI, "max_tokens": 16})
+    assert small.status_code == 200, small.content  # the advice works
+
+
+async def test_a_conversations_model_is_checked_at_creation_and_used_by_its_turns(aclient, aclose_loop_clients):
+    bad = await aclient.post("/api/v1/conversations", {"model": "nope"}, content_type="application/json")
+    assert bad.status_code == 400 and bad.json()["error"]["field"] == "model"
+    created = await aclient.post("/api/v1/conversations", {"model": "claude-opus-5-5"}, content_type="application/json")
+    assert created.status_code == 201 and created.json()["model"] == "claude-opus-5-5"
+    turn = await _post(aclient, {"conversation_id": created.json()["id"], "content": "Hello"})
+    assert turn.status_code == 200, turn.content
+    assert turn.json()["model"] == "claude-opus-5-5" and turn["x-route-model"] == "claude-opus-5-5"
+    other = await _post(
+        aclient, {"conversation_id": created.json()["id"], "content": "Hi", "model": "claude-haiku-5-5"}
+    )
+    assert other.json()["model"] == "claude-haiku-5-5"  # a turn's own model still wins
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
 from tests.api.conftest import bearer
@@ -8,10 +10,22 @@ pytestmark = pytest.mark.django_db
 
 
 def test_models_lists_enabled_models_in_picker_order(client, partner_key_factory, model_map):
+    from billing.models import PriceVersion
+
+    PriceVersion.objects.create(
+        model=model_map["claude-sonnet-5-5"], effective_from=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+        input_micros=3_000_000, output_micros=15_000_000, cache_write_5m_micros=3_750_000,
+        cache_write_1h_micros=6_000_000, cache_read_micros=300_000, batch_discount_percent=50,
+        band_threshold_tokens=200_000, band_input_micros=6_000_000, band_output_micros=22_500_000,
+        band_cache_write_5m_micros=7_500_000, band_cache_write_1h_micros=12_000_000, band_cache_read_micros=600_000,
+    )  # fmt: skip
     response = client.get("/api/v1/models", **bearer(partner_key_factory(scopes=["models"])))
     assert response.status_code == 200, response.json()
-    data = response.json()["data"]
+    body = response.json()
+    assert (body["has_more"], body["next"], body["previous"]) == (False, None, None)  # the one list shape
+    data = body["data"]
     assert [row["id"] for row in data] == ["claude-opus-5-5", "claude-sonnet-5-5", "claude-haiku-5-5"]
+    assert data[0]["pricing"] is None  # not priced: calls to it are refused, so the partner is told
     sonnet = data[1]
     assert sonnet == {
         "id": "claude-sonnet-5-5",
@@ -21,6 +35,25 @@ def test_models_lists_enabled_models_in_picker_order(client, partner_key_factory
         "max_output_tokens": 64_000,
         "aliases": ["moderate"],
         "retires_on": None,
+        "pricing": {
+            "currency": "USD",
+            "unit": "micro-dollars per million tokens",
+            "input_per_mtok_micros": 3_000_000,
+            "output_per_mtok_micros": 15_000_000,
+            "cache_write_5m_per_mtok_micros": 3_750_000,
+            "cache_write_1h_per_mtok_micros": 6_000_000,
+            "cache_read_per_mtok_micros": 300_000,
+            "batch_discount_percent": 50,
+            "long_context": {
+                "above_input_tokens": 200_000,
+                "input_per_mtok_micros": 6_000_000,
+                "output_per_mtok_micros": 22_500_000,
+                "cache_write_5m_per_mtok_micros": 7_500_000,
+                "cache_write_1h_per_mtok_micros": 12_000_000,
+                "cache_read_per_mtok_micros": 600_000,
+            },
+            "effective_from": "2026-01-01T00:00:00Z",
+        },
     }
 
 

@@ -9,6 +9,7 @@ import pytest
 from django.conf import settings
 
 from claudeapp.api import keys
+from claudeapp.api.models import PartnerKey
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -55,7 +56,16 @@ def test_revoking_a_key_stops_it_in_another_process_without_waiting_for_its_cach
 @pytest.mark.django_db(transaction=True)
 def test_rotating_a_key_switches_every_process_over_at_once(partner_key_factory, second_process):
     key = partner_key_factory()
+    PartnerKey.objects.filter(pk=key.pk).update(rotation_grace_seconds=0)  # no grace: the old one stops now
     assert second_process(key.raw) == "ok"
     _, raw = keys.rotate_key(key=key)
-    assert second_process(key.raw) == "denied:revoked"
+    assert second_process(key.raw) == "denied:unknown"
     assert second_process(raw) == "ok"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_during_the_grace_every_process_takes_both_the_old_and_the_new_key(partner_key_factory, second_process):
+    key = partner_key_factory()
+    assert second_process(key.raw) == "ok"  # warm there with the old secret only
+    _, raw = keys.rotate_key(key=key)
+    assert second_process(raw) == "ok" and second_process(key.raw) == "ok"

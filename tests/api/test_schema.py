@@ -32,12 +32,57 @@ def test_every_operation_documents_the_error_shape(schema):
         "type",
         "message",
         "field",
+        "budget",  # on a 402
+        "limit",  # on a 429
     }
     for path, operations in schema["paths"].items():
         for operation in operations.values():
             ref = operation["responses"]["401"]["content"]["application/json"]["schema"]["$ref"]
             expected = "AnthropicError" if path.startswith("/anthropic/") else "Error"
             assert ref == f"#/components/schemas/{expected}", path
+
+
+def _site_schema(client, settings):
+    settings.ROOT_URLCONF = "claudeapp.urls"  # every route of the site, jobs included
+    return client.get("/api/schema/?format=json").json()
+
+
+def test_billed_operations_document_402_429_and_529_with_their_headers(client, settings):
+    paths = _site_schema(client, settings)["paths"]
+    for path, method in (("/api/v1/messages", "post"), ("/api/v1/jobs", "post"), ("/anthropic/v1/messages", "post")):
+        responses = paths[path][method]["responses"]
+        assert {"402", "429", "529"} <= set(responses), path
+        assert set(responses["402"]["headers"]) >= {"X-Budget-Remaining", "X-Budget-Reset", "X-Request-Id"}
+        assert "Retry-After" in responses["429"]["headers"] and "Retry-After" in responses["529"]["headers"]
+    assert "503" not in paths["/api/v1/messages"]["post"]["responses"]  # overload is 529 everywhere
+    routed = paths["/api/v1/messages"]["post"]["responses"]["200"]["headers"]
+    assert {"X-Route-Model", "X-RateLimit-Remaining-Requests"} <= set(routed)
+
+
+def test_every_response_documents_the_request_id_header(client, settings):
+    for path, operations in _site_schema(client, settings)["paths"].items():
+        for operation in operations.values():
+            for status, response in operation["responses"].items():
+                assert "X-Request-Id" in response.get("headers", {}), (path, status)
+
+
+def test_the_jobs_operations_document_the_replay_conflicts_and_list_filters(client, settings):
+    paths = _site_schema(client, settings)["paths"]
+    create = paths["/api/v1/jobs"]["post"]["responses"]
+    assert "200" not in create and {"Location", "Idempotent-Replayed"} <= set(create["202"]["headers"])
+    assert "409" in create and "409" in paths["/api/v1/jobs/{job_id}/cancel"]["post"]["responses"]
+    listing = paths["/api/v1/jobs"]["get"]
+    assert {p["name"] for p in listing["parameters"]} >= {
+        "status",
+        "created_after",
+        "created_before",
+        "limit",
+        "cursor",
+    }
+    page = listing["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+    job = _site_schema(client, settings)["components"]["schemas"]
+    assert set(job[page]["properties"]) == {"data", "has_more", "next", "previous"}
+    assert "eta" in job["JobOutput"]["properties"]
 
 
 def test_the_docs_page_renders_with_no_external_urls(client):

@@ -16,6 +16,7 @@ from tests.api.hostile import KINDS, TEXT, send
 
 pytestmark = pytest.mark.django_db(transaction=True)
 MAX_EXAMPLES = 12  # per operation and mode: the whole run stays well under a minute
+VERSION = {"anthropic-version": "2023-06-01"}  # every /anthropic call names one; /api/v1 ignores it
 _TURN = {"max_tokens": 16, "messages": [{"role": "user", "content": "Say hello."}]}
 VALID_BODIES = {
     "POST /api/v1/messages": {"model": "claude-haiku-5-5", **_TURN},
@@ -47,7 +48,7 @@ def test_no_request_makes_the_api_fail_or_break_its_schema(live_gateway, full_ke
         case = next(op for op in operations if op.label == label).Case(body=body, media_type="application/json")
         case.call_and_validate(
             base_url=live_gateway.url,
-            headers={"x-api-key": full_key.raw},
+            headers={"x-api-key": full_key.raw, **VERSION},
             checks=[not_a_server_error, response_schema_conformance],
             timeout=20,
         )
@@ -107,7 +108,7 @@ def _exercise(operation, base_url: str, raw_key: str) -> None:
     def run(case) -> None:
         case.call_and_validate(
             base_url=base_url,
-            headers={"x-api-key": raw_key},
+            headers={"x-api-key": raw_key, **VERSION},
             checks=[not_a_server_error, response_schema_conformance],
             timeout=20,
         )

@@ -33,9 +33,9 @@ def seeded_prices(db):
     prices._cache.clear()
 
 
-def _bill(principal: Principal, model: str, n: int) -> None:
+def _bill(principal: Principal, model: str, n: int, kind: str = "message") -> None:
     ledger.record_once(
-        principal=principal, kind="message", subject=f"s{n}", model_id=model,
+        principal=principal, kind=kind, subject=f"s{n}", model_id=model,
         usage=Usage(input_tokens=100 * n, output_tokens=10 * n), price=prices.current_price(model_id=model),
         event_key=f"test:{principal.key}:{model}:{n}", batch=False,
     )  # fmt: skip
@@ -86,3 +86,29 @@ def test_another_keys_usage_is_not_counted_and_the_scope_is_required(key, partne
     no_scope = APIClient()
     no_scope.credentials(**bearer(partner_key_factory(scopes=["messages"])))
     assert no_scope.get("/api/v1/usage").status_code == 403
+
+
+def test_the_routers_classifier_calls_are_their_own_line_and_subtotal(key):
+    me = _key_principal(key)
+    _bill(me, "claude-haiku-5-5", 1)
+    _bill(me, "claude-haiku-5-5", 2, kind="classification")  # the router asked Haiku for a label
+    _bill(me, "claude-haiku-5-5", 3, kind="classification")
+    _bill(me, "claude-opus-5-5", 4)
+    client = APIClient()
+    client.credentials(**bearer(key))
+    body = client.get("/api/v1/usage").json()
+    rows = {(row["model"], row["kind"]): row for row in body["data"]}
+    assert set(rows) == {
+        ("claude-haiku-5-5", "calls"),
+        ("claude-haiku-5-5", "classifier"),
+        ("claude-opus-5-5", "calls"),
+    }
+    assert (
+        rows[("claude-haiku-5-5", "calls")]["requests"] == 1
+        and rows[("claude-haiku-5-5", "calls")]["input_tokens"] == 100
+    )
+    classifier = rows[("claude-haiku-5-5", "classifier")]
+    assert (classifier["requests"], classifier["input_tokens"]) == (2, 500)
+    billed = LedgerEntry.objects.filter(principal_id=key.pk, kind="classification").aggregate(s=Sum("cost_micros"))["s"]
+    assert classifier["cost_micros"] == billed == body["totals"]["classifier"]["cost_micros"] > 0
+    assert body["totals"]["requests"] == 4 and body["totals"]["classifier"]["requests"] == 2

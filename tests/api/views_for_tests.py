@@ -52,6 +52,18 @@ def _raise(name: str) -> None:
             spent_micros=11,
             resets_at=dt.datetime(2026, 12, 1, tzinfo=dt.UTC),
         )
+    if name in ("budget-spent", "budget-partly"):
+        spent = 1000 if name == "budget-spent" else 700
+        raise BudgetExceeded(
+            scope="partner_key", scope_id=1, limit_micros=1000, spent_micros=spent, budget_id=7, period="month",
+            held_micros=200, requested_micros=400, resets_at=dt.datetime(2026, 12, 1, tzinfo=dt.UTC),
+        )  # fmt: skip
+    if name == "ratelimit-named":
+        raise RateLimited(retry_after_seconds=2.2, axis="output-tokens", scope="partner_key", limit_value=8000)
+    if name == "upstream429":
+        from claudeapp.claude.errors import UpstreamRateLimited
+
+        raise NoModelAvailable(models=["claude-opus-5-5"], last_error=UpstreamRateLimited("slow", retry_after=60))
     if name == "ratelimit":
         raise RateLimited(
             retry_after_seconds=2.2, headers={"x-ratelimit-limit-requests": "60", "x-ratelimit-remaining-requests": "0"}

@@ -39,8 +39,8 @@ def test_the_dashboard_shows_spend_per_day_model_and_principal_to_staff(staff_cl
     assert response.status_code == 200
     body = response.content.decode()
     assert "claude-opus-5-5" in body and "claude-haiku-5-5" in body
-    assert f"user {billed.id}" in body
-    assert "$0.03" in body  # 14_000 + 14_000 + 350 micros
+    assert f'href="/admin/accounts/user/{billed.id}/change/"' in body  # named and linked, not "user 7"
+    assert '<strong id="spend-total">$0.0284</strong>' in body  # 14_000 + 14_000 + 350 micros, as rows read
 
 
 def test_the_dashboard_and_the_export_are_staff_only(client, user_factory):

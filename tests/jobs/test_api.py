@@ -100,9 +100,11 @@ def test_a_private_webhook_url_is_refused_with_a_400_naming_the_field(key_client
     assert Job.objects.count() == 0
 
 
-def test_an_unknown_model_is_a_400_on_model(key_client):
+def test_an_unknown_model_is_a_404_naming_it_as_on_messages(key_client):
     response = key_client().post("/api/v1/jobs", {**_body(), "model": "claude-nope"}, format="json")
-    assert response.status_code == 400 and response.json()["error"]["field"] == "model"
+    error = response.json()["error"]
+    assert response.status_code == 404 and error["type"] == "not_found_error" and "'claude-nope'" in error["message"]
+    assert Job.objects.count() == 0
 
 
 def test_a_key_without_the_jobs_scope_is_refused(key_client):

@@ -62,9 +62,9 @@ def test_replay_shows_how_the_mix_would_change_and_publish_makes_the_draft_live(
     assert report.count == 3 and len(report.changes) == 1
     assert report.published.rows[("claude-sonnet-5-5", "sync")].requests == 3
     assert report.draft.rows[("claude-opus-5-5", "sync")].requests == 1
-    assert b"1 decisions would change" in page.content and b"Publish" in page.content
+    assert b"1 of 3 decisions would go elsewhere" in page.content and b"publish-link" in page.content
 
-    response = admin_client.post(f"/admin/routing/ruleset/{draft.pk}/publish/")
+    response = admin_client.post(f"/admin/routing/ruleset/{draft.pk}/publish/", {"confirm": "on"})
     assert response.status_code == 302
     draft.refresh_from_db()
     assert draft.status == RuleSet.Status.PUBLISHED

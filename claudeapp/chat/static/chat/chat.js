@@ -37,10 +37,13 @@
     const url = chat.dataset.estimateUrl;
     if (!url || controller) return;
     const params = new URLSearchParams({ model: model.value, chars: String(prompt.value.length) });
+    if (window.chatAttachments) params.set("attachments", window.chatAttachments.ids());
     try {
       const response = await fetch(url + "?" + params, { headers: { Accept: "application/json" } });
       if (!response.ok) return;
       const data = await response.json();
+      const estimate = document.getElementById("estimate");  // tokens and worst case, always shown (attachments.js)
+      if (estimate) estimate.textContent = "≈" + data.input_tokens.toLocaleString() + " tokens in · up to " + data.worst_case;
       const warning = data.over_budget
         ? "This message could cost up to " + data.worst_case + ", more than the " + data.budget_left + " left in your budget."
         : "";
@@ -50,6 +53,7 @@
   }
   prompt.addEventListener("input", scheduleEstimate);
   model.addEventListener("change", scheduleEstimate);
+  document.addEventListener("attachments:change", scheduleEstimate);
   if (chat.dataset.estimateUrl) scheduleEstimate();
 
   prompt.addEventListener("keydown", (event) => {
@@ -66,8 +70,10 @@
     let sendUrl = chat.dataset.sendUrl;
     if (!sendUrl) sendUrl = await createConversation();
     if (!sendUrl) return;
+    await window.chatAttachments?.ready();  // files still uploading go with this message
     prompt.value = "";
-    await send(sendUrl, { content: text, model: model.value, background: document.getElementById("background")?.checked ? "1" : "" }, text);
+    const attachments = window.chatAttachments?.ids() || "";
+    await send(sendUrl, { content: text, model: model.value, attachments, background: document.getElementById("background")?.checked ? "1" : "" }, text);
   });
 
   messages.addEventListener("click", async (event) => {
@@ -96,6 +102,11 @@
   async function send(url, fields, userText, replaceArticle) {
     document.getElementById("empty-state")?.remove();
     if (userText !== null) messages.append(userBubble(userText));
+    if (userText !== null && fields.attachments) {
+      const files = window.chatAttachments.preview();
+      if (files) messages.lastElementChild.prepend(files);
+      window.chatAttachments.clear();
+    }
     const answer = assistantBubble();
     if (replaceArticle) replaceArticle.replaceWith(answer); else messages.append(answer);
     scrollDown();
