@@ -351,7 +351,9 @@ async def acomplete(
 
 async def _acall(model: str, req: _Request, builder: MessageBuilder) -> Mapping[str, str]:
     stream = req.streams_internally
-    async with transport.post_messages(req.body(model, stream=stream), model=model, timeout=req.timeout) as resp:
+    async with transport.post_messages(
+        req.body(model, stream=stream), model=model, timeout=req.timeout, headers=req.headers
+    ) as resp:
         builder.request_id = resp.request_id
         if stream:
             async for event, data in resp.sse():
@@ -458,7 +460,9 @@ class _UpstreamStream:
 
     async def events(self) -> AsyncIterator[StreamEvent]:
         body = self.req.body(self.model, stream=True)
-        async with transport.post_messages(body, model=self.model, timeout=self.req.timeout) as resp:
+        async with transport.post_messages(
+            body, model=self.model, timeout=self.req.timeout, headers=self.req.headers
+        ) as resp:
             self.headers, self.builder.request_id = resp.headers, resp.request_id
             async for name, data in resp.sse():
                 text = self.builder.feed(name, data)
