@@ -62,7 +62,7 @@ def _load_coverage() -> dict[tuple[str, int | None], list[int]]:
 # process applies here within BILLING_CACHE_SECONDS (like prices and rate-limit policies); limits
 # and spend are always read by the hold UPDATE itself, and a cached id whose row is gone or disabled
 # makes reserve() reload and retry (see _StaleCoverage).
-_coverage = redisconn.VersionedCache("budgets", _load_coverage)
+_coverage = redisconn.cached("budgets", _load_coverage)
 
 
 class _StaleCoverage(Exception):

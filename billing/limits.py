@@ -38,7 +38,7 @@ _AXES = {
     "output_tokens_per_minute": "output-tokens",
 }
 Policies = list[RateLimitPolicy]
-_policies = redisconn.VersionedCache("ratelimits", lambda: list(RateLimitPolicy.objects.filter(enabled=True)))
+_policies = redisconn.cached("ratelimits", lambda: list(RateLimitPolicy.objects.filter(enabled=True)))
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,9 @@ from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 from django.utils import timezone
 
+from billing import redisconn
 from billing.errors import PriceMissing
 from billing.models import PriceVersion
-from billing.redisconn import VersionedCache
 
 
 def _load() -> dict[str, list[PriceVersion]]:
@@ -22,7 +22,7 @@ def _load() -> dict[str, list[PriceVersion]]:
     return dict(by_model)
 
 
-_cache = VersionedCache("prices", _load)
+_cache = redisconn.cached("prices", _load)
 
 
 def current_price(*, model_id: str, at: dt.datetime | None = None) -> PriceVersion:

@@ -1,18 +1,22 @@
-"""Billing's Redis helpers (pipelined script batches, namespaced keys, versioned caches) over the
-project's one raw client, claudeapp.core.redisconn."""
+"""Billing's Redis helpers (pipelined script batches, namespaced keys) over the project's one client,
+claudeapp.core.redisconn. Its per-process caches are claudeapp.core.versioned's."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import time
+from collections.abc import Callable
+from typing import TypeVar
 
 import redis
 from django.conf import settings
 
 from claudeapp.core.redisconn import UNAVAILABLE, client
+from claudeapp.core.versioned import VersionedCache
 
-__all__ = ["UNAVAILABLE", "Batch", "VersionedCache", "batch", "client", "key"]
+T = TypeVar("T")
+
+__all__ = ["UNAVAILABLE", "Batch", "batch", "cached", "client", "key"]
 
 log = logging.getLogger(__name__)
 
@@ -57,39 +61,6 @@ def key(*parts: object) -> str:
     return ":".join([prefix, "billing", *map(str, parts)])
 
 
-class VersionedCache:
-    """A per-process cache that reloads when a Redis version key moves, checked at most every BILLING_CACHE_SECONDS.
-
-    Many processes each hold a copy; an admin save bumps the key, so all of them reload within that time.
-    When Redis is down the copy is simply reloaded as often.
-    """
-
-    def __init__(self, name: str, loader) -> None:  # type: ignore[no-untyped-def]
-        self.name, self.loader = name, loader
-        self._value: object = None
-        self._version: bytes | None = None
-        self._checked_at = float("-inf")
-
-    def get(self):  # type: ignore[no-untyped-def]
-        now = time.monotonic()
-        if now - self._checked_at < settings.BILLING_CACHE_SECONDS and self._value is not None:
-            return self._value
-        try:
-            version: bytes | None = client().get(key("version", self.name))
-            unreachable = False
-        except UNAVAILABLE:
-            version, unreachable = b"unavailable", True
-        if self._value is None or unreachable or version != self._version:
-            self._value = self.loader()
-            self._version = version
-        self._checked_at = now
-        return self._value
-
-    def clear(self) -> None:
-        """Drop this process's copy (tests; and after writes this process must see at once)."""
-        self._value, self._checked_at = None, float("-inf")
-
-    def bump(self) -> None:
-        self._checked_at = float("-inf")
-        with contextlib.suppress(*UNAVAILABLE):  # other processes reload within the cache time anyway
-            client().incr(key("version", self.name))
+def cached(name: str, loader: Callable[[], T]) -> VersionedCache[T]:
+    """A per-process copy of a billing table, checked against Redis every BILLING_CACHE_SECONDS."""
+    return VersionedCache(f"billing:{name}", loader, refresh=lambda: settings.BILLING_CACHE_SECONDS)

@@ -1,9 +1,9 @@
 """The model map as an immutable per-process snapshot: enabled models, aliases, fallback chains and
 the published routing rules.
 
-Every web and worker process keeps one snapshot and checks a version token in Redis at most every
-MODEL_MAP_REFRESH_SECONDS; any save or delete of a Model, ModelAlias, RuleSet or RoutingRule writes a
-new token after commit, so an admin edit is live everywhere within that time, with no restart and
+Every web and worker process keeps one snapshot (claudeapp/core/versioned.py) and checks its version
+in Redis at most every MODEL_MAP_REFRESH_SECONDS; any save or delete of a Model, ModelAlias, RuleSet or
+RoutingRule bumps it after commit, so an admin edit is live everywhere within that time, with no restart and
 no database query on the hot path in between.
 """
 
@@ -11,26 +11,21 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import threading
-import time
-import uuid
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.core.cache import cache
 from django.db import transaction
 
+from claudeapp.core.versioned import VersionedCache
 from routing.errors import ModelDisabled, UnknownModel
 
 if TYPE_CHECKING:
     from routing.rules import CompiledRule
 
 log = logging.getLogger(__name__)
-
-VERSION_KEY = "routing:modelmap:version"
 
 
 @dataclass(frozen=True)
@@ -109,44 +104,22 @@ class ModelMap:
         return tuple(m for m in seen if self.models[m].enabled)
 
 
-_lock = threading.Lock()
-_state: dict[str, object] = {"map": None, "checked_at": float("-inf")}
+_cache: VersionedCache[ModelMap] = VersionedCache(
+    "modelmap", lambda: load(), refresh=lambda: settings.MODEL_MAP_REFRESH_SECONDS
+)
 
 
 def get_model_map() -> ModelMap:
-    """The current snapshot; reloads from Postgres only when the Redis version token moved."""
-    snapshot: ModelMap | None = _state["map"]  # type: ignore[assignment]
-    now = time.monotonic()
-    if snapshot is not None and now - _state["checked_at"] < settings.MODEL_MAP_REFRESH_SECONDS:  # type: ignore[operator]
-        return snapshot
-    version = _read_version()
-    if snapshot is None or version is None or version != snapshot.version:
-        with _lock:
-            snapshot = load(version=version)
-            _state["map"] = snapshot
-    _state["checked_at"] = now
-    return snapshot
+    """The current snapshot; reloads from Postgres only when the Redis version counter moved."""
+    return _cache.get()
 
 
 async def aget_model_map() -> ModelMap:
     """get_model_map() for async code: free when fresh, a thread hop when it must check Redis or reload."""
-    snapshot: ModelMap | None = _state["map"]  # type: ignore[assignment]
-    if snapshot is not None and time.monotonic() - _state["checked_at"] < settings.MODEL_MAP_REFRESH_SECONDS:  # type: ignore[operator]
+    snapshot = _cache.fresh()
+    if snapshot is not None:
         return snapshot
     return await sync_to_async(get_model_map, thread_sensitive=False)()
-
-
-def _read_version() -> str | None:
-    try:
-        version = cache.get(VERSION_KEY)
-        if version is None:
-            # No token yet (fresh Redis, evicted key): agree on one, or every process would reload
-            # the whole map at every refresh interval. add() is SET NX: the first writer wins.
-            cache.add(VERSION_KEY, uuid.uuid4().hex, timeout=None)
-            version = cache.get(VERSION_KEY)
-        return version
-    except Exception:  # Redis down: treat as "unknown", reload every refresh interval
-        return None
 
 
 def load(*, version: str | None = None) -> ModelMap:
@@ -180,17 +153,12 @@ def load(*, version: str | None = None) -> ModelMap:
 
 def invalidate_local() -> None:
     """Make this process reload on its next read (tests, and right after a local edit)."""
-    _state["map"] = None
-    _state["checked_at"] = float("-inf")
+    _cache.clear()
 
 
 def bump_version() -> None:
     """Tell every process the map changed. Called on commit of any model-map or rule edit."""
-    invalidate_local()
-    try:
-        cache.set(VERSION_KEY, uuid.uuid4().hex, timeout=None)
-    except Exception:  # Redis down: other processes reload every interval anyway (version unknown)
-        log.warning("routing: could not bump the model map version")
+    _cache.bump()
 
 
 def changed() -> None:

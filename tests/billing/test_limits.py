@@ -83,7 +83,8 @@ def test_input_tokens_per_minute_refuse_the_request_that_would_overflow(principa
         _acquire(principal, input_tokens=4000)
     # 2000 tokens short at 10_000 per minute: about 12 s
     assert 11 < caught.value.retry_after_seconds <= 12
-    assert caught.value.headers["x-ratelimit-remaining-input-tokens"] == "2000"
+    # 2000 left, plus what the bucket refilled meanwhile (166 a second: a slow machine sees a few)
+    assert 2000 <= int(caught.value.headers["x-ratelimit-remaining-input-tokens"]) <= 2100
     _acquire(principal, input_tokens=2000)  # what fits still passes
 
 

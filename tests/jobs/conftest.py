@@ -166,7 +166,7 @@ def no_worker(job_workers: Workers, seeded_models) -> None:
 
 @pytest.fixture
 def seeded_models(transactional_db) -> None:
-    from billing import prices, redisconn
+    from billing import prices
     from billing import seed as billing_seed
     from routing import seed as routing_seed
 
@@ -174,7 +174,7 @@ def seeded_models(transactional_db) -> None:
     billing_seed.run(stdout=StringIO())
     prices._cache.clear()
     # Every test reseeds prices with new ids: move the shared version key so workers reload theirs.
-    redisconn.client().set(redisconn.key("version", "prices"), uuid.uuid4().int % 2**62)
+    prices._cache.bump()
 
 
 @pytest.fixture

@@ -26,9 +26,10 @@ def isolated_cache(settings):
     settings.CACHES = caches  # Django drops its cache handlers on this change
     settings.ROUTER_CLASSIFIER_CACHE_SECONDS = 120
     yield caches["default"]["KEY_PREFIX"]
-    from django.core.cache import cache
+    from claudeapp.core.redisconn import client
+    from claudeapp.core.versioned import version_key
 
-    cache.delete(modelmap.VERSION_KEY)
+    client().delete(version_key("modelmap"))
 
 
 @pytest.fixture(autouse=True)
