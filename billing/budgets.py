@@ -48,6 +48,21 @@ _CHARGE_SQL = (
 )
 _RELEASE_SQL = f"UPDATE {_TABLE} SET reserved_micros = reserved_micros - %(release)s WHERE id = %(id)s"  # noqa: S608
 _CLAIM_SQL = f"DELETE FROM {Reservation._meta.db_table} WHERE id = %s"  # noqa: S608
+# settle() for one budget: after the ledger's CTEs (`e`, `r`), the claim and the charge, each only when
+# the entry went in; one row back: the entry's id (or NULL) and the charged budget's figures for alerts.
+_SETTLE_ONE_SQL = "".join(
+    (
+        "WITH {ctes}, ",
+        f"d AS (DELETE FROM {Reservation._meta.db_table} WHERE id = %(reservation)s ",  # noqa: S608
+        "AND EXISTS (SELECT 1 FROM e) RETURNING id), ",
+        f"c AS (UPDATE {_TABLE} SET spent_micros = {_SPENT} + %(cost)s, ",  # noqa: S608
+        f"period_start = GREATEST(period_start, {_START}), ",
+        "reserved_micros = reserved_micros - (CASE WHEN EXISTS (SELECT 1 FROM d) THEN %(release)s ELSE 0 END) ",
+        "WHERE id = %(id)s AND EXISTS (SELECT 1 FROM e) ",
+        "RETURNING spent_micros, limit_micros, period_start, alert_thresholds, alert_webhook_url) ",
+        "SELECT (SELECT id FROM e), c.* FROM (SELECT 1) AS one LEFT JOIN c ON true",
+    )
+)
 
 
 def _load_coverage() -> dict[tuple[str, int | None], list[int]]:
@@ -155,6 +170,8 @@ def check(*, principal: Principal, model_id: str, input_tokens: int, max_tokens:
 def _hold(reservation: Reservation, ids: list[int]) -> Reservation:
     if not ids:
         return reservation  # nothing covers the principal: no transaction at all
+    if len(ids) == 1:
+        return _hold_one(reservation, ids[0])
     with transaction.atomic():
         params = _starts(timezone.now())
         with connection.cursor() as cursor:
@@ -165,6 +182,20 @@ def _hold(reservation: Reservation, ids: list[int]) -> Reservation:
         reservation.budget_ids = ids
         rows.insert(reservation)
     return reservation
+
+
+def _hold_one(reservation: Reservation, pk: int) -> Reservation:
+    """The common case, one covering budget: the conditional UPDATE and the reservation row in one
+    statement (one round trip, atomic on its own), the row written only when the hold was taken."""
+    reservation.budget_ids = [pk]
+    insert, values = rows.insert_sql(reservation, select_from="h")
+    sql = f"WITH h AS ({_HOLD_SQL} RETURNING id) {insert}"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, {**_starts(timezone.now()), "id": pk, "amount": reservation.amount_micros, **values})
+        row = cursor.fetchone()
+    if row is None:
+        raise _exceeded(pk, reservation.amount_micros)
+    return rows.saved(reservation, row[0])
 
 
 def _exceeded(pk: int, amount: int) -> BudgetExceeded | _StaleCoverage:
@@ -207,22 +238,44 @@ def settle(
     model_id = model_id or reservation.model_id
     price = reservation.price_version if model_id == reservation.model_id else current_price(model_id=model_id)
     principal = Principal(kind=reservation.principal_kind, id=reservation.principal_id, user_id=reservation.user_id)  # type: ignore[arg-type]
+    entry = ledger.entry_for(
+        principal=principal,
+        kind=kind,
+        subject=subject,
+        model_id=model_id,
+        usage=usage,
+        price=price,
+        event_key=event_key,
+        batch=reservation.batch,
+        upstream_request_id=upstream_request_id,
+        upstream_message_id=upstream_message_id,
+    )
+    if len(reservation.budget_ids) == 1 and reservation.pk is not None:
+        return _settle_one(reservation, entry)
     with transaction.atomic():
-        entry, created = ledger.record_once(
-            principal=principal,
-            kind=kind,
-            subject=subject,
-            model_id=model_id,
-            usage=usage,
-            price=price,
-            event_key=event_key,
-            batch=reservation.batch,
-            upstream_request_id=upstream_request_id,
-            upstream_message_id=upstream_message_id,
-        )
+        entry, created = ledger.insert(entry=entry)
         if created and reservation.budget_ids:
             held = _claim(reservation)
             _charge(reservation, cost=entry.cost_micros, release=reservation.amount_micros if held else 0)
+    return entry
+
+
+def _settle_one(reservation: Reservation, entry: LedgerEntry) -> LedgerEntry:
+    """settle() for one covering budget in one statement: the entry and its rollup, the claim of the
+    reservation and the charge, each only when the entry went in (a known event key changes nothing)."""
+    ctes, params = ledger.insert_ctes(entry)
+    budget_id = reservation.budget_ids[0]
+    sql = _SETTLE_ONE_SQL.replace("{ctes}", ctes)
+    params.update(
+        _starts(timezone.now()),
+        reservation=reservation.pk, cost=entry.cost_micros, release=reservation.amount_micros, id=budget_id,
+    )  # fmt: skip
+    with connection.cursor() as cursor:  # atomic on its own; on_commit hooks run when it is durable
+        cursor.execute(sql, params)
+        pk, *charged = cursor.fetchone()
+    entry, created = ledger.inserted(entry, pk)
+    if created and charged[0] is not None:
+        _alert_if_crossed(budget_id, *charged)
     return entry
 
 

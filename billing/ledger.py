@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
@@ -50,6 +51,41 @@ def record(
     return entry
 
 
+def entry_for(
+    *,
+    principal: Principal,
+    kind: str,
+    subject: str,
+    model_id: str,
+    usage: Usage,
+    price: PriceVersion,
+    event_key: str,
+    batch: bool = False,
+    upstream_request_id: str = "",
+    upstream_message_id: str = "",
+) -> LedgerEntry:
+    """The unsaved entry billing `usage` at `price`."""
+    return LedgerEntry(
+        event_key=event_key,
+        principal_kind=principal.kind,
+        principal_id=principal.id,
+        user_id=principal.user_id,
+        kind=kind,
+        subject=subject,
+        model_id=model_id,
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        cache_write_5m_tokens=usage.cache_write_5m_tokens,
+        cache_write_1h_tokens=usage.cache_write_1h_tokens,
+        cache_read_tokens=usage.cache_read_tokens,
+        cost_micros=compute_cost(price=price, usage=usage, batch=batch).total_micros,
+        price_version=price,
+        batch=batch,
+        upstream_request_id=upstream_request_id,
+        upstream_message_id=upstream_message_id,
+    )
+
+
 def record_once(
     *,
     principal: Principal,
@@ -64,35 +100,20 @@ def record_once(
     upstream_message_id: str = "",
 ) -> tuple[LedgerEntry, bool]:
     """Like `record`, also saying whether this call wrote the entry (False: billed before)."""
-    return insert(
-        entry=LedgerEntry(
-            event_key=event_key,
-            principal_kind=principal.kind,
-            principal_id=principal.id,
-            user_id=principal.user_id,
-            kind=kind,
-            subject=subject,
-            model_id=model_id,
-            input_tokens=usage.input_tokens,
-            output_tokens=usage.output_tokens,
-            cache_write_5m_tokens=usage.cache_write_5m_tokens,
-            cache_write_1h_tokens=usage.cache_write_1h_tokens,
-            cache_read_tokens=usage.cache_read_tokens,
-            cost_micros=compute_cost(price=price, usage=usage, batch=batch).total_micros,
-            price_version=price,
-            batch=batch,
-            upstream_request_id=upstream_request_id,
-            upstream_message_id=upstream_message_id,
-        )
-    )
+    return insert(entry=entry_for(**locals()))
 
 
 def insert(*, entry: LedgerEntry) -> tuple[LedgerEntry, bool]:
     """Insert an unsaved entry and its rollup increment atomically; (existing, False) on a known event key."""
-    pk = _insert_with_rollup(entry)
+    return inserted(entry, _insert_with_rollup(entry))
+
+
+def inserted(entry: LedgerEntry, pk: int | None) -> tuple[LedgerEntry, bool]:
+    """After the statement of insert_ctes: the entry saved as `pk`, or the one billed before (pk None)."""
     if pk is None:
         return LedgerEntry.objects.get(event_key=entry.event_key), False
     entry.pk = pk
+    entry._state.adding, entry._state.db = False, connection.alias
     transaction.on_commit(functools.partial(_count, entry))  # every billed token passes here, once
     return entry, True
 
@@ -109,29 +130,40 @@ def _count(entry: LedgerEntry) -> None:
     )
 
 
-def _insert_with_rollup(entry: LedgerEntry) -> int | None:
-    # One statement, so one round trip and atomic on its own: the entry (or nothing on a known event key;
-    # a concurrent insert of the same key waits on the unique index, then takes the DO NOTHING branch)
-    # and, only when the entry went in, the rollup increment (a data-modifying CTE always runs, once).
+def insert_ctes(entry: LedgerEntry) -> tuple[str, dict[str, Any]]:
+    """`e` (the entry, or no row on a known event key) and `r` (its rollup increment, only when the
+    entry went in), as the CTEs of one statement, with their named parameters. A concurrent insert
+    of the same key waits on the unique index, then takes the DO NOTHING branch; a data-modifying
+    CTE always runs, once, so callers may add CTEs of their own that read `e`."""
     fields = [f for f in LedgerEntry._meta.concrete_fields if not f.primary_key]
-    for f in fields:
+    params: dict[str, Any] = {}
+    for i, f in enumerate(fields):
         f.pre_save(entry, add=True)
+        params[f"l{i}"] = f.get_db_prep_save(getattr(entry, f.attname), connection)
     columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-    values = [f.get_db_prep_save(getattr(entry, f.attname), connection) for f in fields]
     table = DailyRollup._meta.db_table
     summed = (*_TOKEN_COLUMNS, "cost_micros")
     increments = ", ".join(f"{c} = {table}.{c} + EXCLUDED.{c}" for c in ("requests", *summed))
-    sql = (
-        f"WITH e AS (INSERT INTO {LedgerEntry._meta.db_table} ({columns}) "  # noqa: S608  (names from model meta)
-        f"VALUES ({', '.join(['%s'] * len(fields))}) ON CONFLICT (event_key) DO NOTHING RETURNING id), "
+    params.update(
+        r_day=billing_day(entry.created_at), r_kind=entry.principal_kind, r_principal=entry.principal_id,
+        r_model=entry.model_id, **{f"r_{c}": getattr(entry, c) for c in summed},
+    )  # fmt: skip
+    values = ", ".join(f"%(l{i})s" for i in range(len(fields)))
+    rolled = ", ".join(f"%(r_{c})s" for c in summed)
+    ctes = (
+        f"e AS (INSERT INTO {LedgerEntry._meta.db_table} ({columns}) "  # noqa: S608  (names from model meta)
+        f"VALUES ({values}) ON CONFLICT (event_key) DO NOTHING RETURNING id), "
         f"r AS (INSERT INTO {table} (day, principal_kind, principal_id, model_id, requests, {', '.join(summed)}) "
-        f"SELECT %s, %s, %s, %s, 1, {', '.join(['%s'] * len(summed))} FROM e "
-        f"ON CONFLICT (day, principal_kind, principal_id, model_id) DO UPDATE SET {increments}) "
-        "SELECT id FROM e"
+        f"SELECT %(r_day)s, %(r_kind)s, %(r_principal)s, %(r_model)s, 1, {rolled} FROM e "
+        f"ON CONFLICT (day, principal_kind, principal_id, model_id) DO UPDATE SET {increments})"
     )
-    values += [billing_day(entry.created_at), entry.principal_kind, entry.principal_id, entry.model_id]
-    values += [getattr(entry, c) for c in summed]
+    return ctes, params
+
+
+def _insert_with_rollup(entry: LedgerEntry) -> int | None:
+    # One statement, so one round trip and atomic on its own (see insert_ctes).
+    ctes, params = insert_ctes(entry)
     with connection.cursor() as cursor:
-        cursor.execute(sql, values)
+        cursor.execute(f"WITH {ctes} SELECT id FROM e", params)  # noqa: S608  (CTEs from model meta)
         row = cursor.fetchone()
     return row[0] if row else None

@@ -35,3 +35,27 @@ def insert(instance: models.Model) -> int:
     instance._state.adding = False
     instance._state.db = connection.alias
     return instance.pk
+
+
+def insert_sql(instance: models.Model, *, select_from: str) -> tuple[str, dict[str, object]]:
+    """`INSERT ... SELECT <instance's values> FROM <select_from> RETURNING pk`, with named parameters
+    (v0, v1...): the row goes in once per row of `select_from`, a CTE of the caller's statement."""
+    _, fields = _plan(type(instance))
+    model = type(instance)
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    pk = connection.ops.quote_name(model._meta.pk.column)
+    values = {f"v{i}": f.get_db_prep_save(f.pre_save(instance, add=True), connection) for i, f in enumerate(fields)}
+    placeholders = ", ".join(f"%({name})s" for name in values)
+    sql = (
+        f"INSERT INTO {connection.ops.quote_name(model._meta.db_table)} ({columns}) "  # noqa: S608  (names from model meta)
+        f"SELECT {placeholders} FROM {select_from} RETURNING {pk}"
+    )
+    return sql, values
+
+
+def saved(instance: models.Model, pk: int) -> models.Model:
+    """Mark `instance` saved as `pk` (after an insert_sql statement)."""
+    instance.pk = pk
+    instance._state.adding = False
+    instance._state.db = connection.alias
+    return instance
