@@ -320,7 +320,7 @@ CELERY_BEAT_SCHEDULE["billing-roll-over-budgets"] = {"task": "billing.tasks.roll
 BILLING_ALERT_EMAILS = env.list("BILLING_ALERT_EMAILS", default=[])
 EMAIL_BACKEND = env.str(
     "EMAIL_BACKEND",
-    default="django.core.mail.backends.console.EmailBackend" if DEBUG else "django.core.mail.backends.smtp.EmailBackend",
+    default=f"django.core.mail.backends.{'console' if DEBUG else 'smtp'}.EmailBackend",
 )
 EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
 EMAIL_PORT = env.int("EMAIL_PORT", default=25)

@@ -49,7 +49,8 @@ class GatewayResult:
     ttft_ms: float | None = None
     truncated: bool = False
     ratelimit_headers: dict[str, str] = field(default_factory=dict)
-    raw_usage: dict[str, Any] = field(default_factory=dict)  # upstream's usage as sent (service_tier, server_tool_use...)
+    # Upstream's usage as sent (service_tier, server_tool_use...).
+    raw_usage: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
