@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "claudeapp.chat",
     "claudeapp.api",
     "claudeapp.requestlog",
+    "claudeapp.portal",
 ]
 
 MIDDLEWARE = [
