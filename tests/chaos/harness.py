@@ -216,7 +216,7 @@ class Web(WebServer):
     """tests/fixtures/live_web.py's uvicorn process, given longer to start: a cluster starts several
     Django processes at once on two cores."""
 
-    def _wait_ready(self, timeout: float = 120.0) -> None:
+    def _wait_ready(self, timeout: float = 300.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and self.proc.poll() is None:
             with contextlib.suppress(httpx.HTTPError):
@@ -248,7 +248,7 @@ class CeleryProcess:
             )  # fmt: skip
         self._wait_ready()
 
-    def _wait_ready(self, timeout: float = 120.0) -> None:
+    def _wait_ready(self, timeout: float = 300.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and self.proc.poll() is None:
             if self._ready in self.log_path.read_text(errors="replace"):
