@@ -30,7 +30,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "claudeapp.settings")
 MODEL = "claude-haiku-5-5"
 
 
-def wait_ready(urls: list[str], timeout: float = 120.0) -> None:
+def wait_ready(urls: list[str], timeout: float = 300.0) -> None:
     deadline = time.monotonic() + timeout
     for url in urls:
         while True:

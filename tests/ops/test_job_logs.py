@@ -62,9 +62,13 @@ def sole_consumer(json_worker) -> Iterator[None]:
     from celery import current_app
 
     ours = json_worker.name.replace("%h", socket.gethostname())
-    replies = current_app.control.ping(timeout=2.0)
-    others = [name for reply in replies for name in reply if name != ours]
-    assert ours in [name for reply in replies for name in reply], f"our worker did not answer a ping: {replies}"
+    names: set[str] = set()
+    for _ in range(10):  # a busy machine may answer late: ask until our own worker has answered
+        names |= {name for reply in current_app.control.ping(timeout=2.0) for name in reply}
+        if ours in names:
+            break
+    assert ours in names, f"our worker did not answer a ping; others that did: {names}"
+    others = sorted(names - {ours})
     for queue in JOB_QUEUES if others else ():
         current_app.control.cancel_consumer(queue, destination=others, reply=True, timeout=2.0)
     try:
