@@ -58,6 +58,9 @@ def main() -> int:
     import django
 
     django.setup()
+    import logging
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # the demo prints what it saw; not every request
     from django.contrib.auth import get_user_model
     from django.db.models import Sum
 
@@ -73,8 +76,9 @@ def main() -> int:
         response = call(url, raw, f"Hello from web {n}")
         request_id = response.headers.get("request-id", response.headers.get("x-request-id", ""))
         entry = LedgerEntry.objects.filter(principal_kind="partner_key", principal_id=key.pk).first()
-        print(f"  web {n} {url}: {response.status_code}, request {request_id}, ledger row "
-              f"{entry.upstream_request_id if entry else None} ({entry.cost_micros if entry else 0} µ$)")  # fmt: skip
+        upstream, cost = (entry.upstream_request_id, entry.cost_micros) if entry else (None, 0)
+        print(f"  web {n} {url}: {response.status_code}, gateway request {request_id}; "
+              f"its ledger row: upstream request {upstream}, {cost} µ$")  # fmt: skip
         ok &= response.status_code == 200
 
     print("\n== 2. a job through web 1, run by a worker over the broker")
