@@ -14,6 +14,9 @@ import pytest
 from tests.chaos import harness
 from tests.chaos.harness import CellResult, Cluster
 
+# The first test also pays for starting the cluster (about 30-60 s here, minutes on a loaded machine).
+pytestmark = pytest.mark.timeout(900)
+
 
 def _report(result: CellResult) -> str:
     return f"{result}"

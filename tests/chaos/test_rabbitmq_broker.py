@@ -13,6 +13,7 @@ from tests.chaos import harness
 from tests.chaos.harness import Cluster
 
 VHOST = "claudeapp_test"
+pytestmark = pytest.mark.timeout(900)  # may be the first test to start the cluster
 
 
 @pytest.fixture(scope="module")
