@@ -73,13 +73,25 @@ def console(browser, seeded_web, login, operator) -> Iterator[Any]:
     context.close()
 
 
+PAST_TRAFFIC = [
+    ("Write a haiku about tide pools", "moderate", "claude-sonnet-5-5"),
+    ("Thanks!", "simple", "claude-haiku-5-5"),
+    ("Prove that there are infinitely many primes", "complex", "claude-opus-5-5"),
+]
+
+
 def shot(page: Any, artifacts: Any, name: str) -> None:
     page.screenshot(path=str(artifacts / f"console-{name}.png"))
 
 
-def test_an_operator_edits_a_draft_replays_it_publishes_it_and_rolls_back(console, artifacts):
-    from routing.models import RoutingRule, RuleSet
+def test_an_operator_edits_a_draft_replays_it_publishes_it_and_rolls_back(console, operator, artifacts):
+    from routing.models import RoutingDecision, RoutingRule, RuleSet
 
+    for text, label, model in PAST_TRAFFIC:
+        RoutingDecision.objects.create(  # past traffic for the replay, with stored classifier labels
+            principal_kind="user", principal_id=operator.pk, requested_model="auto", input_tokens=12,
+            message_excerpt=text, classifier_label=label, model_id=model, mode="sync", reason="classified",
+        )  # fmt: skip
     page = console
     page.goto("/admin/routing/ruleset/")
     page.click("#tool-copy")  # "New draft from the live rules"
@@ -105,6 +117,7 @@ def test_an_operator_edits_a_draft_replays_it_publishes_it_and_rolls_back(consol
     page.click("#publish-link")
     page.wait_for_selector("#rule-diff")
     assert "Haiku for haiku" in page.inner_text("#rule-diff") and "added" in page.inner_text("#rule-diff")
+    assert "1 of 3 decisions would go elsewhere" in page.inner_text("#cost-change")
     assert page.locator("#cost-change").is_visible()
     shot(page, artifacts, "publish-confirm")
     page.click("#confirm-publish")  # without ticking the box: asked again, nothing published
