@@ -99,3 +99,21 @@ def test_staged_ids_must_be_the_callers_own_unsent_files_and_within_the_count(al
     settings.ATTACHMENT_MAX_COUNT = 1
     with pytest.raises(AttachmentRefused, match="At most 1"):
         services.staged(owner_id=alice.pk, ids=[str(mine.public_id)] * 2)
+
+
+def test_files_never_sent_are_purged_after_a_while_and_sent_ones_stay(alice):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from claudeapp.attachments import tasks
+    from claudeapp.conversations import services as conversations
+    from claudeapp.conversations.models import Message
+
+    old, _fresh, sent = (services.store(owner_id=alice.pk, filename=f"{n}.txt", data=b"x") for n in "abc")
+    conversation = conversations.create_conversation(owner_id=alice.pk)
+    services.attach(attachments=[sent], message_id=Message.objects.create(conversation=conversation, role="user").pk)
+    day_ago = timezone.now() - dt.timedelta(hours=25)
+    Attachment.objects.filter(pk__in=[old.pk, sent.pk]).update(created_at=day_ago)
+    assert tasks.purge_unsent() == 1
+    assert set(Attachment.objects.values_list("filename", flat=True)) == {"b.txt", "c.txt"}
