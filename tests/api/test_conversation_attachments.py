@@ -52,6 +52,14 @@ async def test_a_turn_with_files_is_answered_billed_once_and_keeps_them_for_the_
     question = await Message.objects.aget(conversation=conversation, role="user")
     assert all(a.message_id == question.pk for a in stored)
 
+    detail = await AsyncClient().get(
+        f"/api/v1/conversations/{conversation.public_id}", headers={"authorization": f"Bearer {key.raw}"}
+    )
+    user_turn = detail.json()["messages"][0]
+    assert [(f["filename"], f["kind"], f["pages"]) for f in user_turn["attachments"]] == [
+        ("tide.png", "image", None), ("chart.pdf", "document", 2), ("n.txt", "text", None),
+    ]  # fmt: skip
+
     second = await _post(key, {"conversation_id": str(conversation.public_id), "content": "And the second page?"})
     assert second.json()["usage"]["input_tokens"] >= 1_200 + 1_500  # history carries the files
     assert await LedgerEntry.objects.filter(kind="message").acount() == 2
