@@ -192,6 +192,9 @@ def test_every_call_and_refusal_shows_in_the_request_log(console, seeded_web, ar
         time.sleep(0.3)
     rows = page.inner_text("#result_list")
     assert rows.count("nightly-reports") == 2 and "Refused 402" in rows and "Complete 200" in rows
+    page.click("#toggle-nav-sidebar")  # room for every column in the screenshot
+    page.set_viewport_size({"width": 1920, "height": 520})
+    page.evaluate("window.scrollTo(0, 0)")
     shot(page, artifacts, "request-log")
     page.click("#changelist-filter a:has-text('Refused')")
     page.wait_for_selector("#result_list")
