@@ -65,7 +65,8 @@ def test_search_uses_the_gin_indexes(alice):
         cursor.execute("SET enable_seqscan = off")
         cursor.execute(
             "EXPLAIN SELECT id FROM conversations_message WHERE "
-            "to_tsvector('english'::regconfig, COALESCE(content, '')) @@ websearch_to_tsquery('english'::regconfig, 'x')"
+            "to_tsvector('english'::regconfig, COALESCE(content, '')) "
+            "@@ websearch_to_tsquery('english'::regconfig, 'x')"
         )
         plan = " ".join(row[0] for row in cursor.fetchall())
         cursor.execute("SET enable_seqscan = on")
