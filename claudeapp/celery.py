@@ -52,4 +52,39 @@ def _start_heartbeat_unless_prefork(sender: Any = None, **_: Any) -> None:
         _start_heartbeat()
 
 
+def _survive_broker_loss() -> None:
+    """Keep a worker alive when its Redis broker goes away.
+
+    On a lost broker connection, celery 5.7's consumer collects the connection (the transport drops
+    its client) and closes it, then reconnects on a new one. Two things still reach the old channel
+    afterwards: the close itself, which restores the channel's unacknowledged messages, and the ack
+    of a job that was running meanwhile and ends later. Both ask the torn-down transport for its
+    connection parameters and get an AttributeError, which neither `ignore_errors` (around the close)
+    nor `ack_log_error` (around the ack) catches: the worker exits "Unrecoverable error" on every
+    broker restart while a job runs or a retry waits (acks_late: nearly always).
+
+    So a channel whose connection is gone raises what it is, a connection error, which both callers
+    handle: the close goes on, the ack is logged as lost. A message neither restored nor acked stays
+    in the broker's unacked set (restored after the visibility timeout if the broker kept it, then a
+    no-op: the job's claim refuses a second run), and the job table is the truth anyway: the sweeper
+    republishes what was lost (claudeapp/jobs/sweeper.py). tests/chaos (the broker cell) checks that
+    the workers are still alive after the broker comes back.
+    """
+    from kombu.transport import redis as kombu_redis
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    original = kombu_redis.Channel._connparams
+    if getattr(original, "_survives_broker_loss", False):
+        return
+
+    def _connparams(self: Any, asynchronous: bool = False) -> Any:
+        if getattr(self.connection, "client", None) is None:
+            raise RedisConnectionError("this broker channel's connection was closed (the broker went away)")
+        return original(self, asynchronous=asynchronous)
+
+    _connparams._survives_broker_loss = True  # type: ignore[attr-defined]
+    kombu_redis.Channel._connparams = _connparams
+
+
 _connect_log_context()
+_survive_broker_loss()

@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "claudeapp.chat",
     "claudeapp.api",
     "claudeapp.requestlog",
+    "claudeapp.portal",
 ]
 
 MIDDLEWARE = [
@@ -307,6 +308,12 @@ ACCOUNTING_COUNT_TIMEOUT_SECONDS = env.float("ACCOUNTING_COUNT_TIMEOUT_SECONDS",
 ATTACHMENT_MAX_BYTES = env.int("ATTACHMENT_MAX_BYTES", default=5 * 1024 * 1024)
 ATTACHMENT_MAX_COUNT = env.int("ATTACHMENT_MAX_COUNT", default=5)
 ATTACHMENT_MAX_PDF_PAGES = env.int("ATTACHMENT_MAX_PDF_PAGES", default=100)
+# Uploaded but never sent: dropped after this long (hourly, by beat).
+ATTACHMENT_UNSENT_MAX_AGE_SECONDS = env.int("ATTACHMENT_UNSENT_MAX_AGE_SECONDS", default=24 * 3600)
+CELERY_BEAT_SCHEDULE["attachments-purge-unsent"] = {
+    "task": "claudeapp.attachments.tasks.purge_unsent",
+    "schedule": 3600.0,
+}
 # A stream whose reader left is read to its end (bounded by max_tokens) so the ledger gets
 # upstream's exact usage; past this many seconds it is closed and billed its upper bound.
 STREAM_DRAIN_SECONDS = env.float("STREAM_DRAIN_SECONDS", default=300.0)

@@ -20,6 +20,7 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("billing/", include("billing.urls")),
     path("jobs/", include("claudeapp.jobs.urls")),
+    path("portal/", include("claudeapp.portal.urls")),
     path("", include("claudeapp.api.urls")),
     path("", include("claudeapp.api.jobs_urls")),
     path("", include("claudeapp.chat.urls")),

@@ -255,7 +255,9 @@ class RuleSetAdmin(admin.ModelAdmin):
         except RoutingError as exc:
             self.message_user(request, str(exc), messages.ERROR)
         else:
-            self.message_user(request, f"{published.name!r} is now live in every process within seconds.")
+            self.message_user(
+                request, f"{published.name!r} is now live in every process within seconds.", messages.SUCCESS
+            )
         return HttpResponseRedirect(reverse("admin:routing_ruleset_changelist"))
 
     def copy_view(self, request: HttpRequest, pk: int) -> HttpResponse:

@@ -5,6 +5,7 @@ cd "$(dirname "$0")/.."
 
 bash scripts/bootstrap.sh requirements-dev.txt
 bash scripts/ensure_browser.sh
+bash scripts/ensure_rabbitmq.sh  # tests/chaos/test_rabbitmq_broker.py (a vhost of its own)
 
 echo "== lint"
 .venv/bin/ruff check .

@@ -34,6 +34,7 @@ from claudeapp.api.message_inputs import anthropic_request
 from claudeapp.calls import admission, queued, run
 from claudeapp.calls.errors import MaxTokensTooLarge
 from claudeapp.claude import batches as upstream
+from claudeapp.claude.errors import UpstreamError
 from routing import services as routing
 from routing.errors import RoutingError
 
@@ -71,7 +72,9 @@ def create(
 ) -> AnthropicBatch:
     """Validate, route, limit and hold every request, then create the batch upstream.
     Raises ValidationError, RateLimited, BudgetExceeded, PriceMissing, UpstreamError."""
-    prepared = [_prepare(principal, entry, i, version) for i, entry in enumerate(_requests(body))]
+    requests = _requests(body)
+    models = [_validate(entry, i, version) for i, entry in enumerate(requests)]  # every 400 before any routing
+    prepared = [_prepare(principal, requests[i], i, model) for i, model in enumerate(models)]
     batch = AnthropicBatch.objects.create(
         principal_kind=principal.kind, principal_id=principal.id, user_id=principal.user_id,
         request_count=len(prepared), processing_count=len(prepared),
@@ -110,12 +113,12 @@ def _requests(body: Mapping[str, Any]) -> list[Any]:
     return requests
 
 
-def _prepare(principal: Principal, entry: dict[str, Any], i: int, version: str) -> Prepared:
-    params = dict(entry["params"])
+def _validate(entry: dict[str, Any], i: int, version: str) -> str:
+    """The request's params as /v1/messages would check them; returns the model it names."""
     where = f"requests.{i}.params"
     try:
-        anthropic_version.check_body(params, version)
-        model, spec, stream = anthropic_request(params, cap=None)
+        anthropic_version.check_body(entry["params"], version)
+        model, spec, stream = anthropic_request(entry["params"], cap=None)
         if stream:
             raise serializers.ValidationError({"stream": ["Batch requests cannot stream."]})
         run.check_max_tokens(spec.max_tokens, model)
@@ -123,7 +126,12 @@ def _prepare(principal: Principal, entry: dict[str, Any], i: int, version: str) 
         raise serializers.ValidationError(_prefixed(exc.detail, where)) from exc
     except MaxTokensTooLarge as exc:
         raise serializers.ValidationError({f"{where}.max_tokens": [str(exc)]}) from exc
-    model_id = _route(principal, model, params, f"{where}.model")
+    return model
+
+
+def _prepare(principal: Principal, entry: dict[str, Any], i: int, model: str) -> Prepared:
+    params = dict(entry["params"])
+    model_id = _route(principal, model, params, f"requests.{i}.params.model")
     params.update(model=model_id, metadata={"user_id": run.upstream_user_id(principal)})
     return Prepared(entry["custom_id"], model_id, params)
 
@@ -191,7 +199,10 @@ def refresh(batch: AnthropicBatch) -> AnthropicBatch:
     if batch.processing_status != AnthropicBatch.Status.ENDED and batch.upstream_id:
         _record(batch, upstream.retrieve(batch.upstream_id))
     if batch.processing_status == AnthropicBatch.Status.ENDED and batch.settled_at is None:
-        settle(batch)
+        try:
+            settle(batch)
+        except UpstreamError as exc:  # the status still answers; the next read or beat settles
+            log.warning("anthropic batch %s: results unavailable (%s)", batch.public_id, exc.describe())
     return batch
 
 

@@ -113,20 +113,25 @@ async def count_tokens(request: HttpRequest) -> HttpResponse:
         mm = await modelmap.aget_model_map()
         model_id = mm.resolve(COUNT_MODEL_FOR_AUTO if v["model"] == AUTO else v["model"])
         extra = {k: val for k, val in body.items() if k not in ("model", "messages", "system")} or None
-        counted = await _count(model_id, v["messages"], v.get("system"), extra)
+        headers = anthropic_version.upstream_headers(request)
+        counted = await _count(model_id, v["messages"], v.get("system"), extra, headers)
     except Exception as exc:
         return _error(request, exc)
     return JsonResponse(counted)
 
 
-async def _count(model_id: str, messages: Any, system: Any, extra: dict[str, Any] | None) -> dict[str, Any]:
-    """Upstream's count, shared with the pipeline's own counts (one cache, keyed by body hash)."""
+async def _count(
+    model_id: str, messages: Any, system: Any, extra: dict[str, Any] | None, headers: dict[str, str]
+) -> dict[str, Any]:
+    """Upstream's count, shared with the pipeline's own counts (one cache, keyed by body hash). A count
+    under betas is upstream's alone: a beta may count the same body differently."""
     key = accounting.count_key(model_id, accounting.count_body(messages=messages, system=system, extra=extra))
-    cached = await _cache_get(key)
+    shared = "anthropic-beta" not in headers
+    cached = await _cache_get(key) if shared else None
     if isinstance(cached, int):
         return {"input_tokens": cached}
-    counted = await tokens.acount_tokens(model=model_id, messages=messages, system=system, extra=extra)
-    if isinstance(counted.get("input_tokens"), int) and set(counted) == {"input_tokens"}:
+    counted = await tokens.acount_tokens(model=model_id, messages=messages, system=system, extra=extra, headers=headers)
+    if shared and isinstance(counted.get("input_tokens"), int) and set(counted) == {"input_tokens"}:
         await _cache_set(key, counted["input_tokens"])
     return counted
 

@@ -1,4 +1,4 @@
-"""OpenAPI for the async (streaming) views, which DRF cannot describe by itself.
+"""OpenAPI for the async (streaming) views, which DRF cannot describe by itself (/anthropic's: anthropic_schema.py).
 
 Each stub is a DRF view that is never routed; `document(view, Stub)` hangs it on the async view
 as `.cls`, which is what drf-spectacular's endpoint enumerator reads, so the schema lists the
@@ -17,7 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from claudeapp.api.auth import HasScope
-from claudeapp.api.message_inputs import AnthropicMessagesInput, CountTokensInput, MessagesInput
+from claudeapp.api.message_inputs import MessagesInput
 from claudeapp.api.models import Scope
 from claudeapp.api.views import PartnerApiView
 
@@ -60,19 +60,6 @@ QueuedTurn = inline_serializer(
         "message": serializers.CharField(allow_blank=True),
     },
 )
-AnthropicMessage = inline_serializer(
-    "AnthropicMessage",
-    {
-        "id": serializers.CharField(allow_null=True),
-        "type": serializers.CharField(),
-        "role": serializers.CharField(),
-        "model": serializers.CharField(),
-        "content": serializers.ListField(child=serializers.DictField()),
-        "stop_reason": serializers.CharField(allow_null=True),
-        "stop_sequence": serializers.CharField(allow_null=True),
-        "usage": _usage,
-    },
-)
 
 
 class _Stub(PartnerApiView):
@@ -113,53 +100,6 @@ class MessagesStub(_Stub):
         ],
     )
     def post(self, request: Request) -> Response:  # pragma: no cover - documentation only
-        raise NotImplementedError
-
-
-class AnthropicMessagesStub(_Stub):
-    @extend_schema(
-        operation_id="anthropic_messages_create",
-        summary="Anthropic Messages API (JSON, or Anthropic's SSE events with stream=true)",
-        description="Anthropic's request and response shapes; `model` may also be an alias or `auto`. "
-        "Fields the gateway does not read (tools, thinking, cache_control, ...) go upstream untouched; "
-        f"fields naming an upstream URL are refused. Responses carry {RATE_HEADERS}.",
-        request=AnthropicMessagesInput,
-        responses={
-            200: AnthropicMessage,
-            402: OpenApiResponse(description="Budget spent"),
-            529: OpenApiResponse(description="No model can answer now (`overloaded_error`)"),
-        },
-        examples=[
-            OpenApiExample(
-                "create",
-                request_only=True,
-                value={
-                    "model": "claude-sonnet-5-5",
-                    "max_tokens": 256,
-                    "messages": [{"role": "user", "content": "Hello"}],
-                },
-            )
-        ],
-    )
-    def post(self, request: Request) -> Response:  # pragma: no cover
-        raise NotImplementedError
-
-
-class CountTokensStub(_Stub):
-    @extend_schema(
-        operation_id="anthropic_count_tokens",
-        summary="Count input tokens (upstream's count_tokens; `auto` counts with the default tier)",
-        request=CountTokensInput,
-        responses=inline_serializer("TokenCount", {"input_tokens": serializers.IntegerField()}),
-        examples=[
-            OpenApiExample(
-                "count",
-                request_only=True,
-                value={"model": "claude-haiku-5-5", "messages": [{"role": "user", "content": "Hello"}]},
-            )
-        ],
-    )
-    def post(self, request: Request) -> Response:  # pragma: no cover
         raise NotImplementedError
 
 

@@ -91,8 +91,8 @@ def anthropic_call_error(exc: BaseException) -> ErrorInfo | None:
 def upstream_error(err: UpstreamError) -> ErrorInfo:
     """An upstream failure as upstream put it: its status, type, message and retry-after."""
     headers = retry_after_headers(err.retry_after) if err.retry_after is not None else {}
-    if err.status == 401:  # our own upstream credentials: not the caller's key, so never a 401 to them
-        log.error("upstream refused the gateway's credentials: %s", err.describe())
+    if err.status in (401, 402):  # our own upstream credentials or credit: not the caller's key or budget
+        log.error("upstream refused the gateway's account: %s", err.describe())
         return ErrorInfo(502, "api_error", "The upstream API failed; retry later.")
     if err.status is None:  # no HTTP answer: a timeout, a dropped connection, a stream cut short
         if err.error_type == "timeout":

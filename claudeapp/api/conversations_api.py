@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import Prefetch
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.permissions import IsAuthenticated
@@ -15,6 +16,7 @@ from claudeapp.api.auth import HasScope
 from claudeapp.api.models import Scope
 from claudeapp.api.pagination import ApiCursorPagination, filter_date_range
 from claudeapp.api.views import PartnerApiView
+from claudeapp.attachments.models import Attachment
 from claudeapp.conversations import selectors, services
 from claudeapp.conversations.models import Conversation
 from routing import modelmap
@@ -30,6 +32,15 @@ class ConversationOutput(serializers.Serializer):
     updated_at = serializers.DateTimeField()
 
 
+class AttachmentOutput(serializers.Serializer):
+    id = serializers.UUIDField(source="public_id")
+    filename = serializers.CharField()
+    kind = serializers.CharField()
+    media_type = serializers.CharField()
+    size_bytes = serializers.IntegerField()
+    pages = serializers.IntegerField(allow_null=True)
+
+
 class MessageOutput(serializers.Serializer):
     id = serializers.UUIDField(source="public_id")
     role = serializers.CharField()
@@ -41,13 +52,16 @@ class MessageOutput(serializers.Serializer):
     cost_micros = serializers.IntegerField()
     job_id = serializers.UUIDField(allow_null=True)
     created_at = serializers.DateTimeField()
+    attachments = AttachmentOutput(many=True, read_only=True)  # files sent with a user turn
 
 
 class ConversationDetailOutput(ConversationOutput):
     messages = serializers.SerializerMethodField()
 
     def get_messages(self, conversation: Conversation) -> list[dict[str, Any]]:
-        return MessageOutput(selectors.messages_of(conversation), many=True).data  # type: ignore[return-value]
+        files = Prefetch("attachments", queryset=Attachment.objects.defer("data"))  # one query, no file bytes
+        messages = selectors.messages_of(conversation).prefetch_related(files)
+        return MessageOutput(messages, many=True).data  # type: ignore[return-value]
 
 
 # The fields a partner may set. Everything else (owner, partner key, cost, ids) is read-only by omission.

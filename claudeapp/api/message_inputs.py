@@ -145,6 +145,13 @@ class CountTokensInput(serializers.Serializer):
     system = SystemField(required=False)
 
 
+class AttachmentInput(serializers.Serializer):
+    """A file sent with a conversation turn (image, PDF or text file; its kind is read from its bytes)."""
+
+    filename = serializers.CharField(max_length=255)
+    data = serializers.CharField(trim_whitespace=False, help_text="The file's bytes, base64-encoded.")
+
+
 class MessagesInput(serializers.Serializer):
     """`POST /api/v1/messages`."""
 
@@ -153,6 +160,7 @@ class MessagesInput(serializers.Serializer):
     messages = serializers.ListField(child=MessageParam(), min_length=1, max_length=MAX_MESSAGES, required=False)
     content = serializers.CharField(required=False, trim_whitespace=False, max_length=1_000_000)
     conversation_id = serializers.UUIDField(required=False, allow_null=True)
+    attachments = serializers.ListField(child=AttachmentInput(), required=False)  # with conversation_id
     system = SystemField(required=False)
     max_tokens = serializers.IntegerField(min_value=1, required=False)
     metadata = serializers.DictField(child=serializers.CharField(max_length=200), required=False)
@@ -166,6 +174,10 @@ class MessagesInput(serializers.Serializer):
                 raise serializers.ValidationError({"content": ["This field is required with conversation_id."]})
             if "system" in attrs:
                 raise serializers.ValidationError({"system": ["Not supported inside a conversation."]})
+        elif attrs.get("attachments"):
+            raise serializers.ValidationError(
+                {"attachments": ["Only with conversation_id; a stateless call sends image/document blocks."]}
+            )
         elif "messages" in attrs and "content" in attrs:
             raise serializers.ValidationError({"content": ["Send either `messages` or `content`, not both."]})
         elif not attrs.get("messages") and not attrs.get("content"):

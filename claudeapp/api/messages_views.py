@@ -108,6 +108,7 @@ async def _conversation_turn(request: HttpRequest, v: dict[str, Any], max_tokens
         content=v["content"],
         model=v.get("model"),  # None: the conversation's own model
         max_tokens=max_tokens,
+        attachments=v.get("attachments") or [],
     )
     headers = prepared.admission.headers()
     if not v["stream"]:

@@ -67,6 +67,12 @@ class LimitsApi(PartnerApiView):
         return Response(LimitsOutput(body).data)
 
 
+def _no_body(request: Request) -> None:
+    """These take no body; one that is sent still goes through the API's parser, so a malformed or
+    hostile body is the same 400/413 as everywhere, and nothing is rotated."""
+    request.data  # noqa: B018 - parsing is the point
+
+
 class WebhookSecretOutput(serializers.Serializer):
     secret = serializers.CharField(help_text="HMAC-SHA256 key of the X-Gateway-Signature header")
     previous_valid_until = serializers.DateTimeField(
@@ -109,6 +115,7 @@ class KeyRotateApi(PartnerApiView):
         ],
     )
     def post(self, request: Request) -> Response:
+        _no_body(request)
         key, raw = keys.rotate_key(key=request.auth)
         body = {
             "key": raw,
@@ -137,5 +144,6 @@ class WebhookSecretRotateApi(PartnerApiView):
         responses={201: OpenApiResponse(WebhookSecretOutput, description="The new secret")},
     )
     def post(self, request: Request) -> Response:
+        _no_body(request)
         info = keys.rotate_webhook_secret(key=request.auth)
         return Response(_secret(info), status=201, headers={"Cache-Control": "no-store"})

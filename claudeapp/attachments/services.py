@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import math
 import uuid
@@ -9,6 +10,7 @@ from collections.abc import Sequence
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 
 from claudeapp.attachments import inspect as inspection
 from claudeapp.attachments.errors import AttachmentRefused
@@ -117,3 +119,24 @@ def _mb(size: int) -> str:
     if size < 1024 * 1024:
         return f"{size:,} bytes" if size < 10 * 1024 else f"{size / 1024:.0f} KB"
     return f"{size / (1024 * 1024):.1f} MB"
+
+
+def carry_over(*, from_message_id: int, to_message_id: int) -> None:
+    """An edited question keeps the original's files (copies: each message owns its own)."""
+    for attachment in Attachment.objects.filter(message_id=from_message_id).order_by("created_at", "id"):
+        attachment.pk, attachment.public_id, attachment.message_id = None, uuid.uuid4(), to_message_id
+        attachment.save(force_insert=True)
+
+
+def of_question(message: object) -> list[Attachment]:
+    """A user message's files, with their bytes (they are sent upstream)."""
+    pk = getattr(message, "pk", None)
+    return list(Attachment.objects.filter(message_id=pk).order_by("created_at", "id")) if pk else []
+
+
+def purge_unsent(*, older_than: dt.timedelta) -> int:
+    """Files uploaded but never sent (the tab closed, the chip removed without a request): dropped after
+    a day. A sent file lives as long as its message."""
+    cutoff = timezone.now() - older_than
+    deleted, _ = Attachment.objects.filter(message__isnull=True, created_at__lt=cutoff).delete()
+    return deleted

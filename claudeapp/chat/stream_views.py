@@ -13,9 +13,20 @@ from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpRe
 from django.template.loader import render_to_string
 
 from claudeapp.accounts.principals import Principal
+from claudeapp.attachments.errors import AttachmentRefused
 from claudeapp.conversations import background, selectors
+from claudeapp.conversations.errors import InvalidTurn
 from claudeapp.conversations.models import Conversation, Message
-from claudeapp.conversations.turns import Delta, Finished, Started, TurnEvent, in_db_thread, stream_turn
+from claudeapp.conversations.turns import (
+    Delta,
+    Finished,
+    Started,
+    TurnEvent,
+    TurnRequest,
+    in_db_thread,
+    start_turn,
+    stream_prepared,
+)
 
 MAX_PROMPT_CHARS = 200_000
 EVENT_BY_STATUS = {
@@ -37,26 +48,36 @@ async def send(request: HttpRequest, public_id: str) -> HttpResponse:
     if not user.is_authenticated:
         return _error(401, "Sign in first.", type_="authentication_error")
     content = (request.POST.get("content") or "").strip()
-    retry_of = request.POST.get("retry") or None
-    if not content and not retry_of:
+    turn = TurnRequest(
+        user_text=content,
+        model_choice=(request.POST.get("model") or Conversation.AUTO)[:100],
+        retry_of=request.POST.get("retry") or None,
+        edit_of=request.POST.get("edit_of") or None,
+        regenerate=request.POST.get("regenerate") or None,
+        think=bool(request.POST.get("think")),
+        attachment_ids=tuple(i for i in (request.POST.get("attachments") or "").split(",") if i.strip()),
+    )
+    if not content and not (turn.retry_of or turn.regenerate):
         return _error(400, "Write a message first.", "content")
     if len(content) > MAX_PROMPT_CHARS:
         return _error(400, f"Messages are limited to {MAX_PROMPT_CHARS:,} characters.", "content")
-    model_choice = (request.POST.get("model") or Conversation.AUTO)[:100]
     conversation, principal = await in_db_thread(_load)(user, public_id)
     if request.POST.get("background"):
-        answer = await in_db_thread(background.submit)(
-            principal=principal, conversation=conversation, user_text=content, model_choice=model_choice
-        )
-        return _sse_response(_encode_all(_single(Finished(answer))))
-    events = stream_turn(
-        principal=principal,
-        conversation_id=conversation.pk,
-        user_text=content,
-        model_choice=model_choice,
-        retry_of=retry_of,
-    )
-    return _sse_response(_encode_all(events))
+        try:
+            answer = await in_db_thread(background.submit)(
+                principal=principal, conversation=conversation, user_text=content, model_choice=turn.model_choice,
+                attachment_ids=turn.attachment_ids,
+            )  # fmt: skip
+        except AttachmentRefused as exc:
+            return JsonResponse(exc.body(), status=exc.status)
+        return _sse_response(_encode_all(_single(Finished(answer, title=conversation.title))))
+    try:
+        prepared = await start_turn(principal=principal, conversation_id=conversation.pk, request=turn)
+    except InvalidTurn as exc:
+        return _error(400, exc.message, exc.field)
+    except AttachmentRefused as exc:  # not the sender's own unsent files, or too many: nothing was saved
+        return JsonResponse(exc.body(), status=exc.status)
+    return _sse_response(_encode_all(stream_prepared(prepared)))
 
 
 def _load(user, public_id: str) -> tuple[Conversation, Principal]:  # type: ignore[no-untyped-def]
@@ -84,11 +105,16 @@ def encode(event: TurnEvent) -> bytes:
     if isinstance(event, Delta):
         return _frame("delta", {"text": event.text})
     if isinstance(event, Started):
-        return _frame("start", {"message_id": event.message_id, "model": event.model, "route": event.route_reason})
+        start = {"message_id": event.message_id, "model": event.model, "route": event.route_reason}
+        return _frame("start", start | {"title": event.title, "question_id": event.question_id})
     assert isinstance(event, Finished)
     message = event.message
     html = render_to_string("chat/_message.html", {"m": message})
     data = {"message_id": str(message.public_id), "status": message.status, "html": html}
+    if event.title:
+        data["title"] = event.title
+    if event.question_id:
+        data["question_id"] = event.question_id
     if event.retry_after is not None:
         data["retry_after"] = event.retry_after
     return _frame(EVENT_BY_STATUS.get(message.status, "done"), data)

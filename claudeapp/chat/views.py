@@ -10,14 +10,17 @@ from django.views.decorators.http import require_POST
 
 from billing.errors import BillingError
 from claudeapp.accounts.principals import Principal
+from claudeapp.attachments import services as attachment_services
+from claudeapp.attachments.errors import AttachmentRefused
+from claudeapp.chat import budget_banner, picker
 from claudeapp.chat import usage as usage_selectors
 from claudeapp.chat.stream_views import MAX_PROMPT_CHARS
 from claudeapp.chat.templatetags.chat_tags import usd
-from claudeapp.conversations import selectors, services
+from claudeapp.conversations import instructions, selectors, services
+from claudeapp.conversations.errors import InvalidTurn
 from claudeapp.conversations.models import Conversation
 from claudeapp.conversations.turns import DEFAULT_MAX_TOKENS
 from routing.errors import RoutingError
-from routing.models import Model
 
 SIDEBAR_LENGTH = 100
 
@@ -26,8 +29,9 @@ def _page(request: HttpRequest, conversation: Conversation | None) -> HttpRespon
     context = {
         "conversation": conversation,
         "conversations": selectors.conversations_for(owner_id=request.user.pk)[:SIDEBAR_LENGTH],
-        "messages": selectors.messages_of(conversation) if conversation else [],
-        "models": Model.objects.filter(enabled=True),
+        "thread": selectors.thread(conversation) if conversation else [],
+        "picker": picker.model_picker(),
+        "budget_banner": budget_banner.banner_for(Principal.for_user(request.user)),
         "background_available": True,
     }
     return render(request, "chat/chat.html", context)
@@ -79,24 +83,57 @@ def conversation_delete(request: HttpRequest, public_id: str) -> HttpResponse:
 
 
 @login_required
+@require_POST
+def switch_branch(request: HttpRequest, public_id: str) -> HttpResponse:
+    """Show another version of a message ("< 2/3 >"): that branch becomes the active one."""
+    conversation = selectors.get_conversation(owner_id=request.user.pk, public_id=public_id)
+    try:
+        services.switch_branch(conversation=conversation, message_id=request.POST.get("message", ""))
+    except InvalidTurn as exc:
+        return JsonResponse(
+            {"error": {"type": "invalid_request_error", "message": exc.message, "field": exc.field}}, status=400
+        )
+    return thread_html(request, public_id)
+
+
+@login_required
+def thread_html(request: HttpRequest, public_id: str) -> HttpResponse:
+    """The branch on screen as HTML (the messages list), for the page to swap in after a switch or an edit."""
+    conversation = selectors.get_conversation(owner_id=request.user.pk, public_id=public_id)
+    return render(request, "chat/_thread.html", {"thread": selectors.thread(conversation)})
+
+
+@login_required
+def budget_banner_html(request: HttpRequest) -> HttpResponse:
+    """The banner as it stands now: the page asks again after each answer."""
+    banner = budget_banner.banner_for(Principal.for_user(request.user))
+    return render(request, "chat/_budget_banner.html", {"budget_banner": banner})
+
+
+@login_required
 def usage(request: HttpRequest) -> HttpResponse:
     summary = usage_selectors.summary_for(Principal.for_user(request.user))
     return render(request, "chat/usage.html", {"summary": summary})
 
 
 @login_required
-def turn_estimate(request: HttpRequest, public_id: str) -> JsonResponse:
-    """The worst case of sending `text` now, against the budget left: the composer warns before sending."""
-    conversation = selectors.get_conversation(owner_id=request.user.pk, public_id=public_id)
+def turn_estimate(request: HttpRequest, public_id: str | None = None) -> JsonResponse:
+    """The prompt's tokens and the worst case of sending `text` now (with the attached files and the
+    instructions), against the budget left: the composer shows it and warns before sending."""
+    conversation = selectors.get_conversation(owner_id=request.user.pk, public_id=public_id) if public_id else None
     try:
         estimate = usage_selectors.estimate_turn(
             Principal.for_user(request.user),
-            history=list(selectors.messages_of(conversation)),
+            history=selectors.active_path(conversation) if conversation else [],
             model_choice=(request.GET.get("model") or Conversation.AUTO)[:100],
-            previous_model=conversation.last_model,
+            previous_model=conversation.last_model if conversation else "",
             text_chars=_int_param(request.GET.get("chars"), limit=MAX_PROMPT_CHARS),
             max_tokens=DEFAULT_MAX_TOKENS,
+            attachments=attachment_services.staged(owner_id=request.user.pk, ids=_ids(request.GET.get("attachments"))),
+            system=instructions.system_for(conversation) if conversation else instructions.default_for(request.user.pk),
         )
+    except AttachmentRefused as exc:
+        return JsonResponse(exc.body(), status=exc.status)
     except (RoutingError, BillingError, ValueError) as exc:
         field = "chars" if isinstance(exc, ValueError) else "model"
         return JsonResponse(
@@ -105,6 +142,8 @@ def turn_estimate(request: HttpRequest, public_id: str) -> JsonResponse:
     return JsonResponse(
         {
             "model": estimate.model_id,
+            "input_tokens": estimate.input_tokens,
+            "counted": estimate.counted,
             "worst_case_micros": estimate.worst_case_micros,
             "budget_left_micros": estimate.budget_left_micros,
             "over_budget": estimate.over_budget,
@@ -112,6 +151,10 @@ def turn_estimate(request: HttpRequest, public_id: str) -> JsonResponse:
             "budget_left": usd(estimate.budget_left_micros) if estimate.budget_left_micros is not None else None,
         }
     )
+
+
+def _ids(value: str | None) -> list[str]:
+    return [part.strip() for part in (value or "").split(",") if part.strip()]
 
 
 def _int_param(value: str | None, *, limit: int) -> int:

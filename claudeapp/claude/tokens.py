@@ -17,14 +17,18 @@ async def acount_tokens(
     messages: Sequence[Mapping[str, Any]],
     system: str | Sequence[Mapping[str, Any]] | None = None,
     extra: Mapping[str, Any] | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Upstream's answer as a dict (`{"input_tokens": N}`). One attempt, no fallback: a count is cheap
-    to ask again, and another model's count would be wrong. Raises UpstreamError subclasses."""
+    to ask again, and another model's count would be wrong. `headers` go upstream with the call (a
+    proxied caller's anthropic-version and anthropic-beta). Raises UpstreamError subclasses."""
     params: dict[str, Any] = {"model": model, "messages": list(messages)}
     if system is not None:
         params["system"] = system
     if extra:
         params["extra_body"] = dict(extra)  # tools, thinking, ...: counted by upstream as sent
+    if headers:
+        params["extra_headers"] = dict(headers)
     try:
         async with get_async_client().messages.with_streaming_response.count_tokens(**params) as resp:
             return dict(await resp.json())

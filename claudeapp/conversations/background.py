@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from django.db import transaction
 
 from billing.errors import BillingError
 from claudeapp.accounts.principals import Principal
+from claudeapp.attachments import services as attachments
 from claudeapp.conversations import context as ctx
-from claudeapp.conversations import services
+from claudeapp.conversations import instructions, selectors, services
 from claudeapp.conversations.models import Conversation, Message
 from claudeapp.conversations.outcomes import plain_words
 from claudeapp.jobs import services as jobs
@@ -18,10 +21,22 @@ DEFAULT_MAX_TOKENS = 4096
 
 
 @transaction.atomic
-def submit(*, principal: Principal, conversation: Conversation, user_text: str, model_choice: str) -> Message:
-    history = list(conversation.messages.order_by("created_at", "id"))
-    _, answer = services.start_turn(conversation=conversation, user_text=user_text, model_requested=model_choice)
-    context = ctx.build_context(history, new_user_text=user_text, context_window=10**9, max_tokens=DEFAULT_MAX_TOKENS)
+def submit(
+    *,
+    principal: Principal,
+    conversation: Conversation,
+    user_text: str,
+    model_choice: str,
+    attachment_ids: Sequence[str] = (),
+) -> Message:
+    history = selectors.active_path(conversation)
+    files = attachments.staged(owner_id=principal.user_id, ids=attachment_ids)  # AttachmentRefused: a 400
+    question, answer = services.start_turn(conversation=conversation, user_text=user_text, model_requested=model_choice)
+    attachments.attach(attachments=files, message_id=question.pk)
+    context = ctx.build_context(
+        history, new_user_text=user_text, context_window=10**9, max_tokens=DEFAULT_MAX_TOKENS,
+        system=conversation.system_prompt, new_attachments=files,
+    )  # fmt: skip
     try:
         job = _enqueue(principal, conversation, answer, context, model_choice)
     except (RoutingError, BillingError) as exc:  # refused before anything ran: the answer says why
@@ -39,7 +54,12 @@ def _enqueue(
 ) -> Job:
     return jobs.create(  # routed once, there: the classifier (if a rule asks) inside the user's limits and budgets
         principal=principal,
-        payload={"model": model_choice, "messages": context.messages, "max_tokens": DEFAULT_MAX_TOKENS},
+        payload={
+            "model": model_choice,
+            "messages": context.messages,
+            "max_tokens": DEFAULT_MAX_TOKENS,
+            **({"system": system} if (system := instructions.system_for(conversation)) else {}),
+        },
         queue=Job.Queue.INTERACTIVE,
         mode=Job.Mode.QUEUE,  # someone is waiting in the chat: never a day-long batch
         conversation_ref=str(conversation.public_id),

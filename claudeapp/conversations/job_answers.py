@@ -33,7 +33,9 @@ def apply(*, job: Job) -> None:
 def _apply_job_result(message: Message, job: Job) -> None:
     result = job.result or {}
     usage = job.usage or {}
-    message.content = "".join(b.get("text", "") for b in result.get("content", []) if b.get("type") == "text")
+    blocks = result.get("content", [])
+    message.content = "".join(b.get("text", "") for b in blocks if b.get("type") == "text")
+    message.thinking = "\n\n".join(b.get("thinking", "") for b in blocks if b.get("type") == "thinking").strip()
     message.model_used = job.model_used
     message.stop_reason = result.get("stop_reason") or ""
     message.input_tokens = usage.get("input_tokens", 0)

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
 from billing.errors import BillingError, BudgetExceeded, PriceMissing, RateLimited
 from claudeapp.accounts.principals import Principal
+from claudeapp.attachments import services as attachments
+from claudeapp.attachments.models import Attachment
 from claudeapp.calls import run, settlement
 from claudeapp.calls.admission import Admission
 from claudeapp.calls.errors import UpstreamBusy
@@ -17,7 +22,8 @@ from claudeapp.calls.run import CallSpec, Ending
 from claudeapp.claude.errors import NoModelAvailable, UpstreamError
 from claudeapp.claude.results import GatewayResult
 from claudeapp.conversations import context as ctx
-from claudeapp.conversations import selectors, services
+from claudeapp.conversations import instructions, selectors, services
+from claudeapp.conversations.errors import InvalidTurn
 from claudeapp.conversations.models import Conversation, Message
 from claudeapp.jobs import services as jobs
 from claudeapp.jobs.models import Job
@@ -26,6 +32,8 @@ from routing.errors import RoutingError
 
 log = logging.getLogger(__name__)
 UNLIMITED_WINDOW = 10**9
+# The thinking budget counts toward max_tokens, so a turn that thinks may write this much more.
+THINKING_BUDGET_TOKENS = 2048
 
 
 @dataclass(frozen=True)
@@ -44,6 +52,8 @@ class Prepared:
     admission: Admission | None = None
     refused: Refusal | None = None
     spec: CallSpec | None = None  # what is sent upstream, once admitted
+    extra: dict[str, object] | None = None  # thinking, when asked for
+    question: Message | None = None  # the user message this answer answers
 
     @property
     def route_reason(self) -> str:
@@ -58,43 +68,91 @@ def prepare(
     model_choice: str,
     retry_of: str | None,
     max_tokens: int,
+    edit_of: str | None = None,
+    regenerate: str | None = None,
+    think: bool = False,
+    attachment_ids: Sequence[str] = (),
 ) -> Prepared:
+    """Save the turn (a new question, an edited one, or a new answer to an earlier one) and admit it.
+
+    Raises InvalidTurn, before anything is saved, when the message to retry, edit or regenerate is not
+    one of this conversation's."""
     conversation = Conversation.objects.get(pk=conversation_id)
+    files = attachments.staged(owner_id=principal.user_id, ids=attachment_ids)  # AttachmentRefused: a 400
     if retry_of:
-        user_text, answer = _reopen_failed(conversation, retry_of)
+        question, answer = _reopen_failed(conversation, retry_of)
+    elif regenerate:
+        question, answer = services.start_regenerate(
+            conversation=conversation, message_id=regenerate, model_requested=model_choice
+        )
+    elif edit_of:
+        question, answer = services.start_edit(
+            conversation=conversation, message_id=edit_of, user_text=user_text, model_requested=model_choice
+        )
+        if not files:  # an edited question keeps the original's files unless new ones come with it
+            original = conversation.messages.get(public_id=edit_of)
+            attachments.carry_over(from_message_id=original.pk, to_message_id=question.pk)
     else:
-        _, answer = services.start_turn(conversation=conversation, user_text=user_text, model_requested=model_choice)
-    prepared = Prepared(principal=principal, conversation=conversation, answer=answer, max_tokens=max_tokens)
-    history = list(conversation.messages.exclude(pk=answer.pk).order_by("created_at", "id"))
-    if history and history[-1].role == Message.Role.USER and history[-1].content == user_text:
-        history = history[:-1]  # the question itself is added by build_context
+        question, answer = services.start_turn(
+            conversation=conversation, user_text=user_text, model_requested=model_choice
+        )
+    attachments.attach(attachments=files, message_id=question.pk)
+    prepared = Prepared(
+        principal=principal,
+        conversation=conversation,
+        answer=answer,
+        max_tokens=max_tokens,
+        extra=thinking(think),
+        question=question,
+    )
+    history = selectors.history_before(conversation, answer)
     try:
-        _admit(prepared, history=history, user_text=user_text, model_choice=model_choice)
+        _admit(prepared, history=history, user_text=question.content, model_choice=model_choice)
     except (RoutingError, BillingError) as exc:
         prepared.refused = _refuse(answer, exc)
     return prepared
 
 
+def thinking(think: bool) -> dict[str, object] | None:
+    """Extended thinking asked for: the model thinks first, and the chat shows it collapsed."""
+    if not think:
+        return None
+    return {"thinking": {"type": "enabled", "budget_tokens": THINKING_BUDGET_TOKENS}}
+
+
 def prepare_admitted_first(
-    *, principal: Principal, conversation: Conversation, content: str, model: str, max_tokens: int
+    *,
+    principal: Principal,
+    conversation: Conversation,
+    content: str,
+    model: str,
+    max_tokens: int,
+    files: Sequence[Attachment] = (),
 ) -> Prepared:
     """The API's turn: admission first, so a refused call (429, 402, unknown model) leaves the
     conversation as it was; raises routing and billing errors before anything is saved."""
-    history = list(selectors.messages_of(conversation))
+    history = selectors.active_path(conversation)
     untrimmed = ctx.build_context(
-        history, new_user_text=content, context_window=UNLIMITED_WINDOW, max_tokens=max_tokens
-    )
+        history, new_user_text=content, context_window=UNLIMITED_WINDOW, max_tokens=max_tokens,
+        system=conversation.system_prompt, new_attachments=files,
+    )  # fmt: skip
     admission, spec = run.admit_sync(
         principal=principal,
         requested_model=model,
         spec=CallSpec(
-            messages=untrimmed.messages, max_tokens=max_tokens, previous_model=conversation.last_model or None
+            messages=untrimmed.messages,
+            max_tokens=max_tokens,
+            previous_model=conversation.last_model or None,
+            system=instructions.system_for(conversation),
         ),
         subject=f"conversation:{conversation.public_id}",
     )
     try:
-        _, answer = services.start_turn(conversation=conversation, user_text=content, model_requested=model)
-        prepared = Prepared(principal=principal, conversation=conversation, answer=answer, max_tokens=max_tokens)
+        question, answer = services.start_turn(conversation=conversation, user_text=content, model_requested=model)
+        attachments.attach(attachments=files, message_id=question.pk)
+        prepared = Prepared(
+            principal=principal, conversation=conversation, answer=answer, max_tokens=max_tokens, question=question
+        )
         admitted(prepared, admission=admission, spec=spec, history=history, user_text=content)
         answer.status = Message.Status.STREAMING
         answer.routing_reason = admission.decision.reason[:300]
@@ -108,16 +166,19 @@ def prepare_admitted_first(
 
 def _admit(prepared: Prepared, *, history: list[Message], user_text: str, model_choice: str) -> None:
     untrimmed = ctx.build_context(
-        history, new_user_text=user_text, context_window=UNLIMITED_WINDOW, max_tokens=prepared.max_tokens
-    )
+        history, new_user_text=user_text, context_window=UNLIMITED_WINDOW, max_tokens=prepared.max_tokens,
+        **_question_extras(prepared),
+    )  # fmt: skip
     try:
         admission, spec = run.admit_sync(
             principal=prepared.principal,
             requested_model=model_choice,
             spec=CallSpec(
                 messages=untrimmed.messages,
-                max_tokens=prepared.max_tokens,
+                max_tokens=prepared.max_tokens + (THINKING_BUDGET_TOKENS if prepared.extra else 0),
                 previous_model=prepared.conversation.last_model or None,
+                extra=prepared.extra,
+                system=instructions.system_for(prepared.conversation),
             ),
             subject=str(prepared.answer.public_id),
         )
@@ -141,10 +202,23 @@ def admitted(
     prepared.max_tokens = spec.max_tokens
     prepared.context = ctx.build_context(
         history, new_user_text=user_text, context_window=context_window(admission.decision.model_id),
-        max_tokens=spec.max_tokens,
+        max_tokens=spec.max_tokens, **_question_extras(prepared),
     )  # fmt: skip
     prepared.admission = admission
-    prepared.spec = CallSpec(messages=prepared.context.messages, max_tokens=spec.max_tokens)
+    prepared.spec = CallSpec(
+        messages=prepared.context.messages,
+        max_tokens=spec.max_tokens,
+        extra=prepared.extra,
+        system=instructions.system_for(prepared.conversation),
+    )
+
+
+def _question_extras(prepared: Prepared) -> dict[str, Any]:
+    """The conversation's instructions and the question's files, so the context fits with them."""
+    return {
+        "system": prepared.conversation.system_prompt,
+        "new_attachments": attachments.of_question(prepared.question),
+    }
 
 
 def context_window(model_id: str) -> int:
@@ -166,7 +240,13 @@ def _enqueue_turn(prepared: Prepared, *, model_id: str) -> None:
     answer = prepared.answer
     job = jobs.create(
         principal=prepared.principal,
-        payload={"model": model_id, "messages": prepared.context.messages, "max_tokens": prepared.max_tokens},
+        payload={
+            "model": model_id,
+            "messages": prepared.context.messages,
+            "max_tokens": prepared.max_tokens,
+            **(prepared.extra or {}),
+            **({"system": system} if (system := instructions.system_for(prepared.conversation)) else {}),
+        },
         mode=Job.Mode.QUEUE,  # someone is waiting in the chat: never a day-long batch
         conversation_ref=str(prepared.conversation.public_id),
         message_ref=str(answer.public_id),
@@ -174,17 +254,20 @@ def _enqueue_turn(prepared: Prepared, *, model_id: str) -> None:
     answer.status, answer.job_id = Message.Status.QUEUED, job.pk
 
 
-def _reopen_failed(conversation: Conversation, answer_id: str) -> tuple[str, Message]:
-    answer = conversation.messages.get(public_id=answer_id, role=Message.Role.ASSISTANT, status=Message.Status.FAILED)
-    question = (
-        conversation.messages.filter(role=Message.Role.USER, created_at__lte=answer.created_at)
-        .exclude(pk=answer.pk)
-        .order_by("-created_at", "-id")
-        .first()
-    )
+def _reopen_failed(conversation: Conversation, answer_id: str) -> tuple[Message, Message]:
+    """Retry: the failed answer itself is written again (no new branch: there was nothing to keep)."""
+    try:
+        answer = conversation.messages.get(
+            public_id=answer_id, role=Message.Role.ASSISTANT, status=Message.Status.FAILED
+        )
+    except (Message.DoesNotExist, ValueError, ValidationError) as exc:
+        raise InvalidTurn("No failed answer with this id in this conversation.", field="retry") from exc
+    question = answer.parent if answer.parent_id else services.question_before(answer)
+    if question is None:
+        raise InvalidTurn("This answer has no question to answer again.", field="retry")
     answer.status, answer.error_type, answer.error_message = Message.Status.PENDING, "", ""
     answer.save(update_fields=["status", "error_type", "error_message"])
-    return (question.content if question else ""), answer
+    return question, answer
 
 
 def _refuse(answer: Message, exc: Exception) -> Refusal:
@@ -258,6 +341,7 @@ def mark_stopped(prepared: Prepared, admission: Admission, seen_text: str) -> No
 
 def _apply_result(answer: Message, result: GatewayResult, *, usage: dict[str, int], cost_micros: int) -> None:
     answer.content = result.text
+    answer.thinking = thinking_text(result.content)
     answer.status = Message.Status.COMPLETE
     answer.model_used = result.model_used
     answer.stop_reason = result.stop_reason or ""
@@ -271,6 +355,10 @@ def _apply_result(answer: Message, result: GatewayResult, *, usage: dict[str, in
     answer.latency_ms = round(result.latency_ms)
     answer.ttft_ms = round(result.ttft_ms) if result.ttft_ms is not None else None
     answer.fallback_reason = (result.fallback_reason or "")[:300]
+
+
+def thinking_text(content: list[dict[str, object]]) -> str:
+    return "\n\n".join(str(b.get("thinking") or "") for b in content if b.get("type") == "thinking").strip()
 
 
 def _remember_model(conversation: Conversation, model_id: str) -> None:

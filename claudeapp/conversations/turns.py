@@ -28,6 +28,8 @@ class Started:
     message_id: str
     model: str
     route_reason: str
+    title: str = ""  # the conversation's title, set by its first turn (the sidebar shows it at once)
+    question_id: str = ""  # the user message answered (the page can then offer to edit it)
 
 
 @dataclass(frozen=True)
@@ -41,9 +43,60 @@ class Finished:
 
     message: Message
     retry_after: float | None = None
+    title: str = ""
+    question_id: str = ""
 
 
 TurnEvent = Started | Delta | Finished
+
+
+@dataclass(frozen=True)
+class TurnRequest:
+    """What the person asked for: a new question, or an earlier message to answer again.
+
+    `retry_of` writes a failed answer again in place; `edit_of` asks an edited question and
+    `regenerate` writes a new answer to the same question, each as a new branch beside the old one.
+    """
+
+    user_text: str = ""
+    model_choice: str = "auto"
+    retry_of: str | None = None
+    edit_of: str | None = None
+    regenerate: str | None = None
+    think: bool = False
+    max_tokens: int = DEFAULT_MAX_TOKENS
+    attachment_ids: tuple[str, ...] = ()  # files uploaded from the composer, sent with this question
+
+
+async def start_turn(*, principal: Principal, conversation_id: int, request: TurnRequest) -> Prepared:
+    """Save and admit the turn. Raises InvalidTurn (nothing saved) for a message that is not this
+    conversation's; a refused turn comes back with `refused` set."""
+    return await in_db_thread(outcomes.prepare)(
+        principal=principal,
+        conversation_id=conversation_id,
+        user_text=request.user_text,
+        model_choice=request.model_choice,
+        retry_of=request.retry_of,
+        edit_of=request.edit_of,
+        regenerate=request.regenerate,
+        think=request.think,
+        max_tokens=request.max_tokens,
+        attachment_ids=request.attachment_ids,
+    )
+
+
+async def stream_prepared(prepared: Prepared) -> AsyncIterator[TurnEvent]:
+    title = prepared.conversation.title
+    question_id = str(prepared.question.public_id) if prepared.question else ""
+    if prepared.refused is not None:
+        refused = prepared.refused
+        yield Finished(refused.message, retry_after=refused.retry_after, title=title, question_id=question_id)
+        return
+    answer_id = str(prepared.answer.public_id)
+    model_id = prepared.admission.decision.model_id
+    yield Started(answer_id, model_id, prepared.route_reason, title=title, question_id=question_id)
+    async for event in stream_answer(prepared):
+        yield event
 
 
 async def stream_turn(
@@ -55,19 +108,9 @@ async def stream_turn(
     retry_of: str | None = None,
     max_tokens: int = DEFAULT_MAX_TOKENS,
 ) -> AsyncIterator[TurnEvent]:
-    prepared = await in_db_thread(outcomes.prepare)(
-        principal=principal,
-        conversation_id=conversation_id,
-        user_text=user_text,
-        model_choice=model_choice,
-        retry_of=retry_of,
-        max_tokens=max_tokens,
-    )
-    if prepared.refused is not None:
-        yield Finished(prepared.refused.message, retry_after=prepared.refused.retry_after)
-        return
-    yield Started(str(prepared.answer.public_id), prepared.admission.decision.model_id, prepared.route_reason)
-    async for event in stream_answer(prepared):
+    request = TurnRequest(user_text=user_text, model_choice=model_choice, retry_of=retry_of, max_tokens=max_tokens)
+    prepared = await start_turn(principal=principal, conversation_id=conversation_id, request=request)
+    async for event in stream_prepared(prepared):
         yield event
 
 

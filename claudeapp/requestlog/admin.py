@@ -52,8 +52,8 @@ class RequestLogAdmin(admin.ModelAdmin):
 
     @admin.display(description="reason")
     def short_reason(self, obj: RequestLog) -> str:
-        text = obj.route_reason or ""
-        return format_html('<span title="{}">{}</span>', text, text if len(text) <= 60 else text[:59] + "…")
+        text = obj.route_reason or obj.error_type or ""
+        return format_html('<span title="{}">{}</span>', text, text)
 
     @admin.display(description="tokens in/out")
     def tokens(self, obj: RequestLog) -> str:

@@ -41,6 +41,8 @@ class RequestLog(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        verbose_name = "logged call"
+        verbose_name_plural = "request log"
         indexes = [
             models.Index(fields=["principal_kind", "principal_id", "-created_at"], name="reqlog_principal"),
             models.Index(fields=["status", "-created_at"], name="reqlog_status"),

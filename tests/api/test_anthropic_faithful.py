@@ -140,6 +140,18 @@ def test_beta_messages_forward_the_betas_upstream(live_gateway, key, emulator):
     assert second["beta"] == "context-management-2025-06-27"
 
 
+def test_count_tokens_forwards_the_version_and_betas(live_gateway, key, emulator):
+    client = sdk(live_gateway, key.raw, default_headers=V2023)
+    counted = client.beta.messages.count_tokens(
+        model="claude-haiku-5-5", messages=HI, betas=["token-efficient-tools-2025-02-19"]
+    )
+    assert counted.input_tokens > 0
+    (call,) = [e for e in emulator.stats()["recent"] if e["path"] == "/v1/messages/count_tokens"]
+    # The SDK adds its own token-counting beta; every beta goes upstream as the caller sent it.
+    assert call["version"] == "2023-06-01"
+    assert call["beta"] == "token-efficient-tools-2025-02-19,token-counting-2024-11-01"
+
+
 def test_without_betas_no_beta_header_goes_upstream(live_gateway, key, emulator):
     sdk(live_gateway, key.raw).messages.create(model="claude-haiku-5-5", max_tokens=8, messages=HI)
     (call,) = upstream_calls(emulator)
@@ -231,7 +243,10 @@ def test_a_spent_budget_is_a_payment_required_billing_error_naming_the_budget(li
     error = caught.value.body["error"]
     assert error["type"] == "billing_error"
     assert f"partner_key {key.pk}" in error["message"]  # which budget refused
-    assert caught.value.response.headers.get("retry-after") is None  # waiting a minute would not help
+    headers = caught.value.response.headers
+    assert headers["x-budget-limit"] == "1" and headers["x-budget-remaining"] == "1"  # what is left, in micros
+    assert headers["x-budget-reset"] in error["message"]  # and when it resets
+    assert headers.get("retry-after") is None  # waiting a minute would not help
     assert upstream_calls(emulator) == []
 
 

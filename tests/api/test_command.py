@@ -45,3 +45,12 @@ def test_create_partner_key_refuses_bad_input_without_creating_anything(user_fac
     with pytest.raises(CommandError):
         run(*args)
     assert not PartnerKey.objects.exists()
+
+
+def test_create_partner_key_shows_the_keys_webhook_signing_secret_on_stderr(user_factory):
+    user_factory(username="acme")
+    out, err = io.StringIO(), io.StringIO()
+    call_command("create_partner_key", "hooks", "--user", "acme", stdout=out, stderr=err)
+    key = keys.verify(out.getvalue().splitlines()[-1])
+    assert f"Webhook signing secret: {keys.webhook_secret(key=key).secret}" in err.getvalue()
+    assert "whsec_" not in out.getvalue()  # stdout stays the key alone

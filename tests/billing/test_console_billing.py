@@ -183,3 +183,20 @@ def test_an_alert_is_mailed_in_dollars_to_the_operators_and_the_user(seeded, use
     assert "user alice" in sent.subject and "80%" in sent.subject
     assert "$0.008400 of $0.0100 ($0.001600 left)" in sent.body
     assert alerts.payload(alert)["spent_usd"] == "0.008400" and alerts.payload(alert)["scope_name"] == "user alice"
+
+
+def test_the_usage_page_counts_spend_through_the_users_keys_as_the_budget_does(
+    client, seeded, user_factory, key_factory
+):
+    from django.urls import reverse
+
+    alice = user_factory(username="alice")
+    key = key_factory(owner=alice)
+    own = _bill(Principal.for_user(alice), 0).cost_micros
+    through_key = _bill(Principal(kind="partner_key", id=key.pk, user_id=alice.pk), 1).cost_micros
+    budget = Budget.objects.create(scope="user", scope_id=alice.pk, period="month", limit_micros=1_000_000)
+    assert budgets.start_from_actual_spend(budget_id=budget.pk) == own + through_key
+    client.force_login(alice)
+    summary = client.get(reverse("chat:usage")).context["summary"]
+    assert summary.month_spend_micros == own + through_key == summary.budgets[0].spent_micros
+    assert summary.through_keys_micros == through_key

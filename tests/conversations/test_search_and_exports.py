@@ -58,12 +58,15 @@ def test_search_snippets_escape_what_was_written(alice):
 
 def test_search_uses_the_gin_indexes(alice):
     with connection.cursor() as cursor:
-        cursor.execute("SELECT indexname FROM pg_indexes WHERE indexname IN ('message_content_fts', 'conversation_title_fts')")
+        cursor.execute(
+            "SELECT indexname FROM pg_indexes WHERE indexname IN ('message_content_fts', 'conversation_title_fts')"
+        )
         assert sorted(row[0] for row in cursor.fetchall()) == ["conversation_title_fts", "message_content_fts"]
         cursor.execute("SET enable_seqscan = off")
         cursor.execute(
             "EXPLAIN SELECT id FROM conversations_message WHERE "
-            "to_tsvector('english'::regconfig, COALESCE(content, '')) @@ websearch_to_tsquery('english'::regconfig, 'x')"
+            "to_tsvector('english'::regconfig, COALESCE(content, '')) "
+            "@@ websearch_to_tsquery('english'::regconfig, 'x')"
         )
         plan = " ".join(row[0] for row in cursor.fetchall())
         cursor.execute("SET enable_seqscan = on")

@@ -89,7 +89,7 @@ def test_shift_enter_makes_a_new_line_instead_of_sending(page):
     assert page.locator("article.message").count() == 0
     page.keyboard.press("Enter")
     wait_for_answers(page, 1)
-    assert page.locator("article.message.user").inner_text() == "first line\nsecond line"
+    assert page.locator("article.message.user .plain").inner_text() == "first line\nsecond line"
 
 
 def test_stop_cancels_a_slow_stream_and_the_partial_answer_stays_marked_stopped(page):
@@ -122,7 +122,7 @@ def test_history_survives_a_reload(page, artifacts):
     streamed = page.locator(f"{ANSWER} .body").all_inner_texts()
     page.reload()
     wait_for_answers(page, 2)
-    assert page.locator("article.message.user").all_inner_texts() == [
+    assert page.locator("article.message.user .plain").all_inner_texts() == [
         "What is a tide pool?",
         "Which animals live there? Answer with a short list.",
     ]

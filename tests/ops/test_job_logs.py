@@ -1,12 +1,20 @@
 """A job's worker carries the request id of the request that published it: the worker's JSON call line
-for the job has it, with the job id and the billed figures, and the worker's counters reach /metrics."""
+for the job has it, with the job id and the billed figures, and the worker's counters reach /metrics.
+
+The job must run on this module's worker, not on another one listening to the same broker: in a
+full run, tests/jobs' session worker (text logs, no metrics dir) is still alive and consumes the
+same queues, and took the job about half the time. `sole_consumer` asks every other worker to stop
+consuming the job queues for the test and to resume afterwards.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 import tempfile
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -45,12 +53,34 @@ def json_worker(seeded, emulator, metrics_dir):
         worker.stop()
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="passes alone, but in the full suite the worker's call line has not appeared since the worker "
-    "announce hooks (claudeapp/celery.py, health console) landed; open in issue 12's notes",
-)
-def test_the_worker_logs_the_job_call_with_the_publishing_requests_id(metrics_web, json_worker, user_factory):
+JOB_QUEUES = ("interactive", "bulk")
+
+
+@pytest.fixture
+def sole_consumer(json_worker) -> Iterator[None]:
+    """Every other worker on the broker stops consuming the job queues until the test ends (remote control)."""
+    from celery import current_app
+
+    ours = json_worker.name.replace("%h", socket.gethostname())
+    names: set[str] = set()
+    for _ in range(10):  # a busy machine may answer late: ask until our own worker has answered
+        names |= {name for reply in current_app.control.ping(timeout=2.0) for name in reply}
+        if ours in names:
+            break
+    assert ours in names, f"our worker did not answer a ping; others that did: {names}"
+    others = sorted(names - {ours})
+    for queue in JOB_QUEUES if others else ():
+        current_app.control.cancel_consumer(queue, destination=others, reply=True, timeout=2.0)
+    try:
+        yield
+    finally:
+        for queue in JOB_QUEUES if others else ():
+            current_app.control.add_consumer(queue, destination=others, reply=True, timeout=2.0)
+
+
+def test_the_worker_logs_the_job_call_with_the_publishing_requests_id(
+    metrics_web, json_worker, sole_consumer, user_factory
+):
     from claudeapp.accounts.principals import Principal
     from claudeapp.core import logcontext
     from claudeapp.jobs import services

@@ -35,4 +35,6 @@ class Command(BaseCommand):
             raise CommandError(f"{exc}; known scopes: {', '.join(Scope.values)}") from exc
         self.stderr.write(f"Created {key.masked} for {user} with scopes {', '.join(key.scopes) or '(none)'}.")
         self.stderr.write("Store the key now; it cannot be shown again.")
+        # Not secret from its owner like the key (it can be read back through the API), but still a secret.
+        self.stderr.write(f"Webhook signing secret: {keys.webhook_secret(key=key).secret}")
         self.stdout.write(raw)

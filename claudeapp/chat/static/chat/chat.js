@@ -73,7 +73,7 @@
     await window.chatAttachments?.ready();  // files still uploading go with this message
     prompt.value = "";
     const attachments = window.chatAttachments?.ids() || "";
-    await send(sendUrl, { content: text, model: model.value, attachments, background: document.getElementById("background")?.checked ? "1" : "" }, text);
+    await send(sendUrl, { content: text, model: model.value, attachments, background: document.getElementById("background")?.checked ? "1" : "", think: document.getElementById("think")?.checked ? "1" : "" }, text);
   });
 
   messages.addEventListener("click", async (event) => {
@@ -84,6 +84,8 @@
   });
 
   stopButton.addEventListener("click", () => controller && controller.abort());
+  // For branches.js (edit, regenerate) and shortcuts.js: send with other fields, and ask if a stream is open.
+  window.claudeChat = { send: (fields, userText, replaceArticle) => send(chat.dataset.sendUrl, fields, userText, replaceArticle), busy: () => controller !== null };
 
   async function createConversation() {
     const response = await fetch(form.getAttribute("action"), {
@@ -96,6 +98,7 @@
     chat.dataset.sendUrl = data.send_url;
     chat.dataset.estimateUrl = data.estimate_url;
     history.replaceState(null, "", data.url);
+    document.dispatchEvent(new CustomEvent("chat:conversation", { detail: data }));  // sidebar.js lists it
     return data.send_url;
   }
 
@@ -142,6 +145,8 @@
       if (data.html) answer.outerHTML = data.html; else finish(answer, { kind: "error", message: data.message });
       if (name === "queued") watchQueued();
     }
+    // branches.js, sidebar.js and budget.js follow the stream from here (no inline hooks under the CSP).
+    document.dispatchEvent(new CustomEvent("chat:event", { detail: { name, data } }));
   }
 
   // A queued answer is written by a background job later: ask the server about it every

@@ -1,0 +1,90 @@
+"""The fault suite (issue 12, item 8): each fault injected into a running cluster of real processes
+(tests/chaos/harness.py), under load, and what must hold: nothing lost, nothing billed twice, the
+product recovers on its own. The same cells, with more load, make docs/reliability.md
+(scripts/reliability.py).
+
+A web process killed mid-stream is not here yet: it needs the write-ahead record of admitted calls
+(claudeapp/calls/); `Cluster.kill_web` / `restart_web` are the harness side of that cell.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.chaos import harness
+from tests.chaos.harness import CellResult, Cluster
+
+# The first test also pays for starting the cluster (about 30-60 s here, minutes on a loaded machine).
+pytestmark = pytest.mark.timeout(900)
+
+
+def _report(result: CellResult) -> str:
+    return f"{result}"
+
+
+def _nothing_lost_nor_billed_twice(result: CellResult) -> None:
+    assert result.lost == 0, _report(result)
+    assert result.double_billed == 0, _report(result)
+    assert not [note for note in result.notes if "name no upstream charge" in note], _report(result)
+
+
+def test_a_killed_worker_s_jobs_all_run_again_within_a_minute_and_are_billed_once(cluster: Cluster) -> None:
+    result = harness.cell_worker_kill(cluster, jobs=8)
+
+    _nothing_lost_nor_billed_twice(result)
+    assert result.completed == result.jobs_sent == 8
+    # The issue's target: every job of the killed worker runs again within 60 s (the wait's own bound).
+    assert result.recovery_seconds is not None and result.recovery_seconds < 60, _report(result)
+    assert any("2" in note for note in result.notes if note.startswith("attempts")), "no job was re-run"
+
+
+def test_redis_restarted_mid_run_calls_go_on_and_readyz_names_it(cluster: Cluster) -> None:
+    result, ready = harness.cell_redis_restart(cluster, jobs=4)
+
+    _nothing_lost_nor_billed_twice(result)
+    assert ready["names_it"], ready  # /readyz: 503, failing includes "redis"
+    assert set(result.statuses) == {200}, _report(result)  # limits fail open: no call refused for Redis
+    assert result.completed == result.calls_sent + result.jobs_sent
+    assert result.recovery_seconds is not None
+
+
+def test_postgres_restarted_mid_run_answers_503_not_500_and_recovers_without_a_restart(cluster: Cluster) -> None:
+    result, ready = harness.cell_postgres_restart(cluster, jobs=4)
+
+    _nothing_lost_nor_billed_twice(result)
+    assert ready["names_it"], ready  # /readyz: 503, failing includes "postgres"
+    assert 500 not in result.statuses, _report(result)
+    assert result.statuses[503] > 0, f"no call saw the outage: {_report(result)}"
+    assert set(result.statuses) <= {200, 503}, _report(result)
+    assert result.recovery_seconds is not None, _report(result)  # a call answered 200 after, same processes
+    assert all(web.proc.poll() is None for web in cluster.webs)
+
+
+def test_broker_down_then_back_loses_no_job(cluster: Cluster) -> None:
+    result, ready = harness.cell_broker_outage(cluster, jobs=4)
+
+    _nothing_lost_nor_billed_twice(result)
+    assert ready["names_it"], ready
+    assert result.completed == result.calls_sent + result.jobs_sent, _report(result)
+    assert all(worker.alive() for worker in cluster.workers), "a worker died when the broker went away"
+
+
+@pytest.mark.parametrize("kind", list(harness.STORMS))
+def test_an_upstream_storm_is_answered_then_recovered_from(cluster: Cluster, kind: str) -> None:
+    result = harness.cell_upstream_storm(cluster, kind, seconds=3.0, jobs=3)
+
+    _nothing_lost_nor_billed_twice(result)
+    assert result.refused > 0, f"no call saw the storm: {_report(result)}"
+    assert result.completed == result.calls_sent - result.refused + result.jobs_sent, _report(result)
+    assert result.recovery_seconds is not None, _report(result)
+
+
+def test_a_burst_at_ten_times_the_rate_limit_refuses_the_excess_and_bills_the_rest(cluster: Cluster) -> None:
+    result, elapsed = harness.cell_burst(cluster, factor=10)
+    rpm = cluster.keys.limited_rpm
+
+    _nothing_lost_nor_billed_twice(result)
+    assert set(result.statuses) <= {200, 429}, _report(result)
+    assert result.completed + result.refused == result.calls_sent == 10 * rpm
+    # GCRA: a burst of `rpm`, then one more per 60/rpm seconds of the burst's own duration.
+    assert rpm <= result.completed <= rpm + int(elapsed * rpm / 60) + 1, (_report(result), elapsed)

@@ -1,0 +1,109 @@
+"""The partner portal in Chromium: a key owner creates a key within the operator's caps (shown once),
+rotates it, sees what remains of a budget, rotates the webhook secret, reads usage with the classifier
+apart and recent calls, and downloads a statement. Screenshots go to test-artifacts/; the
+Content-Security-Policy reports no violation on any page."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.utils import timezone
+
+from billing import ledger, prices
+from billing.costs import Usage
+from billing.models import Budget
+from claudeapp.accounts.principals import Principal
+from claudeapp.api import keys
+from claudeapp.api.models import PartnerKey
+from claudeapp.portal.models import KeyAllowance
+from tests.e2e.test_csp_browser import RECORD_VIOLATIONS
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def portal_page(browser, seeded_web) -> Iterator[Any]:
+    context = browser.new_context(base_url=seeded_web.url, viewport={"width": 1280, "height": 1000},
+                                  accept_downloads=True)  # fmt: skip
+    context.set_default_timeout(15_000)
+    context.add_init_script(RECORD_VIOLATIONS)
+    page = context.new_page()
+    page.reports = []
+    page.on("console", lambda m: "Content Security Policy" in m.text and page.reports.append(m.text))
+    yield page
+    context.close()
+
+
+def _violations(page: Any) -> list[str]:
+    return page.evaluate("window.__csp") + page.reports
+
+
+def _bill(principal: Principal, model: str, n: int, kind: str) -> None:
+    prices._cache.clear()
+    ledger.record_once(
+        principal=principal, kind=kind, subject=f"s{n}", model_id=model,
+        usage=Usage(input_tokens=2000 * n, output_tokens=300 * n), price=prices.current_price(model_id=model),
+        event_key=f"{'classification' if kind == 'classification' else 'upstream'}:e2e:{n}", batch=False,
+        upstream_request_id=f"req_e2e_{n}",
+    )  # fmt: skip
+
+
+def test_a_key_owner_manages_keys_limits_webhooks_and_reads_usage(portal_page, login, user_factory, artifacts):
+    owner = user_factory(username="grace")
+    KeyAllowance.objects.create(owner=owner, allowed_scopes=["messages", "models", "usage"], max_keys=3)
+    page = portal_page
+    login(page, owner)
+
+    page.goto("/portal/")
+    page.fill("#create-key input[name=name]", "production")
+    page.click("#create-key button[type=submit]")
+    raw = page.inner_text("#shown-key [data-secret=key]")
+    key = keys.verify(raw)
+    assert key.name == "production" and set(key.scopes) == {"messages", "models", "usage"}
+    page.screenshot(path=str(artifacts / "portal-key-created.png"), full_page=True)
+    assert _violations(page) == []
+
+    Budget.objects.create(scope="partner_key", scope_id=key.pk, period="month", limit_micros=10_000_000,
+                          spent_micros=2_500_000)  # fmt: skip
+    me = Principal(kind="partner_key", id=key.pk, user_id=owner.pk)
+    _bill(me, "claude-sonnet-5-5", 1, "message")
+    _bill(me, "claude-haiku-5-5", 2, "classification")
+
+    page.click(f"tr[data-key='{key.pk}'] button[data-action=rotate]")
+    rotated = page.inner_text("#shown-key [data-secret=key]")
+    assert rotated != raw and keys.verify(rotated).pk == key.pk and keys.verify(raw).pk == key.pk  # grace
+    assert page.inner_text("#limits tr[data-budget] [data-figure=remaining]") == "$7.50"
+    old_secret = page.inner_text(f".webhook[data-key='{key.pk}'] [data-secret=webhook]")
+    page.click(f".webhook[data-key='{key.pk}'] button[data-action=rotate-secret]")
+    page.wait_for_selector(".notice")
+    new_secret = page.inner_text(f".webhook[data-key='{key.pk}'] [data-secret=webhook]")
+    assert new_secret != old_secret and new_secret == keys.webhook_secret(key=key).secret
+    page.screenshot(path=str(artifacts / "portal-keys-and-limits.png"), full_page=True)
+    assert _violations(page) == []
+
+    page.click("nav >> text=Usage")
+    page.wait_for_selector("#by-model")
+    assert page.locator("#by-model [data-kind=classifier]").count() == 1
+    assert page.locator("#by-model [data-kind=calls]").count() == 1
+    assert "production" in page.inner_text("#by-key")
+    page.screenshot(path=str(artifacts / "portal-usage.png"), full_page=True)
+    month = timezone.localtime(timezone.now()).strftime("%Y-%m")
+    with page.expect_download() as download:
+        page.click(f"a[data-month='{month}']")
+    lines = open(download.value.path()).read().strip().splitlines()  # noqa: SIM115 - a temporary file
+    assert lines[0].startswith("time,surface,key,model") and len(lines) == 3
+    assert _violations(page) == []
+
+    page.click("nav >> text=Recent calls")
+    page.wait_for_selector("#calls")
+    assert page.locator("#calls tbody tr").count() == 2 and "Router classifier" in page.inner_text("#calls")
+    page.screenshot(path=str(artifacts / "portal-calls.png"), full_page=True)
+    assert _violations(page) == []
+
+    page.goto("/portal/")
+    page.click(f"tr[data-key='{key.pk}'] button[data-action=revoke]")
+    page.wait_for_selector(".notice")
+    assert PartnerKey.objects.get(pk=key.pk).revoked_at is not None
+    assert _violations(page) == []
