@@ -1,4 +1,4 @@
-.PHONY: run test lint bench cluster chaos reliability
+.PHONY: run test lint bench bench-side-by-side cluster chaos reliability
 
 # Start the whole product: emulator (when no ANTHROPIC_API_KEY), web, worker, beat.
 run:
@@ -23,3 +23,7 @@ chaos:
 # docs/reliability.md's table: every fault under load (3-5 minutes). --write replaces the doc's table.
 reliability:
 	.venv/bin/python scripts/reliability.py --write docs/reliability.md
+
+# This gateway vs LiteLLM vs the upstream, same run (bench/side_by_side/README.md).
+bench-side-by-side:
+	bash bench/side_by_side/run_side_by_side.sh
