@@ -389,6 +389,18 @@ from csp.constants import NONCE  # noqa: E402  (kept inside this block: only the
 
 INSTALLED_APPS.append("csp")
 MIDDLEWARE.insert(1, "claudeapp.core.csp.CSPMiddleware")  # right after SecurityMiddleware
+# The partner call endpoints (claudeapp/api/fastpath.py) run settings.MIDDLEWARE minus these: key-authenticated,
+# CSRF-exempt JSON/SSE views, where sessions, CSRF, user auth and messages do nothing, no HTML is rendered
+# (CSP), the API answers its own 503 shape, and there is no sign-in to lock out.
+PARTNER_CALL_SKIPPED_MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "claudeapp.core.csp.CSPMiddleware",
+    "claudeapp.core.unavailable.DatabaseUnavailableMiddleware",
+    "claudeapp.accounts.middleware.LockoutMiddleware",
+]
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": ["'self'"],

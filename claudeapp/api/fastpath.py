@@ -6,7 +6,8 @@ joined by yet another thread). For the three partner call endpoints that cost mo
 rest of the request. They are key-authenticated async views (no cookies, CSRF-exempt, request.user
 set from the key), so sessions, CSRF, auth and messages do nothing for them. This handler keeps the
 middleware that shapes their responses, Security, Common and X-Frame-Options, running their
-(pure-CPU) hooks inline on the event loop, plus the API's own request-id and boundary middleware.
+(pure-CPU) hooks inline on the event loop, plus the API's own request-id and boundary middleware:
+the chain is settings.MIDDLEWARE minus the ones named in PARTNER_CALL_SKIPPED_MIDDLEWARE (settings).
 Every other path, browser ones included, keeps the full `settings.MIDDLEWARE` chain.
 
 The remaining thread-sensitive work (the request_started signal, response.close) goes to one
@@ -19,15 +20,14 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from asgiref.sync import ThreadSensitiveContext, markcoroutinefunction
+from django.conf import settings
 from django.core.handlers.asgi import ASGIHandler
 from django.core.handlers.exception import convert_exception_to_response
 from django.http import HttpRequest, HttpResponse
-from django.middleware.clickjacking import XFrameOptionsMiddleware
-from django.middleware.common import CommonMiddleware
-from django.middleware.security import SecurityMiddleware
+from django.utils.deprecation import MiddlewareMixin
+from django.utils.module_loading import import_string
 
 from claudeapp.api.bodycap import CappedBodyMixin
-from claudeapp.api.middleware import ApiBoundaryMiddleware, RequestIdMiddleware
 
 # Exact paths only: a path not listed here (even with a trailing slash) takes the full chain.
 PARTNER_CALL_PATHS = frozenset({"/anthropic/v1/messages", "/anthropic/v1/messages/count_tokens", "/api/v1/messages"})
@@ -60,28 +60,33 @@ class Inline:
         return response
 
 
-# Outermost first, in settings.MIDDLEWARE's relative order.
-_CHAIN: tuple[Any, ...] = (
-    (Inline, SecurityMiddleware),
-    (RequestIdMiddleware, None),
-    (ApiBoundaryMiddleware, None),
-    (Inline, CommonMiddleware),
-    (Inline, XFrameOptionsMiddleware),
-)
+def chain() -> list[str]:
+    """settings.MIDDLEWARE minus PARTNER_CALL_SKIPPED_MIDDLEWARE, in order: a middleware added to
+    settings runs on the partner call endpoints too unless it is named there."""
+    skipped = set(settings.PARTNER_CALL_SKIPPED_MIDDLEWARE)
+    return [path for path in settings.MIDDLEWARE if path not in skipped]
 
 
 class PartnerCallHandler(CappedBodyMixin, ASGIHandler):
     """ASGIHandler with the lean chain above and the API body cap counted as the body arrives
     (claudeapp/api/bodycap.py); everything else (request parsing, URL resolution, exception
-    handling, streaming, disconnect handling) is Django's own."""
+    handling, streaming, disconnect handling) is Django's own.
+
+    Django's `MiddlewareMixin` middleware (Security, Common, X-Frame-Options) run their hooks inline on
+    the event loop: they must do no I/O (one that does belongs in the skipped list, or should be
+    written async). Every other middleware is built as Django builds it, and must be async-capable."""
 
     def load_middleware(self, is_async: bool = False) -> None:
         self._view_middleware = []
         self._template_response_middleware = []
         self._exception_middleware = []
         handler = convert_exception_to_response(self._get_response_async)
-        for factory, wrapped in reversed(_CHAIN):
-            middleware = factory(handler, wrapped) if wrapped else factory(handler)
+        for path in reversed(chain()):
+            middleware_class = import_string(path)
+            if issubclass(middleware_class, MiddlewareMixin):
+                middleware = Inline(handler, middleware_class)
+            else:
+                middleware = middleware_class(handler)
             if hasattr(middleware, "process_exception"):
                 self._exception_middleware.append(middleware.process_exception)
             handler = convert_exception_to_response(middleware)

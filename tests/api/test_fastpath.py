@@ -7,6 +7,7 @@ import gc
 
 import httpx
 import pytest
+from django.utils.deprecation import MiddlewareMixin
 
 from claudeapp.api.fastpath import PARTNER_CALL_PATHS, is_partner_call
 
@@ -66,3 +67,33 @@ async def test_browser_pages_still_get_the_full_chain_with_its_csrf_cookie():
     assert response.status_code == 200
     assert "csrftoken" in response.cookies
     assert response.headers["x-frame-options"] == "DENY"
+
+
+class StampMiddleware(MiddlewareMixin):
+    """A middleware a deployment adds to settings.MIDDLEWARE (e.g. a header its proxy needs)."""
+
+    def process_response(self, request, response):
+        response["x-deployment-stamp"] = "seen"
+        return response
+
+
+def test_the_lean_chain_is_settings_middleware_minus_the_named_skips(settings):
+    from claudeapp.api.fastpath import chain
+
+    lean = chain()
+    assert lean == [m for m in settings.MIDDLEWARE if m not in settings.PARTNER_CALL_SKIPPED_MIDDLEWARE]
+    assert "django.middleware.security.SecurityMiddleware" in lean
+    assert "claudeapp.api.middleware.RequestIdMiddleware" in lean
+    assert "django.contrib.sessions.middleware.SessionMiddleware" not in lean
+
+
+async def test_a_middleware_added_to_settings_runs_on_the_partner_call_endpoints_too(settings):
+    from claudeapp.api.fastpath import PartnerCallHandler
+
+    settings.MIDDLEWARE = [*settings.MIDDLEWARE, "tests.api.test_fastpath.StampMiddleware"]
+    transport = httpx.ASGITransport(app=PartnerCallHandler())
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        response = await client.post("/anthropic/v1/messages", json={"model": "claude-haiku-5-5"})
+    assert response.status_code == 401  # no key: the API's own answer, through the whole lean chain
+    assert response.headers["x-deployment-stamp"] == "seen"
+    assert "set-cookie" not in response.headers
