@@ -21,8 +21,13 @@ from claudeapp.api.errors import ErrorInfo, register_error, response_for
 from claudeapp.api.models import Scope
 from claudeapp.core.dbthread import in_db_thread
 
-register_error(service.BatchNotFound, 404, "not_found_error")
-register_error(service.BatchNotEnded, 400, "invalid_request_error")
+
+def register_errors() -> None:
+    """This module's mappings (ApiConfig.ready)."""
+    register_error(service.BatchNotFound, 404, "not_found_error")
+    register_error(service.BatchNotEnded, 400, "invalid_request_error")
+
+
 RESULTS_PATH = "/anthropic/v1/messages/batches/{id}/results"
 LIST_LIMIT_MAX = 1000
 

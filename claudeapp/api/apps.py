@@ -8,6 +8,11 @@ class ApiConfig(AppConfig):
     label = "api"
 
     def ready(self) -> None:
-        from claudeapp.api import errors, schema, signals  # noqa: F401  (registers the OpenAPI extension and receivers)
+        from claudeapp.api import anthropic_batch_views, call_errors, errors, jobs_api, schema, signals  # noqa: F401  (registers the OpenAPI extension and receivers)
 
-        errors.register_optional()  # map billing's and the gateway's errors, if present, before the first request
+        # The error registry, built once, before the first request: the defaults first, then each
+        # module's own (a later registration wins).
+        errors.register_defaults()
+        call_errors.register()
+        jobs_api.register_errors()
+        anthropic_batch_views.register_errors()

@@ -29,31 +29,33 @@ def _unknown_model(exc: UnknownModel | ModelDisabled) -> str:
     return f"model: {exc.name!r} is not a model this gateway serves."
 
 
-register_error(
-    UpstreamBusy,
-    429,
-    "rate_limit_error",
-    lambda e: "The gateway is at its upstream rate limit for this model; retry later.",
-    headers_fn=lambda e: retry_after_headers(e.retry_after_seconds),
-)
-register_error(UnknownModel, 404, "not_found_error", _unknown_model)
-# A disabled model is served here, just not now: 400 naming it as disabled, with what to use instead.
-register_error(
-    ModelDisabled,
-    400,
-    "invalid_request_error",
-    lambda e: (
-        f"model: {e.name!r} is disabled on this gateway"
-        + (f"; use {', '.join(e.alternatives)} instead." if e.alternatives else ".")
-    ),
-)
-# Upstream refused the request itself (every model would): the caller's body is at fault.
-register_error(
-    UpstreamBadRequest, 400, "invalid_request_error", lambda e: f"Upstream rejected the request: {e.message}"
-)
-register_error(UpstreamNotFound, 404, "not_found_error", lambda e: f"Upstream: {e.message}")
-# Anything else upstream said that was not retried away (e.g. our own upstream credentials): not the caller's fault.
-register_error(UpstreamError, 502, "api_error", lambda e: "The upstream API failed; retry later.")
+def register() -> None:
+    """This module's mappings (ApiConfig.ready calls it after errors.register_defaults)."""
+    register_error(
+        UpstreamBusy,
+        429,
+        "rate_limit_error",
+        lambda e: "The gateway is at its upstream rate limit for this model; retry later.",
+        headers_fn=lambda e: retry_after_headers(e.retry_after_seconds),
+    )
+    register_error(UnknownModel, 404, "not_found_error", _unknown_model, field="model")
+    # A disabled model is served here, just not now: 400 naming it as disabled, with what to use instead.
+    register_error(
+        ModelDisabled,
+        400,
+        "invalid_request_error",
+        lambda e: (
+            f"model: {e.name!r} is disabled on this gateway"
+            + (f"; use {', '.join(e.alternatives)} instead." if e.alternatives else ".")
+        ),
+    )
+    # Upstream refused the request itself (every model would): the caller's body is at fault.
+    register_error(
+        UpstreamBadRequest, 400, "invalid_request_error", lambda e: f"Upstream rejected the request: {e.message}"
+    )
+    register_error(UpstreamNotFound, 404, "not_found_error", lambda e: f"Upstream: {e.message}")
+    # Anything else upstream said that was not retried away (e.g. our own upstream credentials): not the caller's fault.
+    register_error(UpstreamError, 502, "api_error", lambda e: "The upstream API failed; retry later.")
 
 
 def describe_call_error(exc: BaseException, *, anthropic: bool = False) -> ErrorInfo:

@@ -3,7 +3,7 @@
 /api/v1 answers `{"error": {"type", "message", "field"}, "request_id"}`; /anthropic answers
 Anthropic's own shape `{"type": "error", "error": {"type", "message"}, "request_id"}` with the
 same statuses, so the official SDK raises its own exception classes. Other packages' domain
-errors join through `register_error`; billing's and the gateway's are registered lazily.
+errors join through `register_error`, called once from ApiConfig.ready() (claudeapp/api/apps.py).
 """
 
 from __future__ import annotations
@@ -132,7 +132,6 @@ def register_error(
 
 
 def _registered(exc: BaseException) -> _Mapping | None:
-    register_optional()
     for cls in type(exc).__mro__:
         found = _registry.get(cls)
         if found is not None:
@@ -147,14 +146,16 @@ def retry_after_headers(seconds: float | None, extra: dict[str, str] | None = No
     return headers
 
 
-def register_optional() -> None:
-    # billing and the gateway are written alongside this package; map their errors when they exist.
+def register_defaults() -> None:
+    """The API's own errors, the database's, and billing's, the gateway's and routing's (ApiConfig.ready
+    builds the registry once: these first, then each API module's own, which may override them)."""
     global _optional_registered
     if _optional_registered:
         return
     with _registry_lock:
         if _optional_registered:
             return
+        _register_own()
         billing = _module("billing.errors")
         if billing is not None:
             _maybe(billing, "BudgetExceeded", 402, "budget_exceeded", _budget_message, _budget_headers, _budget_info)
@@ -258,19 +259,20 @@ def _maybe(
         register_error(cls, status, type_, message_fn, headers_fn=headers_fn, field=field, info_fn=info_fn)
 
 
-register_error(InvalidKey, 401, "authentication_error")
-register_error(UnknownScope, 400, "invalid_request_error")
-# Postgres unreachable (down, restarting, pool exhausted): retryable, so 503 with retry-after, which the
-# anthropic SDK retries; Anthropic's vocabulary has no "unavailable" type, its 5xx type is api_error.
-for _db_error in unavailable.DATABASE_ERRORS:
-    register_error(
-        _db_error,
-        503,
-        "service_unavailable",
-        lambda e: unavailable.MESSAGE,
-        headers_fn=lambda e: retry_after_headers(unavailable.RETRY_AFTER_SECONDS),
-        anthropic_type="api_error",
-    )
+def _register_own() -> None:
+    register_error(InvalidKey, 401, "authentication_error")
+    register_error(UnknownScope, 400, "invalid_request_error")
+    # Postgres unreachable (down, restarting, pool exhausted): retryable, so 503 with retry-after, which the
+    # anthropic SDK retries; Anthropic's vocabulary has no "unavailable" type, its 5xx type is api_error.
+    for db_error in unavailable.DATABASE_ERRORS:
+        register_error(
+            db_error,
+            503,
+            "service_unavailable",
+            lambda e: unavailable.MESSAGE,
+            headers_fn=lambda e: retry_after_headers(unavailable.RETRY_AFTER_SECONDS),
+            anthropic_type="api_error",
+        )
 
 
 # --- exception -> ErrorInfo -------------------------------------------------------------

@@ -22,9 +22,13 @@ from claudeapp.jobs.models import Job
 from claudeapp.jobs.rendering import job_json
 from routing.errors import ModelDisabled, RoutingError, UnknownModel
 
-register_error(JobNotFound, 404, "not_found_error")
-register_error(InvalidTransition, 409, "conflict_error")
-register_error(IdempotencyConflict, 409, "idempotency_error")
+
+def register_errors() -> None:
+    """This module's mappings (ApiConfig.ready)."""
+    register_error(JobNotFound, 404, "not_found_error")
+    register_error(InvalidTransition, 409, "conflict_error")
+    register_error(IdempotencyConflict, 409, "idempotency_error")
+
 
 PAYLOAD_FIELDS = ("model", "messages", "max_tokens", "system", "metadata", "stop_sequences", "tools", "tool_choice",
                   "thinking")  # fmt: skip
