@@ -46,29 +46,49 @@ class Response:
             ) from exc
 
     async def sse(self) -> AsyncIterator[tuple[str | None, str]]:
-        """The stream's events as (event name, data), in order. A cut connection raises UpstreamUnavailable."""
+        """The stream's events as (event name, data), in order. A cut connection raises UpstreamUnavailable.
+
+        Lines are split here rather than by the reader's readline(), which refuses lines over 64 KiB
+        (a content_block_start carrying server-tool results can be longer)."""
         event: str | None = None
         data: list[str] = []
-        content = self._raw.content
+        pending = b""
         try:
-            while True:
-                line = await content.readline()
-                if not line:
-                    break
-                text = line.decode("utf-8").rstrip("\r\n")
-                if not text:  # a blank line ends an event
-                    if data:
-                        yield event, "\n".join(data)
-                    event, data = None, []
-                elif text.startswith("data:"):
-                    data.append(text[6:] if text.startswith("data: ") else text[5:])
-                elif text.startswith("event:"):
-                    event = text[6:].strip()
-                # id:, retry: and comments (":...") carry nothing the Messages API uses
+            async for chunk in self._raw.content.iter_any():
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    ended = self._line(line, data)
+                    if ended is _BLANK:
+                        if data:
+                            yield event, "\n".join(data)
+                        event, data = None, []
+                    elif ended is not None:
+                        event = ended
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise _transport_error(exc, self._model) from exc
+        if pending:
+            ended = self._line(pending, data)
+            if ended not in (None, _BLANK):
+                event = ended
         if data:
             yield event, "\n".join(data)
+
+    @staticmethod
+    def _line(raw: bytes, data: list[str]) -> str | object | None:
+        """Apply one line: a data line joins `data`; returns the event name of an event line, _BLANK for
+        the blank line that ends an event, None otherwise (id:, retry:, comments carry nothing we use)."""
+        text = raw.decode("utf-8").rstrip("\r")
+        if not text:
+            return _BLANK
+        if text.startswith("data:"):
+            data.append(text[6:] if text.startswith("data: ") else text[5:])
+        elif text.startswith("event:"):
+            return text[6:].strip()
+        return None
+
+
+_BLANK = object()
 
 
 @contextlib.asynccontextmanager
