@@ -45,6 +45,9 @@ def home(request: HttpRequest) -> HttpResponse:
 @login_required
 def conversation_detail(request: HttpRequest, public_id: str) -> HttpResponse:
     conversation = selectors.get_conversation(owner_id=request.user.pk, public_id=public_id)
+    if request.GET.get("show"):  # a search hit: its message may be on a branch not on screen
+        services.show_message(conversation=conversation, message_id=request.GET["show"][:64])
+        conversation.refresh_from_db()
     return _page(request, conversation)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from claudeapp.conversations import branches, instructions
+from claudeapp.conversations import branches, instructions, selectors
 from claudeapp.conversations.errors import InvalidTurn
 from claudeapp.conversations.models import Conversation, Message
 
@@ -105,6 +105,17 @@ def switch_branch(*, conversation: Conversation, message_id: str) -> Message:
     leaf = branches.newest_leaf_under(list(conversation.messages.order_by("created_at", "id")), top)
     _set_leaf(conversation, leaf)
     return leaf
+
+
+def show_message(*, conversation: Conversation, message_id: str) -> None:
+    """Make a message visible (a search hit): when it is not on the active path, switch to its branch.
+    An id that names no message of this conversation changes nothing."""
+    if any(str(m.public_id) == message_id for m in selectors.active_path(conversation)):
+        return
+    try:
+        switch_branch(conversation=conversation, message_id=message_id)
+    except InvalidTurn:
+        return
 
 
 def _new_turn(

@@ -54,7 +54,7 @@ def test_search_page_links_each_hit_to_its_message(alice_client, alice):
     conversation = services.create_conversation(owner_id=alice.pk, title="Boats")
     message = Message.objects.create(conversation=conversation, role="user", content="How do sailboats tack?")
     body = alice_client.get("/search/", {"q": "sailboat"}).content.decode()
-    assert f'href="/c/{conversation.public_id}/#m-{message.public_id}"' in body
+    assert f'href="/c/{conversation.public_id}/?show={message.public_id}#m-{message.public_id}"' in body
     assert "1 result" in body
     assert alice_client.get("/search/", {"q": "x" * 1001}).json()["error"]["field"] == "q"
 

@@ -4,6 +4,7 @@ and each regenerate or edit is one billed call of its own."""
 from __future__ import annotations
 
 import json
+import uuid
 
 import pytest
 from django.db import connection
@@ -273,3 +274,27 @@ def test_the_branch_endpoint_switches_and_answers_with_the_thread(conversation):
     assert stranger.post(f"/c/{conversation.public_id}/branch", {"message": str(q1.public_id)}).status_code == 404
     thread = client.get(f"/c/{conversation.public_id}/thread")
     assert thread.status_code == 200 and "first" in thread.content.decode()
+
+
+@pytest.mark.django_db
+def test_a_search_hit_on_a_branch_not_on_screen_opens_that_branch(conversation, client):
+    _answered(conversation, "first", "one")
+    q2, _ = _answered(conversation, "second", "two")
+    _, hidden_answer = _answered(conversation, "third", "needle in the old branch")
+    services.start_edit(
+        conversation=conversation, message_id=str(q2.public_id), user_text="edited", model_requested="auto"
+    )
+    assert "needle in the old branch" not in _texts(conversation)
+
+    client.force_login(conversation.owner)
+    url = f"/c/{conversation.public_id}/"
+    page = client.get(url, {"show": str(hidden_answer.public_id)})
+    assert page.status_code == 200 and f'id="m-{hidden_answer.public_id}"' in page.content.decode()
+    assert "needle in the old branch" in _texts(conversation)
+
+    on_path = selectors.active_path(conversation)[0]
+    before = conversation.active_leaf_id
+    for show in (str(on_path.public_id), "not-a-message", str(uuid.uuid4())):  # nothing to switch: nothing moves
+        assert client.get(url, {"show": show}).status_code == 200
+        conversation.refresh_from_db()
+        assert conversation.active_leaf_id == before

@@ -143,7 +143,7 @@ def test_files_instructions_search_and_export_in_one_session(
     page.wait_for_selector(".search-hit mark")
     page.screenshot(path=str(artifacts / "chat-search.png"), full_page=True)
     page.click(".search-hit a[href*='#m-'] >> nth=0")  # a message hit (the title matches too)
-    page.wait_for_url(f"**/c/{conversation.public_id}/#m-*")
+    page.wait_for_url(re.compile(rf"/c/{conversation.public_id}/\?show=[^#]+#m-"))
     assert page.evaluate("document.querySelector(':target')?.classList.contains('message')")
 
     # Export: this conversation as Markdown and JSON, everything as a zip from the settings page.
