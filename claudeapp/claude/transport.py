@@ -105,13 +105,15 @@ async def post_messages(
     (left early: a reader that went away, an error).
     """
     session = http_session()
-    request_timeout = _timeout(timeout)
+    options: dict[str, Any] = {}
+    if timeout is not None:  # passing timeout=None to aiohttp would mean no timeout at all, not the session's
+        options["timeout"] = _timeout(timeout)
     try:
         raw = await session.post(
             messages_url(),
             data=json.dumps(params, ensure_ascii=False, separators=(",", ":")).encode(),
             headers={**request_headers(), **(headers or {})},
-            timeout=request_timeout,
+            **options,
         )
     except (TimeoutError, aiohttp.ClientError) as exc:
         raise _transport_error(exc, model) from exc
@@ -152,8 +154,6 @@ def _transport_error(exc: BaseException, model: str) -> UpstreamUnavailable:
     )
 
 
-def _timeout(seconds: float | None) -> aiohttp.ClientTimeout | None:
+def _timeout(seconds: float) -> aiohttp.ClientTimeout:
     """A caller's own timeout bounds each wait (connect, every read), like the SDK's per-call timeout."""
-    if seconds is None:
-        return None  # the session's: see client.http_session
     return aiohttp.ClientTimeout(total=None, connect=seconds, sock_read=seconds)

@@ -25,6 +25,8 @@ def anyio_backend() -> str:
 
 async def _sse(request: web.Request) -> web.StreamResponse:
     kind = (await request.json())["messages"][0]["content"]
+    if kind == "hang":  # upstream takes the request and never answers
+        await asyncio.sleep(5)
     if kind == "overloaded":
         return web.json_response(
             {"type": "error", "error": {"type": "overloaded_error", "message": "busy"}},
@@ -84,3 +86,10 @@ async def test_an_error_status_maps_like_the_sdk_path(upstream):
         await _events("overloaded")
     assert caught.value.status == 529 and caught.value.retry_after == 3.0
     assert caught.value.request_id == "req_529" and caught.value.message == "busy"
+
+
+async def test_an_upstream_that_never_answers_times_out_at_the_configured_read_timeout(upstream, settings):
+    settings.ANTHROPIC_TIMEOUT_SECONDS = 0.5  # read by the session, made on first use in this loop
+    with pytest.raises(UpstreamUnavailable) as caught:
+        await asyncio.wait_for(_events("hang"), timeout=4)  # not the 5 s the server would take
+    assert caught.value.error_type == "timeout" and caught.value.retryable
