@@ -33,21 +33,9 @@ def billing_day(at: dt.datetime) -> dt.date:
     return timezone.localtime(at, ZoneInfo(settings.BILLING_TIME_ZONE)).date()
 
 
-def record(
-    *,
-    principal: Principal,
-    kind: str,
-    subject: str,
-    model_id: str,
-    usage: Usage,
-    price: PriceVersion,
-    event_key: str,
-    batch: bool = False,
-    upstream_request_id: str = "",
-    upstream_message_id: str = "",
-) -> LedgerEntry:
-    """Bill one call at `price`. Returns the existing entry when `event_key` was billed before."""
-    entry, _ = record_once(**locals())
+def record(**fields: Any) -> LedgerEntry:
+    """Bill one call (the fields of `entry_for`). Returns the existing entry when `event_key` was billed before."""
+    entry, _ = record_once(**fields)
     return entry
 
 
@@ -86,21 +74,9 @@ def entry_for(
     )
 
 
-def record_once(
-    *,
-    principal: Principal,
-    kind: str,
-    subject: str,
-    model_id: str,
-    usage: Usage,
-    price: PriceVersion,
-    event_key: str,
-    batch: bool = False,
-    upstream_request_id: str = "",
-    upstream_message_id: str = "",
-) -> tuple[LedgerEntry, bool]:
+def record_once(**fields: Any) -> tuple[LedgerEntry, bool]:
     """Like `record`, also saying whether this call wrote the entry (False: billed before)."""
-    return insert(entry=entry_for(**locals()))
+    return insert(entry=entry_for(**fields))
 
 
 def insert(*, entry: LedgerEntry) -> tuple[LedgerEntry, bool]:
