@@ -18,7 +18,7 @@ from django.utils import timezone
 from billing.costs import Usage, compute_cost
 from billing.models import DailyRollup, LedgerEntry, PriceVersion
 from claudeapp.accounts.principals import Principal
-from claudeapp.core import metrics
+from claudeapp.core import metrics, rows
 
 _TOKEN_COLUMNS = (
     "input_tokens",
@@ -88,8 +88,7 @@ def inserted(entry: LedgerEntry, pk: int | None) -> tuple[LedgerEntry, bool]:
     """After the statement of insert_ctes: the entry saved as `pk`, or the one billed before (pk None)."""
     if pk is None:
         return LedgerEntry.objects.get(event_key=entry.event_key), False
-    entry.pk = pk
-    entry._state.adding, entry._state.db = False, connection.alias
+    rows.saved(entry, pk)
     transaction.on_commit(functools.partial(_count, entry))  # every billed token passes here, once
     return entry, True
 

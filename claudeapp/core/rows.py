@@ -31,10 +31,8 @@ def insert(instance: models.Model) -> int:
     values = [f.get_db_prep_save(f.pre_save(instance, add=True), connection) for f in fields]
     with connection.cursor() as cursor:
         cursor.execute(sql, values)
-        instance.pk = cursor.fetchone()[0]
-    instance._state.adding = False
-    instance._state.db = connection.alias
-    return instance.pk
+        pk = cursor.fetchone()[0]
+    return saved(instance, pk).pk
 
 
 def insert_sql(instance: models.Model, *, select_from: str) -> tuple[str, dict[str, object]]:
