@@ -2,13 +2,13 @@
 # Web CPU per call and req/s of one gateway worker against the fake upstream (wrk, same body as the side-by-side
 # bench), plus a lone-call p50. MODE=nonstream|stream CONC=20 SECS=15 DELAY=0; SPY=1 also records a py-spy
 # profile (--gil, raw) into /tmp/prof.raw (pip install py-spy into .venv first). Database DBN (default
-# claudeapp_prof), Redis db 11; ports 18081 (fake) and 18101 (gateway).
+# claudeapp_prof), Redis db BENCH_REDIS_DB (9); ports 18081 (fake) and 18101 (gateway).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=bench/side_by_side
 MODE=${MODE:-nonstream}; SECS=${SECS:-10}; DELAY=${DELAY:-0}; SPY=${SPY:-0}; CONC=${CONC:-50}
-ENVV=(DATABASE_URL=postgres://postgres@127.0.0.1:5432/${DBN:-claudeapp_prof} REDIS_URL=redis://127.0.0.1:6379/11
-  CELERY_BROKER_URL=redis://127.0.0.1:6379/11 CACHE_KEY_PREFIX=prof DEBUG=0 SECURE_SSL_REDIRECT=0
+ENVV=(DATABASE_URL=postgres://postgres@127.0.0.1:5432/${DBN:-claudeapp_prof} REDIS_URL=redis://127.0.0.1:6379/${BENCH_REDIS_DB:-9}
+  CELERY_BROKER_URL=redis://127.0.0.1:6379/${BENCH_REDIS_DB:-9} CACHE_KEY_PREFIX=prof DEBUG=0 SECURE_SSL_REDIRECT=0
   SECRET_KEY=prof-bench-secret-0123456789abcdefghijklmnopqrstuvwxyz-abcdef ANTHROPIC_API_KEY=
   ANTHROPIC_BASE_URL=http://127.0.0.1:18081 SEED_DEMO_USERS=0 LOG_LEVEL=WARNING)
 psql -h 127.0.0.1 -U postgres -tc "select 1 from pg_database where datname='${DBN:-claudeapp_prof}'" | grep -q 1 || psql -h 127.0.0.1 -U postgres -qc "create database ${DBN:-claudeapp_prof}"

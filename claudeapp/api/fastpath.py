@@ -10,20 +10,31 @@ middleware that shapes their responses, Security, Common and X-Frame-Options, ru
 the chain is settings.MIDDLEWARE minus the ones named in PARTNER_CALL_SKIPPED_MIDDLEWARE (settings).
 Every other path, browser ones included, keeps the full `settings.MIDDLEWARE` chain.
 
-The remaining thread-sensitive work (the request_started signal, response.close) goes to one
+The request signals and response.close() run on the event loop when the request's context holds no
+database connection (the calls do their database work in claudeapp/core/dbthread.py, which hands its
+connection back): their receivers then have nothing a thread is needed for, and each hop to a thread
+cost about 2% of the process's CPU per call (py-spy, bench/cpu_per_call.sh). A request that did open a
+connection in its context, or a signal with an async receiver, takes Django's own path, on one
 long-lived thread instead of a new thread per request.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from asgiref.sync import ThreadSensitiveContext, markcoroutinefunction
+from asgiref.sync import ThreadSensitiveContext, markcoroutinefunction, sync_to_async
 from django.conf import settings
-from django.core.handlers.asgi import ASGIHandler
+from django.core import signals
+from django.core.exceptions import RequestAborted
+from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.core.handlers.exception import convert_exception_to_response
+from django.db import connections
+from django.dispatch import Signal
 from django.http import HttpRequest, HttpResponse
+from django.urls import ResolverMatch, get_resolver, set_script_prefix
 from django.utils.deprecation import MiddlewareMixin
 from django.utils.module_loading import import_string
 
@@ -67,7 +78,77 @@ def chain() -> list[str]:
     return [path for path in settings.MIDDLEWARE if path not in skipped]
 
 
-class PartnerCallHandler(CappedBodyMixin, ASGIHandler):
+def _on_loop(signal: Signal, sender: type | None) -> bool:
+    """Whether `signal`'s receivers may run right here on the event loop: all of them synchronous
+    (Django's `send` would otherwise need async_to_sync) and no database connection opened in this
+    request's context (close_old_connections would then close one, which is blocking I/O)."""
+    _, async_receivers = signal._live_receivers(sender)  # Django 5.x; pinned by tests/api/test_fastpath.py
+    return not async_receivers and not connections.all(initialized_only=True)
+
+
+class LoopSignalsHandler(ASGIHandler):
+    """Django's `ASGIHandler.handle`, step for step, with the request signals and response.close() on
+    the event loop when `_on_loop` allows (see the module docstring)."""
+
+    async def handle(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        try:
+            body_file = await self.read_body(receive)
+        except RequestAborted:
+            return
+        set_script_prefix(get_script_prefix(scope))
+        if _on_loop(signals.request_started, self.__class__):
+            signals.request_started.send(sender=self.__class__, scope=scope)
+        else:
+            await signals.request_started.asend(sender=self.__class__, scope=scope)
+        request, error_response = self.create_request(scope, body_file)
+        if request is None:
+            body_file.close()
+            await self.send_response(error_response, send)
+            await self._close(error_response)
+            return
+
+        async def process_request() -> HttpResponse:
+            response = await self.run_get_response(request)
+            with contextlib.suppress(asyncio.CancelledError):  # the client left while it was being sent
+                await self.send_response(response, send)
+            return response
+
+        # The disconnect listener goes first: it must not raise anything that would keep the
+        # response task from being cancelled (Django's own order and reasoning).
+        tasks = [asyncio.create_task(self.listen_for_disconnect(receive)), asyncio.create_task(process_request())]
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in tasks:
+            if task.done():
+                try:
+                    task.result()
+                except RequestAborted:
+                    pass
+                except AssertionError:
+                    body_file.close()
+                    raise
+            else:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        try:
+            response = tasks[1].result()
+        except asyncio.CancelledError:
+            if _on_loop(signals.request_finished, self.__class__):
+                signals.request_finished.send(sender=self.__class__)
+            else:
+                await signals.request_finished.asend(sender=self.__class__)
+        else:
+            await self._close(response)
+        body_file.close()
+
+    async def _close(self, response: HttpResponse) -> None:
+        if _on_loop(signals.request_finished, response._handler_class):
+            response.close()  # its closers, then request_finished
+        else:
+            await sync_to_async(response.close)()
+
+
+class PartnerCallHandler(CappedBodyMixin, LoopSignalsHandler):
     """ASGIHandler with the lean chain above and the API body cap counted as the body arrives
     (claudeapp/api/bodycap.py); everything else (request parsing, URL resolution, exception
     handling, streaming, disconnect handling) is Django's own.
@@ -76,7 +157,21 @@ class PartnerCallHandler(CappedBodyMixin, ASGIHandler):
     the event loop: they must do no I/O (one that does belongs in the skipped list, or should be
     written async). Every other middleware is built as Django builds it, and must be async-capable."""
 
+    def resolve_request(self, request: HttpRequest) -> ResolverMatch:
+        """Django's resolution, once per path and URL conf: these exact paths take no arguments, and
+        walking the URL patterns cost about 4% of a call's CPU. A request with a urlconf of its own
+        (set by a middleware) is resolved Django's way every time."""
+        if hasattr(request, "urlconf") or request.path_info not in PARTNER_CALL_PATHS:
+            return super().resolve_request(request)
+        key = (get_resolver().urlconf_name, request.path_info)
+        match = self._resolved.get(key)
+        if match is None:
+            match = self._resolved[key] = super().resolve_request(request)
+        request.resolver_match = match
+        return match
+
     def load_middleware(self, is_async: bool = False) -> None:
+        self._resolved: dict[tuple[object, str], ResolverMatch] = {}
         self._view_middleware = []
         self._template_response_middleware = []
         self._exception_middleware = []

@@ -97,3 +97,88 @@ async def test_a_middleware_added_to_settings_runs_on_the_partner_call_endpoints
     assert response.status_code == 401  # no key: the API's own answer, through the whole lean chain
     assert response.headers["x-deployment-stamp"] == "seen"
     assert "set-cookie" not in response.headers
+
+
+async def test_request_signals_reach_sync_and_async_receivers_and_sync_ones_stay_on_the_loop():
+    """The lean handler runs the request signals on the event loop when nothing needs a thread: every
+    receiver still gets each signal once per request, a sync one on the loop's own thread, and an
+    async receiver (which Django's `send` cannot call from the loop) sends them Django's way."""
+    import threading
+
+    from django.core import signals
+
+    seen: list[tuple[str, str]] = []
+
+    def sync_receiver(signal, **kwargs):
+        seen.append(("sync", threading.current_thread().name))
+
+    async def async_receiver(signal, **kwargs):
+        seen.append(("async", threading.current_thread().name))
+
+    loop_thread = threading.current_thread().name
+    for sig in (signals.request_started, signals.request_finished):
+        sig.connect(sync_receiver, dispatch_uid=f"test-sync-{id(sig)}")
+    try:
+        await _call("POST", "/anthropic/v1/messages", json={})
+        assert seen == [("sync", loop_thread), ("sync", loop_thread)]
+
+        seen.clear()
+        signals.request_finished.connect(async_receiver, dispatch_uid="test-async")
+        try:
+            await _call("POST", "/anthropic/v1/messages", json={})
+        finally:
+            signals.request_finished.disconnect(dispatch_uid="test-async")
+        assert seen[0] == ("sync", loop_thread)  # request_started: still no async receiver
+        assert sorted(kind for kind, _ in seen[1:]) == ["async", "sync"]
+        assert [name for kind, name in seen[1:] if kind == "sync"] != [loop_thread]  # Django's thread hop
+    finally:
+        for sig in (signals.request_started, signals.request_finished):
+            sig.disconnect(dispatch_uid=f"test-sync-{id(sig)}")
+
+
+def test_a_context_holding_a_database_connection_sends_the_signals_from_a_thread():
+    """close_old_connections on a connection is blocking I/O: not on the loop."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.core import signals
+    from django.db import connections
+
+    from claudeapp.api.fastpath import LoopSignalsHandler, _on_loop
+
+    def check() -> tuple[bool, bool]:
+        empty = _on_loop(signals.request_finished, LoopSignalsHandler)
+        connections["default"]  # initializes this context's connection object
+        return empty, _on_loop(signals.request_finished, LoopSignalsHandler)
+
+    with ThreadPoolExecutor(1) as fresh:  # a thread of its own: no connection yet, like a new request's context
+        assert fresh.submit(check).result() == (True, False)
+
+
+def _stub_view(request):
+    from django.http import HttpResponse
+
+    return HttpResponse(status=299)
+
+
+urlpatterns = []  # filled by the test below: this module doubles as a URL conf
+
+
+async def test_the_resolution_kept_per_path_follows_a_changed_url_conf(settings):
+    """Each path is resolved once per URL conf: a view mounted elsewhere (another ROOT_URLCONF) is
+    found, not the one resolved for the first conf."""
+    from django.urls import path
+
+    from claudeapp.api.fastpath import PartnerCallHandler
+
+    handler = PartnerCallHandler()
+    transport = httpx.ASGITransport(app=handler)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        assert (await client.post("/anthropic/v1/messages", json={})).status_code == 401  # the real view
+        urlpatterns[:] = [path("anthropic/v1/messages", _stub_view)]
+        settings.ROOT_URLCONF = "tests.api.test_fastpath"
+        try:
+            assert (await client.post("/anthropic/v1/messages", json={})).status_code == 299
+        finally:
+            urlpatterns.clear()
+        settings.ROOT_URLCONF = "claudeapp.urls"
+        assert (await client.post("/anthropic/v1/messages", json={})).status_code == 401
