@@ -24,6 +24,7 @@ BODY=$B/body.json; [ "$MODE" = stream ] && BODY=$B/body_stream.json
 true  
 UPID=$(pgrep -f "port 18101" | head -1)
 C0=$(awk '{print $14+$15}' /proc/$UPID/stat)
+[ "${STRACE:-0}" = 1 ] && (timeout $SECS strace -f -c -e trace=write,writev,sendto,sendmsg -p $UPID -o /tmp/prof_strace.txt &)
 [ "$SPY" = 1 ] && (.venv/bin/py-spy record -p $UPID -d $SECS -r 250 --gil -f raw -o /tmp/prof.raw >/dev/null 2>&1 &)
 WRK_BODY_FILE=$BODY WRK_API_KEY=$KEY WRK_PATH=/anthropic/v1/messages wrk -t1 -c$CONC -d${SECS}s --latency -s $B/wrk_post.lua http://127.0.0.1:18101 > /tmp/prof_wrk.txt 2>&1
 C1=$(awk '{print $14+$15}' /proc/$UPID/stat)

@@ -182,3 +182,56 @@ async def test_the_resolution_kept_per_path_follows_a_changed_url_conf(settings)
             urlpatterns.clear()
         settings.ROOT_URLCONF = "claudeapp.urls"
         assert (await client.post("/anthropic/v1/messages", json={})).status_code == 401
+
+
+async def test_body_chunks_produced_in_one_pass_of_the_loop_go_out_as_one_write_in_order():
+    """CoalescedBody: what the producer yields without waiting is one ASGI message; a wait flushes;
+    the final message comes last; past the limit the producer waits for the write."""
+    import asyncio
+
+    from claudeapp.api.fastpath import CoalescedBody
+
+    sent: list[dict] = []
+
+    async def send(message: dict) -> None:
+        await asyncio.sleep(0)  # a real server may suspend on back-pressure
+        sent.append(message)
+
+    body = CoalescedBody(send, limit=10)
+    await body({"type": "http.response.start", "status": 200, "headers": []})
+    for part in (b"a", b"b", b"c"):  # one burst: no await that suspends in between
+        await body({"type": "http.response.body", "body": part, "more_body": True})
+    await asyncio.sleep(0.01)  # the producer waits on upstream: the burst is written
+    await body({"type": "http.response.body", "body": b"d", "more_body": True})
+    await body({"type": "http.response.body", "body": b"0123456789", "more_body": True})  # past the limit
+    assert sent[-1]["body"] == b"d0123456789"  # written before the producer went on
+    await body({"type": "http.response.body", "body": b"e", "more_body": True})
+    await body({"type": "http.response.body"})
+    assert [m.get("body") for m in sent] == [None, b"abc", b"d0123456789", b"e", None]
+    assert sent[-1] == {"type": "http.response.body"}
+
+
+async def test_a_streamed_partner_response_reaches_the_client_whole_through_the_coalescing_send():
+    from django.http import StreamingHttpResponse
+
+    from claudeapp.api.fastpath import PartnerCallHandler
+
+    async def events():
+        import asyncio
+
+        for i in range(5):
+            yield f"event: e\ndata: {i}\n\n".encode()
+            if i == 2:
+                await asyncio.sleep(0.01)
+
+    handler = PartnerCallHandler()
+    messages: list[dict] = []
+
+    async def send(message: dict) -> None:
+        messages.append(message)
+
+    await handler.send_response(StreamingHttpResponse(events(), content_type="text/event-stream"), send)
+    bodies = [m["body"] for m in messages if m["type"] == "http.response.body" and m.get("body")]
+    assert b"".join(bodies) == b"".join(f"event: e\ndata: {i}\n\n".encode() for i in range(5))
+    assert len(bodies) == 2  # two bursts, two writes (five events)
+    assert messages[-1] == {"type": "http.response.body"}
