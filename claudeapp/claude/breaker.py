@@ -8,8 +8,13 @@ processes; a probe's success closes the circuit, its failure re-opens it.
 Each transition is one Lua script, so processes never race each other. `allow()` is the only
 call on the hot path: one round trip while closed, nothing on success; and a process that found a
 circuit closed less than CLAUDE_BREAKER_LOCAL_SECONDS ago, with no failure of its own since, trusts
-that instead of asking again (another process's opening reaches it within that time). If Redis is
-down the breaker fails open (calls go through) and logs: losing the breaker must not take Claude down.
+that instead of asking again (another process's opening reaches it within that time).
+
+When Redis cannot answer (down, or too slow for REDIS_TIMEOUT_SECONDS, as in a process whose event
+loop lags under thousands of streams), each process keeps protecting with its own circuit: the same
+policy over the failures it saw itself (threshold in the window opens it for the cooldown, then one
+call at a time probes). It never refuses because Redis is away, only because this process saw the
+model fail: losing Redis must not take Claude down, nor leave a failing model unprotected.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import enum
 import logging
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -199,9 +205,45 @@ def _warn_unavailable(action: str, model: str, exc: Exception) -> None:
     now = time.monotonic()
     if now - _last_outage_log >= 10:
         _last_outage_log = now
-        logger.warning("breaker: redis unavailable (%s %s), failing open: %s", action, model, exc)
+        logger.warning("breaker: redis unavailable (%s %s), using this process's own circuit: %s", action, model, exc)
     else:
         logger.debug("breaker: redis unavailable (%s %s): %s", action, model, exc)
+
+
+class _LocalCircuit:
+    """One model's circuit over this process's own failures: the judge while Redis cannot answer."""
+
+    def __init__(self) -> None:
+        self.failures: deque[float] = deque()
+        self.open_until = 0.0
+        self.probing = False
+
+    def failed(self, policy: BreakerPolicy, now: float) -> None:
+        self.probing = False
+        self.failures.append(now)
+        while self.failures and self.failures[0] <= now - policy.window_seconds:
+            self.failures.popleft()
+        if len(self.failures) >= policy.failure_threshold or self.open_until:
+            self.open_until = now + policy.cooldown_seconds  # opened, or a failed probe re-opens it
+            self.failures.clear()
+
+    def succeeded(self) -> None:
+        self.open_until, self.probing = 0.0, False
+
+    def ticket(self, model: str, now: float) -> Ticket:
+        if not self.open_until:
+            return Ticket(model=model, state=BreakerState.CLOSED)
+        if now < self.open_until or self.probing:
+            return Ticket(model=model, state=BreakerState.OPEN)
+        self.probing = True  # after the cooldown, one call at a time finds out
+        return Ticket(model=model, state=BreakerState.HALF_OPEN, probe_id=f"{_LOCAL_PROBE}{uuid.uuid4().hex}")
+
+
+_LOCAL_PROBE = "local-"
+
+
+def _is_local(ticket: Ticket) -> bool:
+    return bool(ticket.probe_id and ticket.probe_id.startswith(_LOCAL_PROBE))
 
 
 async def aclose_connections() -> None:
@@ -232,6 +274,34 @@ class Breaker:
         self.clock = clock
         self.local_seconds = local_seconds
         self._closed_until: dict[str, float] = {}  # model -> monotonic time until which "closed" is trusted
+        self._local: dict[str, _LocalCircuit] = {}  # model -> this process's own circuit (see the module doc)
+
+    def _circuit(self, model: str) -> _LocalCircuit:
+        circuit = self._local.get(model)
+        if circuit is None:
+            circuit = self._local[model] = _LocalCircuit()
+        return circuit
+
+    def _locally(self, model: str, exc: Exception) -> Ticket:
+        _warn_unavailable("allowing", model, exc)
+        return self._circuit(model).ticket(model, self.clock())
+
+    def _saw_failure(self, ticket: Ticket) -> BreakerPolicy:
+        self._closed_until.pop(ticket.model, None)  # ask Redis again from the next call on
+        policy = policy_for(ticket.model)
+        self._circuit(ticket.model).failed(policy, self.clock())
+        return policy
+
+    def _local_verdict(self, ticket: Ticket, *, success: bool | None) -> bool:
+        """A probe this process's own circuit granted: settle it here (Redis never knew of it)."""
+        if not _is_local(ticket):
+            return False
+        circuit = self._circuit(ticket.model)
+        if success:
+            circuit.succeeded()
+        elif success is None:
+            circuit.probing = False
+        return True
 
     def _trusted_closed(self, model: str) -> bool:
         return self._closed_until.get(model, 0.0) > time.monotonic()
@@ -253,11 +323,11 @@ class Breaker:
         try:
             state, granted = _sync().allow(keys=_keys(model), args=self._allow_args(policy, probe_id))
         except (redis.RedisError, *redisconn.UNAVAILABLE) as exc:
-            return self._fail_open(model, exc)
+            return self._locally(model, exc)
         return self._saw(self._ticket(model, state, granted, probe_id))
 
     def record_success(self, ticket: Ticket) -> None:
-        if ticket.probe_id is None:
+        if ticket.probe_id is None or self._local_verdict(ticket, success=True):
             return  # a success while closed changes nothing: no round trip
         try:
             _sync().success(keys=_keys(ticket.model), args=[ticket.probe_id])
@@ -265,18 +335,19 @@ class Breaker:
             _warn_unavailable("recording success for", ticket.model, exc)
 
     def record_failure(self, ticket: Ticket) -> BreakerState:
-        self._closed_until.pop(ticket.model, None)  # ask Redis again from the next call on
-        policy = policy_for(ticket.model)
+        policy = self._saw_failure(ticket)
+        if self._local_verdict(ticket, success=False):
+            return self._local_state(ticket.model)
         try:
             state = _sync().failure(keys=_keys(ticket.model), args=self._failure_args(ticket, policy))
         except (redis.RedisError, *redisconn.UNAVAILABLE) as exc:
             _warn_unavailable("recording failure for", ticket.model, exc)
-            return BreakerState.CLOSED
+            return self._local_state(ticket.model)
         return self._log_state(ticket, state)
 
     def release(self, ticket: Ticket) -> None:
         """Give a probe slot back without a verdict (the caller went away mid-call)."""
-        if ticket.probe_id is None:
+        if ticket.probe_id is None or self._local_verdict(ticket, success=None):
             return
         try:
             _sync().client.zrem(_keys(ticket.model)[1], ticket.probe_id)
@@ -297,11 +368,13 @@ class Breaker:
     def reset(self, model: str) -> None:
         """Close the circuit by hand (admin action, tests)."""
         self._closed_until.pop(model, None)
+        self._local.pop(model, None)
         _sync().client.delete(*_keys(model))
 
     def forget(self) -> None:
         """Drop what this process trusts locally (tests that open circuits behind its back)."""
         self._closed_until.clear()
+        self._local.clear()
 
     # --- async (ASGI views) ---
 
@@ -312,11 +385,11 @@ class Breaker:
         try:
             state, granted = await _async().allow(keys=_keys(model), args=self._allow_args(policy, probe_id))
         except (redis.RedisError, *redisconn.UNAVAILABLE) as exc:
-            return self._fail_open(model, exc)
+            return self._locally(model, exc)
         return self._saw(self._ticket(model, state, granted, probe_id))
 
     async def arecord_success(self, ticket: Ticket) -> None:
-        if ticket.probe_id is None:
+        if ticket.probe_id is None or self._local_verdict(ticket, success=True):
             return
         try:
             await _async().success(keys=_keys(ticket.model), args=[ticket.probe_id])
@@ -324,17 +397,18 @@ class Breaker:
             _warn_unavailable("recording success for", ticket.model, exc)
 
     async def arecord_failure(self, ticket: Ticket) -> BreakerState:
-        self._closed_until.pop(ticket.model, None)  # ask Redis again from the next call on
-        policy = policy_for(ticket.model)
+        policy = self._saw_failure(ticket)
+        if self._local_verdict(ticket, success=False):
+            return self._local_state(ticket.model)
         try:
             state = await _async().failure(keys=_keys(ticket.model), args=self._failure_args(ticket, policy))
         except (redis.RedisError, *redisconn.UNAVAILABLE) as exc:
             _warn_unavailable("recording failure for", ticket.model, exc)
-            return BreakerState.CLOSED
+            return self._local_state(ticket.model)
         return self._log_state(ticket, state)
 
     async def arelease(self, ticket: Ticket) -> None:
-        if ticket.probe_id is None:
+        if ticket.probe_id is None or self._local_verdict(ticket, success=None):
             return
         try:
             await _async().client.zrem(_keys(ticket.model)[1], ticket.probe_id)
@@ -358,10 +432,9 @@ class Breaker:
             return Ticket(model=model, state=BreakerState.HALF_OPEN, probe_id=probe_id)
         return Ticket(model=model, state=BreakerState.OPEN)
 
-    @staticmethod
-    def _fail_open(model: str, exc: Exception) -> Ticket:
-        _warn_unavailable("allowing", model, exc)
-        return Ticket(model=model, state=BreakerState.CLOSED)
+    def _local_state(self, model: str) -> BreakerState:
+        circuit = self._circuit(model)
+        return BreakerState.OPEN if circuit.open_until else BreakerState.CLOSED
 
     @staticmethod
     def _log_state(ticket: Ticket, state: Any) -> BreakerState:

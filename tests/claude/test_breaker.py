@@ -246,3 +246,62 @@ def test_with_no_local_window_every_call_asks_redis(model_id):
     for _ in range(5):
         other.record_failure(other.allow(model))
     assert not this.allow(model).allowed
+
+
+@pytest.fixture
+def redis_away(settings):
+    real_redis_url = settings.REDIS_URL
+    settings.REDIS_URL = "redis://127.0.0.1:1/4"  # nothing listens on port 1
+    breaker_mod.reset_connections()
+    yield
+    settings.REDIS_URL = real_redis_url
+    breaker_mod.reset_connections()
+
+
+@pytest.mark.parametrize("side", ["sync", "async"])
+def test_with_redis_away_the_process_keeps_protecting_with_its_own_circuit(redis_away, breaker, clock, side):
+    """Redis unreachable (down, or too slow for a lagging loop): the failures this process saw open its
+    own circuit at the same threshold; after the cooldown one call probes; its success closes it."""
+    model = f"test-model-local-{side}"
+
+    def allow() -> breaker_mod.Ticket:
+        if side == "sync":
+            return breaker.allow(model)
+        return asyncio.run(_aallow_and_close(breaker, model))
+
+    def record(ticket: breaker_mod.Ticket, ok: bool) -> BreakerState | None:
+        if side == "sync":
+            return breaker.record_success(ticket) if ok else breaker.record_failure(ticket)
+        coro = breaker.arecord_success(ticket) if ok else breaker.arecord_failure(ticket)
+        return asyncio.run(coro)
+
+    assert record(allow(), ok=False) is BreakerState.CLOSED
+    assert record(allow(), ok=False) is BreakerState.CLOSED
+    assert record(allow(), ok=False) is BreakerState.OPEN  # the threshold (3 in these tests)
+    assert not allow().allowed
+    clock.advance(30)
+    probe = allow()
+    assert probe.allowed and probe.state is BreakerState.HALF_OPEN
+    assert not allow().allowed  # one probe at a time
+    assert record(probe, ok=False) is BreakerState.OPEN  # a failed probe: another cooldown
+    assert not allow().allowed
+    clock.advance(30)
+    record(allow(), ok=True)
+    assert allow().allowed and allow().allowed
+
+
+def test_with_redis_away_a_model_that_did_not_fail_here_is_never_refused(redis_away, breaker, clock):
+    for _ in range(3):
+        breaker.record_failure(breaker.allow("test-model-failing"))
+    assert not breaker.allow("test-model-failing").allowed
+    assert breaker.allow("test-model-healthy").allowed
+
+
+def test_a_probe_released_without_a_verdict_lets_the_next_call_probe(redis_away, breaker, clock):
+    model = "test-model-released"
+    for _ in range(3):
+        breaker.record_failure(breaker.allow(model))
+    clock.advance(30)
+    probe = breaker.allow(model)
+    breaker.release(probe)
+    assert breaker.allow(model).state is BreakerState.HALF_OPEN
