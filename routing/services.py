@@ -15,13 +15,11 @@ from typing import Any
 from django.conf import settings
 
 from claudeapp.accounts.principals import Principal
-from claudeapp.core import rows
+from claudeapp.core import rows, tokensize
 from routing import engine, modelmap
 from routing.classifier import ClassifierUsage, aclassify, classify
 from routing.models import RoutingDecision
 from routing.rules import AUTO, CompiledRule, Features, compile_rule_set
-
-CHARS_PER_TOKEN = 4  # the estimate used when the caller did not count tokens
 
 
 @dataclass(frozen=True)
@@ -168,8 +166,10 @@ def content_text(content: Any) -> str:
 
 
 def estimate_tokens(messages: Sequence[Mapping[str, Any]], system: Any) -> int:
-    chars = sum(len(content_text(m.get("content"))) for m in messages) + len(content_text(system or ""))
-    return -(-chars // CHARS_PER_TOKEN)
+    """The prompt's text in tokens when the caller did not count it (the admin's "Try it", evaluation):
+    the same estimate (core.tokensize) the call pipeline routes live calls and holds budgets with."""
+    texts = [content_text(m.get("content")) for m in messages] + [content_text(system or "")]
+    return sum(tokensize.text_tokens(text) for text in texts if text)
 
 
 def _decision(outcome: engine.Outcome, mm: modelmap.ModelMap, started: float) -> RouteDecision:

@@ -2,8 +2,8 @@
 
 Every block type counts (text, image, document, tool_use, tool_result, search_result, thinking,
 redacted_thinking), and so do `system`, `tools` and `tool_choice`. Text is bounded by its UTF-8
-length / 3 (a token of Claude's tokenizers covers ~3.5-4 bytes of English and never less than one
-byte of anything; see docs/billing.md for the measured error). Blocks whose size cannot be known
+length / 3 (claudeapp/core/tokensize.py, the gateway's one estimate; docs/billing.md gives the
+measured error). Blocks whose size cannot be known
 from the body (images, PDFs, URLs, unknown types) and large prompts are "unsure": the pipeline
 then asks upstream's free `count_tokens` for the exact figure (cached by body hash) and falls
 back to the conservative figures below only when upstream cannot answer.
@@ -23,9 +23,10 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 
+from claudeapp.core.tokensize import json_tokens, text_tokens
+
 log = logging.getLogger(__name__)
 
-BYTES_PER_TOKEN = 3
 REQUEST_OVERHEAD = 8
 MESSAGE_OVERHEAD = 4
 BLOCK_OVERHEAD = 4
@@ -43,14 +44,6 @@ class InputBound:
     unsure: bool = False  # the local figure guessed at a block's size: ask upstream when possible
     counted: bool = False  # the figure is upstream's own count
     guessed: int = 0  # the part of `tokens` that was guessed (tokens - guessed: a floor for a pre-check)
-
-
-def text_tokens(text: str) -> int:
-    return -(-len(text.encode("utf-8", "surrogatepass")) // BYTES_PER_TOKEN)
-
-
-def json_tokens(value: Any) -> int:
-    return text_tokens(json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str))
 
 
 class _Counter:

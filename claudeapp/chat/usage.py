@@ -18,6 +18,7 @@ from claudeapp.accounts.principals import Principal
 from claudeapp.attachments.models import Attachment
 from claudeapp.calls import accounting, admission
 from claudeapp.conversations import context as ctx
+from claudeapp.core import tokensize
 from routing import modelmap
 
 
@@ -121,7 +122,7 @@ def estimate_turn(
         bound = admission.input_bound(principal, model_id, messages, system, {}, local, max_tokens)
     except BudgetExceeded:
         bound, refused = local, True
-    input_tokens = bound.tokens + -(-text_chars // accounting.BYTES_PER_TOKEN) + accounting.BLOCK_OVERHEAD
+    input_tokens = bound.tokens + -(-text_chars // tokensize.BYTES_PER_TOKEN) + accounting.BLOCK_OVERHEAD
     price = prices.current_price(model_id=model_id)
     worst = worst_case_micros(price=price, input_tokens=input_tokens, max_tokens=max_tokens)
     lines = [_line(b, timezone.now()) for b in Budget.objects.filter(budgets.covering(principal), enabled=True)]

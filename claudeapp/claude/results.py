@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from claudeapp.claude.errors import UpstreamError, UpstreamUnavailable, from_stream_error
+from claudeapp.core.tokensize import text_tokens
 
 USAGE_KEYS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
 CACHE_SPLIT_KEYS = ("ephemeral_5m_input_tokens", "ephemeral_1h_input_tokens")
@@ -107,9 +108,8 @@ def normalise_usage(raw: Mapping[str, Any] | None) -> dict[str, int]:
 
 
 def text_bound(text: str) -> int:
-    """An upper bound on the tokens of generated text: no token of Claude's covers less than a byte,
-    and ~3.5-4 bytes on average; one per 3 bytes, rounded up per delta (docs/billing.md)."""
-    return -(-len(text.encode("utf-8", "surrogatepass")) // 3)
+    """An upper bound on the tokens of generated text, rounded up per delta (core.tokensize)."""
+    return text_tokens(text)
 
 
 class MessageBuilder:

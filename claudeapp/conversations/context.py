@@ -15,15 +15,15 @@ from django.db.models import prefetch_related_objects
 from claudeapp.attachments import blocks
 from claudeapp.attachments.models import Attachment
 from claudeapp.conversations.models import Message
+from claudeapp.core import tokensize
 
-# Close to what Claude's tokenizer gives for English prose; the reservation and
-# the trimming only need a safe estimate, billing uses the upstream's counts.
-CHARS_PER_TOKEN = 3.5
+# The trimming needs a safe estimate (the gateway's one, core.tokensize: the one the hold is taken
+# with, so a context that fits here fits the hold); billing uses the upstream's counts.
 PER_MESSAGE_OVERHEAD_TOKENS = 4
 
 
 def estimate_tokens(text: str) -> int:
-    return int(len(text) / CHARS_PER_TOKEN) + PER_MESSAGE_OVERHEAD_TOKENS
+    return tokensize.text_tokens(text) + PER_MESSAGE_OVERHEAD_TOKENS
 
 
 def estimate_messages_tokens(messages: Iterable[dict[str, object]], system: str = "") -> int:

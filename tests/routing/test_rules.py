@@ -68,8 +68,9 @@ def test_input_size_range_condition(rule_factory, make_request):
 
 def test_input_tokens_are_estimated_from_the_text_when_not_given(rule_factory, make_request):
     rule_factory(min_input_tokens=500, target="complex")
-    assert route(make_request, text="x" * 1900).model_id == "claude-sonnet-5-5"
-    assert route(make_request, text="x" * 2100).model_id == "claude-opus-5-5"
+    # The pipeline's one estimate (core.tokensize, UTF-8 bytes / 3): 1,497 bytes are 499 tokens, 1,500 are 500.
+    assert route(make_request, text="x" * 1497).model_id == "claude-sonnet-5-5"
+    assert route(make_request, text="x" * 1500).model_id == "claude-opus-5-5"
 
 
 def test_regex_condition_searches_the_last_user_message(rule_factory, make_request):
