@@ -215,6 +215,21 @@ class BatchStub(_Stub):
     def get(self, request: Request, batch_id: str) -> Response:  # pragma: no cover
         raise NotImplementedError
 
+    @extend_schema(
+        operation_id="anthropic_batches_delete",
+        summary="Delete an ended Message Batch (its results are billed first); one still processing is a 400",
+        parameters=[VERSION],
+        responses={
+            200: inline_serializer(
+                "DeletedMessageBatch",
+                {"id": serializers.CharField(), "type": serializers.ChoiceField(choices=["message_batch_deleted"])},
+            ),
+            400: OpenApiResponse(description="Still processing: cancel it first and wait for it to end"),
+        },
+    )
+    def delete(self, request: Request, batch_id: str) -> Response:  # pragma: no cover
+        raise NotImplementedError
+
 
 class BatchCancelStub(_Stub):
     @extend_schema(
