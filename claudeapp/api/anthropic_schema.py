@@ -12,22 +12,14 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from claudeapp.api.anthropic_version import VERSIONS
+from claudeapp.api.anthropic_version import VERSION_PARAMETER
 from claudeapp.api.auth import HasScope
 from claudeapp.api.message_inputs import AnthropicMessagesInput, CountTokensInput
 from claudeapp.api.models import Scope
 from claudeapp.api.views import PartnerApiView
 
 HEADER = OpenApiParameter.HEADER
-VERSION = OpenApiParameter(
-    "anthropic-version",
-    OpenApiTypes.STR,
-    HEADER,
-    required=True,
-    enum=list(VERSIONS),
-    description="The API version the call is written for (SDK 1.x: 2023-06-01, 2.x: 2026-10-21); "
-    "missing or unknown: 400. Sent upstream as is.",
-)
+VERSION = VERSION_PARAMETER
 BETA = OpenApiParameter(
     "anthropic-beta",
     OpenApiTypes.STR,

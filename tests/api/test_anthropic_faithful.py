@@ -119,6 +119,42 @@ def test_the_sdk_with_an_unknown_version_gets_a_bad_request_error(live_gateway, 
     assert "anthropic-version" in caught.value.message
 
 
+@pytest.mark.parametrize(
+    ("version", "message"),
+    [
+        (None, "anthropic-version: header is required"),
+        ("2099-01-01", "anthropic-version: invalid version '2099-01-01'"),
+    ],
+)
+def test_models_follow_the_same_version_rule(live_gateway, key, version, message):
+    headers = {"x-api-key": key.raw, **({"anthropic-version": version} if version else {})}
+    for path in ("models", "models/claude-haiku-5-5"):
+        response = httpx.get(f"{live_gateway.url}/anthropic/v1/{path}", headers=headers, timeout=20)
+        assert response.status_code == 400, path
+        error = response.json()
+        assert error["type"] == "error" and error["error"]["type"] == "invalid_request_error"
+        assert error["error"]["message"].startswith(message)
+    # The key is checked first, as Anthropic does: a bad key with no version is a 401.
+    assert httpx.get(f"{live_gateway.url}/anthropic/v1/models", headers={"x-api-key": "nope"}).status_code == 401
+
+
+@pytest.mark.parametrize("headers", [{}, V2023], ids=["2026-10-21", "2023-06-01"])
+def test_the_sdk_lists_and_retrieves_models_in_anthropics_shape(live_gateway, key, headers):
+    client = sdk(live_gateway, key.raw, default_headers=headers)
+    page = client.models.list(limit=2)
+    assert isinstance(page.data[0], anthropic.types.ModelInfo) and len(page.data) == 2 and page.has_more
+    listed = [model.id for model in client.models.list(limit=2)]  # the SDK follows after_id to the end
+    assert listed[:2] == [model.id for model in page.data] and "claude-haiku-5-5" in listed
+    haiku = client.models.retrieve("claude-haiku-5-5")
+    assert (haiku.type, haiku.id, haiku.lifecycle) == ("model", "claude-haiku-5-5", "active")
+    assert haiku.max_tokens and haiku.max_input_tokens and haiku.created_at.tzinfo is not None
+    with pytest.raises(anthropic.NotFoundError):
+        client.models.retrieve("claude-mythos-5-2")
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        sdk(live_gateway, key.raw, default_headers={"anthropic-version": "2020-01-01"}).models.list()
+    assert "anthropic-version" in caught.value.message
+
+
 # --- anthropic-beta ----------------------------------------------------------------------
 
 
