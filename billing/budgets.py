@@ -333,23 +333,38 @@ def roll_over_periods() -> int:
 def _alert_if_crossed(
     pk: int, spent: int, limit: int, period_start: dt.datetime, thresholds: str, webhook: str
 ) -> None:
+    from billing import alert_subscriptions as subscriptions  # kept local: only the alert path needs it
+
     if limit <= 0 or spent <= 0:
         return
     crossed = [t for t in Budget(alert_thresholds=thresholds).thresholds if spent * 100 >= limit * t]
-    if not crossed:
+    partners = subscriptions.watched(pk)  # some partner key set its own thresholds here (cached: no query)
+    if not crossed and not partners:
         return
+    # The operator's thresholds, then each subscription's (read live), each once per period and audience.
+    columns = "(budget_id, subscription_id, period_start, threshold_percent, spent_micros, limit_micros, created_at)"
+    select = "SELECT %(id)s, NULL::bigint, %(start)s, t, %(spent)s, %(limit)s, now() FROM unnest(%(crossed)s::int[]) t"
+    if partners:
+        select += (
+            " UNION ALL SELECT s.budget_id, s.id, %(start)s, t, %(spent)s, %(limit)s, now() "  # noqa: S608
+            f"FROM {subscriptions.TABLE} s, unnest(s.thresholds) t "
+            "WHERE s.budget_id = %(id)s AND %(spent)s * 100 >= %(limit)s * t"
+        )
     sql = (
-        f"INSERT INTO {BudgetAlert._meta.db_table} "  # noqa: S608
-        "(budget_id, period_start, threshold_percent, spent_micros, limit_micros, created_at) "
-        "SELECT %s, %s, t, %s, %s, now() FROM unnest(%s::int[]) AS t "
-        "ON CONFLICT (budget_id, period_start, threshold_percent) DO NOTHING RETURNING id, threshold_percent"
+        f"INSERT INTO {BudgetAlert._meta.db_table} {columns} {select} "
+        "ON CONFLICT DO NOTHING RETURNING id, threshold_percent, subscription_id"
     )
+    params = {"id": pk, "start": period_start, "spent": spent, "limit": limit, "crossed": crossed}
     with connection.cursor() as cursor:
-        cursor.execute(sql, [pk, period_start, spent, limit, crossed])
+        cursor.execute(sql, params)
         fired = cursor.fetchall()
-    for alert_id, threshold in fired:
+    for alert_id, threshold, subscription_id in fired:
         log.warning("billing: budget %s reached %s%% (%s of %s micros)", pk, threshold, spent, limit)
-        transaction.on_commit(functools.partial(_post_later, alert_id))  # e-mail, and the webhook when set
+        if subscription_id is None:
+            transaction.on_commit(functools.partial(_post_later, alert_id))  # e-mail, and the webhook when set
+        else:  # the partner's own webhook, signed with its key's secret (by name: api imports billing)
+            task = "claudeapp.api.tasks.post_partner_budget_alert"
+            transaction.on_commit(functools.partial(current_app.send_task, task, args=[alert_id]))
 
 
 def _post_later(alert_id: int) -> None:
