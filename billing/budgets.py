@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
+from collections.abc import Callable, Collection
 from zoneinfo import ZoneInfo
 
 from celery import current_app
@@ -309,12 +310,31 @@ def release(*, reservation: Reservation) -> bool:
     return True
 
 
+# Who else may still settle a hold: each returns the reservation ids it covers (the in-flight reaper
+# of claudeapp.calls registers here, so a hold whose call was charged upstream is billed, not released).
+_hold_keepers: list[Callable[[], Collection[int]]] = []
+
+
+def keep_holds(keeper: Callable[[], Collection[int]]) -> None:
+    if keeper not in _hold_keepers:
+        _hold_keepers.append(keeper)
+
+
 def reap_stale(*, older_than: dt.timedelta) -> int:
-    """Release holds left by processes that died between reserve and settle. Returns how many."""
+    """Release holds left by processes that died between reserve and settle, except those a registered
+    keeper still covers (`keep_holds`). Returns how many."""
     now = timezone.now()
-    stale = Reservation.objects.filter(
-        Q(expires_at__isnull=True, created_at__lt=now - older_than) | Q(expires_at__lt=now)
-    ).order_by("pk")[:1000]
+    kept: set[int] = set()
+    for keeper in _hold_keepers:
+        try:
+            kept.update(keeper())
+        except Exception as exc:  # settle bills a released hold all the same: releasing early costs nothing
+            log.warning("billing: could not ask which holds are still covered (%s)", exc)
+    stale = (
+        Reservation.objects.filter(Q(expires_at__isnull=True, created_at__lt=now - older_than) | Q(expires_at__lt=now))
+        .exclude(pk__in=kept)
+        .order_by("pk")[:1000]
+    )
     released = sum(release(reservation=r) for r in stale)
     if released:
         log.warning("billing: released %d stale budget reservations", released)
