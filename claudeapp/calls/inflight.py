@@ -195,9 +195,13 @@ class Tracker:
     def _fire(self, fields: dict[str, str]) -> None:
         self.last_checkpoint = time.monotonic()
         args: list[object] = [x for pair in fields.items() for x in pair]
-        task = asyncio.ensure_future(_quietly(_checkpoint.acall(keys=[record_key(self.call_id)], args=args)))
+        task = asyncio.ensure_future(_quietly(self._after_start(args)))
         self.pending.add(task)
         task.add_done_callback(self.pending.discard)
+
+    async def _after_start(self, args: list[object]) -> None:
+        await self.landed()  # a checkpoint before the record exists would be dropped (it never creates one)
+        await _checkpoint.acall(keys=[record_key(self.call_id)], args=args)
 
     async def landed(self) -> None:
         """Wait for the start write (so settlement's delete comes after it); usually long done."""
