@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from django import forms
@@ -112,21 +113,16 @@ class PrincipalFilter(admin.SimpleListFilter):
         pairs = [(r["principal_kind"], r["principal_id"]) for r in rows]
         choices = [(f"{k}:{i}", str(labels[(k, i)])) for k, i in pairs]
         current = self.value()
-        if current and current not in dict(choices) and _parse_principal(current):
-            kind, pk = _parse_principal(current)  # type: ignore[misc]
+        if current and current not in dict(choices) and selectors.parse_principal(current):
+            kind, pk = selectors.parse_principal(current)  # type: ignore[misc]
             choices.append((current, str(selectors.principal_labels([(kind, pk)])[(kind, pk)])))
         return choices
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
-        parsed = _parse_principal(self.value())
+        parsed = selectors.parse_principal(self.value())
         if parsed is None:
             return queryset
         return queryset.filter(principal_kind=parsed[0], principal_id=parsed[1])
-
-
-def _parse_principal(value: str | None) -> tuple[str, int] | None:
-    kind, _, pk = (value or "").partition(":")
-    return (kind, int(pk)) if kind in ("user", "partner_key") and pk.isdigit() else None
 
 
 class SurfaceFilter(admin.SimpleListFilter):
@@ -134,12 +130,7 @@ class SurfaceFilter(admin.SimpleListFilter):
 
     title = "surface"
     parameter_name = "surface"
-    SURFACES = {
-        "chat": ("Chat (signed-in users)", Q(principal_kind="user", kind__in=["message", "classification"])),
-        "partner": ("Partner API keys", Q(principal_kind="partner_key", kind__in=["message", "classification"])),
-        "jobs": ("Queued jobs", Q(kind="job")),
-        "batches": ("Message Batches", Q(kind="batch") | Q(batch=True)),
-    }
+    SURFACES = selectors.LEDGER_SURFACES
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
         return [(key, label) for key, (label, _) in self.SURFACES.items()]
@@ -458,6 +449,9 @@ class LedgerEntryAdmin(_Totals, ReadOnlyAdmin):
         found, duplicates = super().get_search_results(request, queryset, search_term)
         return found | principal_search(queryset, search_term), duplicates
 
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
+        return super().changelist_view(request, {**(extra_context or {}), "csv": ledger_csv_link(request.GET)})
+
     @admin.display(description="principal", ordering="principal_id")
     def principal(self, obj: LedgerEntry) -> str:
         return selectors.principal_link(obj)
@@ -465,6 +459,26 @@ class LedgerEntryAdmin(_Totals, ReadOnlyAdmin):
     @admin.display(description="cost", ordering="cost_micros")
     def cost(self, obj: LedgerEntry) -> str:
         return _dollars(obj.cost_micros)
+
+
+def ledger_csv_link(params: Any) -> dict[str, str]:
+    """The CSV export of the ledger page's selection: its date preset (else this month), principal, model and
+    surface; a search or the date drill-down are not carried, so the label says what the file holds."""
+    when = params.get("when") if params.get("when") in dict(DatePresetFilter.PRESETS) else "month"
+    first, last = preset_days(when)  # type: ignore[misc]
+    query = {"from": first.isoformat(), "to": last.isoformat()}
+    held = [f"{first} to {last}"]
+    principal = selectors.parse_principal(params.get("principal"))
+    if principal is not None:
+        query["principal"] = f"{principal[0]}:{principal[1]}"
+        held.append(selectors.principal_labels([principal])[principal].name)
+    if params.get("model_id__exact"):
+        query["model"] = params["model_id__exact"]
+        held.append(query["model"])
+    if params.get("surface") in selectors.LEDGER_SURFACES:
+        query["surface"] = params["surface"]
+        held.append(selectors.LEDGER_SURFACES[query["surface"]][0].lower())
+    return {"url": f"{reverse('billing:ledger_csv')}?{urlencode(query)}", "label": ", ".join(held)}
 
 
 @admin.register(DailyRollup)

@@ -1,5 +1,10 @@
 """Budget alerts: an e-mail through Django's mail backend, and the webhook's JSON body delivered behind
-the SSRF guard. Both say the amounts in dollars and name who the budget is for."""
+the SSRF guard. Both say the amounts in dollars and name who the budget is for.
+
+The operator's thresholds and webhook live on the Budget; a partner key's own live in its
+AlertSubscription (set through claudeapp.api.budget_alerts, delivered signed by claudeapp.api.tasks;
+billing.alert_subscriptions knows which budgets have one).
+Both fire from budgets._alert_if_crossed, each threshold once per period and audience."""
 
 from __future__ import annotations
 
@@ -48,6 +53,7 @@ def payload(alert: BudgetAlert) -> dict[str, object]:
         "limit_micros": alert.limit_micros,
         "spent_usd": f"{alert.spent_micros / 1_000_000:.6f}",
         "limit_usd": f"{alert.limit_micros / 1_000_000:.6f}",
+        "audience": "operator" if alert.subscription_id is None else "partner",
     }
 
 

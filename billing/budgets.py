@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
+from collections.abc import Callable, Collection
 from zoneinfo import ZoneInfo
 
 from celery import current_app
@@ -309,12 +310,31 @@ def release(*, reservation: Reservation) -> bool:
     return True
 
 
+# Who else may still settle a hold: each returns the reservation ids it covers (the in-flight reaper
+# of claudeapp.calls registers here, so a hold whose call was charged upstream is billed, not released).
+_hold_keepers: list[Callable[[], Collection[int]]] = []
+
+
+def keep_holds(keeper: Callable[[], Collection[int]]) -> None:
+    if keeper not in _hold_keepers:
+        _hold_keepers.append(keeper)
+
+
 def reap_stale(*, older_than: dt.timedelta) -> int:
-    """Release holds left by processes that died between reserve and settle. Returns how many."""
+    """Release holds left by processes that died between reserve and settle, except those a registered
+    keeper still covers (`keep_holds`). Returns how many."""
     now = timezone.now()
-    stale = Reservation.objects.filter(
-        Q(expires_at__isnull=True, created_at__lt=now - older_than) | Q(expires_at__lt=now)
-    ).order_by("pk")[:1000]
+    kept: set[int] = set()
+    for keeper in _hold_keepers:
+        try:
+            kept.update(keeper())
+        except Exception as exc:  # settle bills a released hold all the same: releasing early costs nothing
+            log.warning("billing: could not ask which holds are still covered (%s)", exc)
+    stale = (
+        Reservation.objects.filter(Q(expires_at__isnull=True, created_at__lt=now - older_than) | Q(expires_at__lt=now))
+        .exclude(pk__in=kept)
+        .order_by("pk")[:1000]
+    )
     released = sum(release(reservation=r) for r in stale)
     if released:
         log.warning("billing: released %d stale budget reservations", released)
@@ -333,23 +353,38 @@ def roll_over_periods() -> int:
 def _alert_if_crossed(
     pk: int, spent: int, limit: int, period_start: dt.datetime, thresholds: str, webhook: str
 ) -> None:
+    from billing import alert_subscriptions as subscriptions  # kept local: only the alert path needs it
+
     if limit <= 0 or spent <= 0:
         return
     crossed = [t for t in Budget(alert_thresholds=thresholds).thresholds if spent * 100 >= limit * t]
-    if not crossed:
+    partners = subscriptions.watched(pk)  # some partner key set its own thresholds here (cached: no query)
+    if not crossed and not partners:
         return
+    # The operator's thresholds, then each subscription's (read live), each once per period and audience.
+    columns = "(budget_id, subscription_id, period_start, threshold_percent, spent_micros, limit_micros, created_at)"
+    select = "SELECT %(id)s, NULL::bigint, %(start)s, t, %(spent)s, %(limit)s, now() FROM unnest(%(crossed)s::int[]) t"
+    if partners:
+        select += (
+            " UNION ALL SELECT s.budget_id, s.id, %(start)s, t, %(spent)s, %(limit)s, now() "  # noqa: S608
+            f"FROM {subscriptions.TABLE} s, unnest(s.thresholds) t "
+            "WHERE s.budget_id = %(id)s AND %(spent)s * 100 >= %(limit)s * t"
+        )
     sql = (
-        f"INSERT INTO {BudgetAlert._meta.db_table} "  # noqa: S608
-        "(budget_id, period_start, threshold_percent, spent_micros, limit_micros, created_at) "
-        "SELECT %s, %s, t, %s, %s, now() FROM unnest(%s::int[]) AS t "
-        "ON CONFLICT (budget_id, period_start, threshold_percent) DO NOTHING RETURNING id, threshold_percent"
+        f"INSERT INTO {BudgetAlert._meta.db_table} {columns} {select} "
+        "ON CONFLICT DO NOTHING RETURNING id, threshold_percent, subscription_id"
     )
+    params = {"id": pk, "start": period_start, "spent": spent, "limit": limit, "crossed": crossed}
     with connection.cursor() as cursor:
-        cursor.execute(sql, [pk, period_start, spent, limit, crossed])
+        cursor.execute(sql, params)
         fired = cursor.fetchall()
-    for alert_id, threshold in fired:
+    for alert_id, threshold, subscription_id in fired:
         log.warning("billing: budget %s reached %s%% (%s of %s micros)", pk, threshold, spent, limit)
-        transaction.on_commit(functools.partial(_post_later, alert_id))  # e-mail, and the webhook when set
+        if subscription_id is None:
+            transaction.on_commit(functools.partial(_post_later, alert_id))  # e-mail, and the webhook when set
+        else:  # the partner's own webhook, signed with its key's secret (by name: api imports billing)
+            task = "claudeapp.api.tasks.post_partner_budget_alert"
+            transaction.on_commit(functools.partial(current_app.send_task, task, args=[alert_id]))
 
 
 def _post_later(alert_id: int) -> None:

@@ -210,10 +210,35 @@ class Budget(models.Model):
         return sorted({int(t) for t in self.alert_thresholds.replace(" ", "").split(",") if t.isdigit()})
 
 
+class AlertSubscription(models.Model):
+    """A partner key's own alerts on a budget that covers it: its thresholds and its webhook, apart from the
+    operator's (Budget.alert_*), which keep working as they are. Set through claudeapp.api.budget_alerts."""
+
+    budget = models.ForeignKey(Budget, on_delete=models.CASCADE, related_name="subscriptions")
+    partner_key_id = models.BigIntegerField(help_text="api.PartnerKey (billing does not import the API package)")
+    thresholds = ArrayField(models.PositiveSmallIntegerField(), help_text="Percentages of the limit, 1-100")
+    webhook_url = models.URLField(max_length=2000)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["budget", "partner_key_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["budget", "partner_key_id"], name="billing_subscription_once_per_key")
+        ]
+
+    def __str__(self) -> str:
+        return f"key {self.partner_key_id} on {self.budget}: {self.thresholds}"
+
+
 class BudgetAlert(models.Model):
-    """A soft threshold crossed: at most one row per (budget, period, threshold)."""
+    """A soft threshold crossed: at most one row per (budget, period, threshold) for the operator's
+    thresholds, and one per (subscription, period, threshold) for each partner's own."""
 
     budget = models.ForeignKey(Budget, on_delete=models.CASCADE, related_name="alerts")
+    subscription = models.ForeignKey(
+        AlertSubscription, null=True, blank=True, on_delete=models.CASCADE, related_name="alerts"
+    )
     period_start = models.DateTimeField()
     threshold_percent = models.PositiveSmallIntegerField()
     spent_micros = models.BigIntegerField()
@@ -224,8 +249,15 @@ class BudgetAlert(models.Model):
         ordering = ["-created_at"]
         constraints = [
             models.UniqueConstraint(
-                fields=["budget", "period_start", "threshold_percent"], name="billing_alert_once_per_period"
-            )
+                fields=["budget", "period_start", "threshold_percent"],
+                condition=Q(subscription__isnull=True),
+                name="billing_alert_once_per_period",
+            ),
+            models.UniqueConstraint(
+                fields=["subscription", "period_start", "threshold_percent"],
+                condition=Q(subscription__isnull=False),
+                name="billing_partner_alert_once_per_period",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 from django.apps import apps
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db.models import Case, F, OuterRef, QuerySet, Subquery, Sum, When
+from django.db.models import Case, F, OuterRef, Q, QuerySet, Subquery, Sum, When
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
@@ -53,14 +53,43 @@ def top_principals(*, since: dt.date, limit: int = 10) -> list[dict]:
     return _with_share(list(rows))
 
 
-def ledger_between(*, start: dt.date, end: dt.date) -> Iterator[LedgerEntry]:
-    """Entries from `start` to `end` inclusive, as billing-time-zone days, oldest first, streamed."""
+# Where ledger spend came from, read off who called and what was billed (the ledger's surface filter, the CSV).
+LEDGER_SURFACES: dict[str, tuple[str, Q]] = {
+    "chat": ("Chat (signed-in users)", Q(principal_kind="user", kind__in=["message", "classification"])),
+    "partner": ("Partner API keys", Q(principal_kind="partner_key", kind__in=["message", "classification"])),
+    "jobs": ("Queued jobs", Q(kind="job")),
+    "batches": ("Message Batches", Q(kind="batch") | Q(batch=True)),
+}
+
+
+def ledger_between(
+    *,
+    start: dt.date,
+    end: dt.date,
+    principal: tuple[str, int] | None = None,
+    model_id: str = "",
+    surface: str = "",
+) -> Iterator[LedgerEntry]:
+    """Entries from `start` to `end` inclusive, as billing-time-zone days, oldest first, streamed; only one
+    principal's (kind, id), one model's and one surface's (a LEDGER_SURFACES key) when given."""
     tz = ZoneInfo(settings.BILLING_TIME_ZONE)
     after = dt.datetime.combine(start, dt.time(), tzinfo=tz)
     before = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), tzinfo=tz)
     entries = LedgerEntry.objects.filter(created_at__gte=after, created_at__lt=before).order_by("created_at", "id")
+    if principal is not None:
+        entries = entries.filter(principal_kind=principal[0], principal_id=principal[1])
+    if model_id:
+        entries = entries.filter(model_id=model_id)
+    if surface:
+        entries = entries.filter(LEDGER_SURFACES[surface][1])
     named = with_principal_names(entries).annotate(username=F("user__username"))
     return named.iterator(chunk_size=2000)
+
+
+def parse_principal(value: str | None) -> tuple[str, int] | None:
+    """`user:3` or `partner_key:7` (the console's principal filter) as (kind, id); None for anything else."""
+    kind, _, pk = (value or "").partition(":")
+    return (kind, int(pk)) if kind in ("user", "partner_key") and pk.isdigit() else None
 
 
 def with_principal_names(queryset: QuerySet, kind: str = "principal_kind", pk: str = "principal_id") -> QuerySet:

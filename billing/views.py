@@ -102,6 +102,8 @@ def _csv_value(entry: Any, column: str) -> object:
 @staff_member_required
 @permission_required(VIEW_LEDGER, raise_exception=True)
 def ledger_csv(request: HttpRequest) -> HttpResponse:
+    """The ledger from `from` to `to` (this month by default), optionally one `principal` (user:3,
+    partner_key:7), one `model` and one `surface`: the ledger page's selection, as its CSV link passes it."""
     today = ledger.billing_day(timezone.now())
     try:
         start = dt.date.fromisoformat(request.GET.get("from") or today.replace(day=1).isoformat())
@@ -110,6 +112,15 @@ def ledger_csv(request: HttpRequest) -> HttpResponse:
         return HttpResponseBadRequest("from and to must be dates as YYYY-MM-DD")
     if not (EARLIEST_DAY <= start <= LATEST_DAY and EARLIEST_DAY <= end <= LATEST_DAY):
         return HttpResponseBadRequest(f"from and to must be between {EARLIEST_DAY} and {LATEST_DAY}")
-    response = StreamingHttpResponse(_rows(selectors.ledger_between(start=start, end=end)), content_type="text/csv")
+    principal = selectors.parse_principal(request.GET.get("principal"))
+    if request.GET.get("principal") and principal is None:
+        return HttpResponseBadRequest("principal must be user:<id> or partner_key:<id>")
+    surface = request.GET.get("surface", "")
+    if surface and surface not in selectors.LEDGER_SURFACES:
+        return HttpResponseBadRequest(f"surface must be one of {', '.join(selectors.LEDGER_SURFACES)}")
+    entries = selectors.ledger_between(
+        start=start, end=end, principal=principal, model_id=request.GET.get("model", ""), surface=surface
+    )
+    response = StreamingHttpResponse(_rows(entries), content_type="text/csv")
     response["Content-Disposition"] = f'attachment; filename="ledger-{start}-{end}.csv"'
     return response

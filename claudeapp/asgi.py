@@ -17,6 +17,7 @@ django.setup(set_prefix=False)  # what get_asgi_application() does, then our han
 from claudeapp.api.bodycap import CappedASGIHandler  # noqa: E402
 from claudeapp.api.fastpath import PartnerCallHandler, is_partner_call  # noqa: E402
 from claudeapp.core import staticfiles  # noqa: E402
+from claudeapp.requestlog import buffer  # noqa: E402
 
 # Django's handler, with the API's body-size cap counted while a body arrives (chunked ones too).
 django_application = CappedASGIHandler()
@@ -35,6 +36,9 @@ gc.freeze()
 
 
 async def application(scope, receive, send):  # type: ignore[no-untyped-def]
+    if scope["type"] == "lifespan":
+        await lifespan(receive, send)
+        return
     if scope["type"] == "http" and scope["path"].startswith(_static_prefix):
         await static_files(scope, receive, send)  # a path that names no file answers a plain 404
         return
@@ -42,3 +46,16 @@ async def application(scope, receive, send):  # type: ignore[no-untyped-def]
         await partner_calls(scope, receive, send)
         return
     await django_application(scope, receive, send)
+
+
+async def lifespan(receive, send):  # type: ignore[no-untyped-def]
+    """Startup needs nothing; at shutdown (SIGTERM, once the last request has ended) the request log writes
+    the rows it still holds: uvicorn then re-raises the signal, which skips atexit (requestlog/buffer.py)."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await buffer.flush_at_shutdown()
+            await send({"type": "lifespan.shutdown.complete"})
+            return

@@ -317,6 +317,21 @@ CELERY_BEAT_SCHEDULE["attachments-purge-unsent"] = {
 # A stream whose reader left is read to its end (bounded by max_tokens) so the ledger gets
 # upstream's exact usage; past this many seconds it is closed and billed its upper bound.
 STREAM_DRAIN_SECONDS = env.float("STREAM_DRAIN_SECONDS", default=300.0)
+# Calls in flight (claudeapp/calls/inflight.py): each upstream call leaves a record in Redis until it is
+# settled, and each web/worker process a heartbeat key living CALLS_HEARTBEAT_TTL_SECONDS, refreshed every
+# CALLS_HEARTBEAT_SECONDS. Every CALLS_REAPER_INTERVAL_SECONDS the reaper bills the calls of processes whose
+# heartbeat is gone (kill -9 mid-stream: the input and the output delivered), or older than
+# CALLS_INFLIGHT_MAX_AGE_SECONDS. A stream's output is checkpointed every CALLS_INFLIGHT_CHECKPOINT_SECONDS.
+CALLS_HEARTBEAT_TTL_SECONDS = env.float("CALLS_HEARTBEAT_TTL_SECONDS", default=15.0)
+CALLS_HEARTBEAT_SECONDS = env.float("CALLS_HEARTBEAT_SECONDS", default=CALLS_HEARTBEAT_TTL_SECONDS / 3)
+CALLS_REAPER_INTERVAL_SECONDS = env.float("CALLS_REAPER_INTERVAL_SECONDS", default=20.0)
+CALLS_INFLIGHT_CHECKPOINT_SECONDS = env.float("CALLS_INFLIGHT_CHECKPOINT_SECONDS", default=1.0)
+CALLS_INFLIGHT_MAX_AGE_SECONDS = env.float("CALLS_INFLIGHT_MAX_AGE_SECONDS", default=STREAM_DRAIN_SECONDS + 1800)
+CELERY_IMPORTS = ["claudeapp.calls.tasks"]  # not an installed app: its beat task is loaded by name
+CELERY_BEAT_SCHEDULE["calls-reap-interrupted"] = {
+    "task": "claudeapp.calls.tasks.reap_interrupted",
+    "schedule": CALLS_REAPER_INTERVAL_SECONDS,
+}
 CELERY_BEAT_SCHEDULE["billing-reap-reservations"] = {
     "task": "billing.tasks.reap_stale_reservations",
     "schedule": 300.0,

@@ -16,6 +16,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from billing import selectors
+from billing.admin import principal_search
 from routing import modelmap, replay, rulesets, services
 from routing.errors import RoutingError
 from routing.forms import PublishForm, ReplayForm, RoutingRuleForm, TryItForm
@@ -374,6 +375,11 @@ class RoutingDecisionAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[RoutingDecision]:
         return selectors.with_principal_names(super().get_queryset(request))
+
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> tuple[QuerySet, bool]:
+        # Each word may match any field (Django's search), or the whole term a user's or key's name.
+        found, duplicates = super().get_search_results(request, queryset, search_term)
+        return found | principal_search(queryset, search_term), duplicates
 
     @admin.display(description="principal", ordering="principal_id")
     def principal(self, obj: RoutingDecision) -> str:

@@ -4,6 +4,7 @@ a cluster of real processes on private services, and a table of what happened.
     .venv/bin/python scripts/reliability.py            # the table, as Markdown, on stdout
     .venv/bin/python scripts/reliability.py --scale 2  # twice the jobs per fault
     .venv/bin/python scripts/reliability.py --write docs/reliability.md   # replace the doc's table
+    .venv/bin/python scripts/reliability.py --only worker-kill,web-kill  # some cells, printed only
 
 The cluster (tests/chaos/harness.py) is a private Postgres cluster and two private redis-servers
 (cache, broker) on free ports, the emulator, two web processes, two workers and one beat: nothing
@@ -55,18 +56,25 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scale", type=int, default=1, help="multiply the jobs per fault (default 1)")
     parser.add_argument("--write", type=Path, help="replace the table between the markers in this file")
+    parser.add_argument("--only", help=f"run only these cells, comma-separated ({', '.join(harness.CELLS)}); "
+                        "prints the rows, never --write (the doc's table is one whole run)")  # fmt: skip
     args = parser.parse_args()
+    only = harness.CELLS if not args.only else tuple(c.strip() for c in args.only.split(","))
+    unknown = set(only) - set(harness.CELLS)
+    if unknown or (args.only and args.write):
+        parser.error(f"unknown cells {sorted(unknown)}" if unknown else "--only prints; it cannot --write")
 
     started = time.monotonic()
     print("starting the cluster (private Postgres and Redis, emulator, 2 web, 2 workers, beat)...", file=sys.stderr)
     with harness.Cluster(webs=2, workers=2) as cluster:
         print(f"  up in {time.monotonic() - started:.0f} s; running the faults", file=sys.stderr)
-        results = harness.run_all(cluster, scale=args.scale, log=lambda line: print(line, file=sys.stderr))
+        results = harness.run_all(cluster, scale=args.scale, only=only, log=lambda line: print(line, file=sys.stderr))
     when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     machine = f"{platform.node() or 'this machine'}, {os.cpu_count()} cores, Python {platform.python_version()}"
     block = "\n".join([
         BEGIN,
-        f"Run {when} on {machine}, `--scale {args.scale}`, {time.monotonic() - started:.0f} s in all.",
+        f"Run {when} on {machine}, `--scale {args.scale}`{f' --only {args.only}' if args.only else ''}, "
+        f"{time.monotonic() - started:.0f} s in all.",
         "",
         table(results),
         "",

@@ -1,5 +1,5 @@
 """`/anthropic/v1/messages/batches`: the Message Batches API for the official SDK's
-`client.messages.batches.*` (create, retrieve, list, cancel, results). The work is in
+`client.messages.batches.*` (create, retrieve, list, cancel, results, delete). The work is in
 anthropic_batches.py; these views parse, make one service call on a worker thread, and render."""
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ def register_errors() -> None:
     """This module's mappings (ApiConfig.ready)."""
     register_error(service.BatchNotFound, 404, "not_found_error")
     register_error(service.BatchNotEnded, 400, "invalid_request_error")
+    register_error(service.BatchStillProcessing, 400, "invalid_request_error")
 
 
 RESULTS_PATH = "/anthropic/v1/messages/batches/{id}/results"
@@ -114,10 +115,14 @@ def _limit(raw: str | None) -> int:
 @partner_key_required(Scope.MESSAGES)
 @version_required
 async def batch(request: HttpRequest, batch_id: str) -> HttpResponse:
-    refused = _method(request, "GET")
+    """GET: one batch. DELETE: an ended batch (a processing one is a 400: cancel it first)."""
+    refused = _method(request, "GET", "DELETE")
     if refused is not None:
         return refused
     try:
+        if request.method == "DELETE":
+            deleted = await in_db_thread(service.delete)(principal=request.principal, batch_id=batch_id)
+            return JsonResponse({"id": deleted, "type": "message_batch_deleted"})
         found = await in_db_thread(service.retrieve)(principal=request.principal, batch_id=batch_id)
     except Exception as exc:
         return _error(request, exc)

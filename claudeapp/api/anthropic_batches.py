@@ -9,12 +9,14 @@
               `anthropic-batch:<id>:<custom_id>`); errored, canceled and expired results give their
               hold back. The beat (tasks.settle_anthropic_batches) does it for batches nobody reads.
     results   upstream's JSONL lines as they are (the partner's custom_ids, upstream's messages)
+    delete    an ended batch only (as Anthropic): settled first, then deleted upstream and here
 
 Sync functions: the async views run them on a worker thread (claudeapp.core.dbthread).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import re
@@ -34,7 +36,7 @@ from claudeapp.api.message_inputs import anthropic_request
 from claudeapp.calls import admission, queued, run
 from claudeapp.calls.errors import MaxTokensTooLarge
 from claudeapp.claude import batches as upstream
-from claudeapp.claude.errors import UpstreamError
+from claudeapp.claude.errors import UpstreamError, UpstreamNotFound
 from routing import services as routing
 from routing.errors import RoutingError
 
@@ -55,6 +57,14 @@ class BatchNotFound(Exception):
 class BatchNotEnded(Exception):
     def __init__(self, batch_id: str, status: str) -> None:
         super().__init__(f"Batch {batch_id} has not ended yet ({status}); its results are not ready.")
+
+
+class BatchStillProcessing(Exception):
+    def __init__(self, batch_id: str) -> None:
+        super().__init__(
+            f"Message batch {batch_id} cannot be deleted while it is still processing. "
+            "Cancel it first and wait for it to end."
+        )
 
 
 @dataclass(frozen=True)
@@ -216,6 +226,21 @@ def cancel(*, principal: Principal, batch_id: str) -> AnthropicBatch:
     batch.save(update_fields=["cancel_initiated_at"])
     _record(batch, status)
     return refresh(batch) if batch.processing_status == AnthropicBatch.Status.ENDED else batch
+
+
+def delete(*, principal: Principal, batch_id: str) -> str:
+    """Delete an ended batch: every result is settled first (its bills outlive it in the ledger),
+    then upstream's copy and ours go. Returns the deleted id."""
+    batch = refresh(get(principal=principal, batch_id=batch_id))
+    if batch.processing_status != AnthropicBatch.Status.ENDED:
+        raise BatchStillProcessing(batch.public_id)
+    if batch.settled_at is None:
+        settle(batch)  # refresh could not read the results: say why, and delete nothing unbilled
+    if batch.upstream_id:
+        with contextlib.suppress(UpstreamNotFound):  # already gone upstream (expired, or a retried delete)
+            upstream.delete(batch.upstream_id)
+    batch.delete()
+    return batch_id
 
 
 def page(

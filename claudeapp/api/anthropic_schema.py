@@ -12,22 +12,14 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from claudeapp.api.anthropic_version import VERSIONS
+from claudeapp.api.anthropic_version import VERSION_PARAMETER
 from claudeapp.api.auth import HasScope
 from claudeapp.api.message_inputs import AnthropicMessagesInput, CountTokensInput
 from claudeapp.api.models import Scope
 from claudeapp.api.views import PartnerApiView
 
 HEADER = OpenApiParameter.HEADER
-VERSION = OpenApiParameter(
-    "anthropic-version",
-    OpenApiTypes.STR,
-    HEADER,
-    required=True,
-    enum=list(VERSIONS),
-    description="The API version the call is written for (SDK 1.x: 2023-06-01, 2.x: 2026-10-21); "
-    "missing or unknown: 400. Sent upstream as is.",
-)
+VERSION = VERSION_PARAMETER
 BETA = OpenApiParameter(
     "anthropic-beta",
     OpenApiTypes.STR,
@@ -213,6 +205,21 @@ class BatchStub(_Stub):
         responses={200: MessageBatch},
     )
     def get(self, request: Request, batch_id: str) -> Response:  # pragma: no cover
+        raise NotImplementedError
+
+    @extend_schema(
+        operation_id="anthropic_batches_delete",
+        summary="Delete an ended Message Batch (its results are billed first); one still processing is a 400",
+        parameters=[VERSION],
+        responses={
+            200: inline_serializer(
+                "DeletedMessageBatch",
+                {"id": serializers.CharField(), "type": serializers.ChoiceField(choices=["message_batch_deleted"])},
+            ),
+            400: OpenApiResponse(description="Still processing: cancel it first and wait for it to end"),
+        },
+    )
+    def delete(self, request: Request, batch_id: str) -> Response:  # pragma: no cover
         raise NotImplementedError
 
 

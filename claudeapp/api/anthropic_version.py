@@ -13,7 +13,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter
 from rest_framework import serializers
+from rest_framework.request import Request
 
 from claudeapp.api.errors import ErrorInfo, response_for
 
@@ -24,6 +27,21 @@ SAMPLING_LIMITS = {"temperature": 1.0, "top_p": 1.0}
 SAMPLING_KEYS = ("temperature", "top_p", "top_k")
 
 AsyncView = Callable[..., Awaitable[HttpResponse]]
+
+# The request header as OpenAPI documents it, on every /anthropic operation.
+VERSION_PARAMETER = OpenApiParameter(
+    "anthropic-version",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    required=True,
+    enum=list(VERSIONS),
+    description="The API version the call is written for (SDK 1.x: 2023-06-01, 2.x: 2026-10-21); "
+    "missing or unknown: 400. Sent upstream as is.",
+)
+
+
+class VersionRefused(Exception):
+    """A missing or unknown `anthropic-version` on a DRF view of /anthropic (400, registered in errors)."""
 
 
 def version_problem(version: str | None) -> str | None:
@@ -55,6 +73,17 @@ def version_required(view: AsyncView) -> AsyncView:
         return await view(request, *args, **kwargs)
 
     return checked
+
+
+class VersionRequiredMixin:
+    """The same rule for the DRF views of /anthropic (models): after the key and scope checks, as
+    Anthropic orders them, a missing or unknown version is the same 400 as on /v1/messages."""
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)  # type: ignore[misc]
+        problem = version_problem(request.META.get("HTTP_ANTHROPIC_VERSION"))
+        if problem is not None:
+            raise VersionRefused(problem)
 
 
 def check_body(body: Mapping[str, Any], version: str) -> None:

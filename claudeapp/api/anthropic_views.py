@@ -28,6 +28,7 @@ from claudeapp.api.message_bodies import anthropic_message
 from claudeapp.api.message_inputs import CountTokensInput, anthropic_request, check_no_upstream_override
 from claudeapp.api.models import Scope
 from claudeapp.calls import accounting, run
+from claudeapp.calls.admission import Admission
 from claudeapp.calls.run import Completed
 from claudeapp.claude import tokens
 from claudeapp.claude.results import GatewayResult, RawEvent, StreamStart
@@ -38,8 +39,11 @@ log = logging.getLogger(__name__)
 COUNT_MODEL_FOR_AUTO = "moderate"  # `auto` is decided per request; count with the default tier's tokenizer
 
 
-def _error(request: HttpRequest, exc: BaseException) -> JsonResponse:
-    return response_for(request, describe_call_error(exc, anthropic=True))
+def _error(request: HttpRequest, exc: BaseException, admission: Admission | None = None) -> JsonResponse:
+    response = response_for(request, describe_call_error(exc, anthropic=True))
+    for name, value in gateway_headers.for_error(admission, exc).items():
+        response[name] = value
+    return response
 
 
 def _not_post(request: HttpRequest) -> JsonResponse | None:
@@ -54,6 +58,7 @@ async def messages(request: HttpRequest) -> HttpResponse:
     refused = _not_post(request)
     if refused is not None:
         return refused
+    admission = None
     try:
         direct = gateway_headers.direct(request)
         body = json_object(request)
@@ -68,7 +73,7 @@ async def messages(request: HttpRequest) -> HttpResponse:
             return sse.response(_relay(first, events), gateway_headers.for_stream(admission, answered_by))
         done = await run.complete(admission=admission, spec=spec)
     except Exception as exc:
-        return _error(request, exc)
+        return _error(request, exc, admission)
     response = JsonResponse(anthropic_body(done.result))
     for name, value in gateway_headers.for_reply(admission, done.result).items():
         response[name] = value

@@ -15,6 +15,7 @@ from rest_framework import serializers
 
 from claudeapp.api import anthropic_ratelimit
 from claudeapp.calls.admission import Admission
+from claudeapp.claude.errors import NoModelAvailable, UpstreamError
 from claudeapp.claude.results import GatewayResult
 
 RETRIES_HEADER = "x-gateway-retries"
@@ -45,6 +46,17 @@ def for_stream(admission: Admission, answered_by: str | None) -> dict[str, str]:
     if answered_by is not None:
         headers.update(_fallback(admission, answered_by, None))
     return headers
+
+
+def for_error(admission: Admission | None, exc: BaseException) -> dict[str, str]:
+    """On an upstream error (a 429 above all): upstream's `anthropic-ratelimit-*` from that error reply,
+    tightest-of with the key's own limits, so a client pacing itself sees why it was refused. Nothing
+    for errors upstream did not send (our own refusals carry their own headers)."""
+    upstream = exc.last_error if isinstance(exc, NoModelAvailable) else exc
+    if not isinstance(upstream, UpstreamError) or not upstream.ratelimit_headers:
+        return {}
+    own = admission.ticket.headers() if admission is not None else {}
+    return anthropic_ratelimit.headers(own, upstream.ratelimit_headers)
 
 
 def _fallback(admission: Admission, model_used: str, reason: str | None) -> dict[str, str]:

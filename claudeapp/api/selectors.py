@@ -54,13 +54,25 @@ def _per_mtok(rates: dict[str, int]) -> dict[str, int]:
 
 
 def _anthropic_model(row: dict[str, Any]) -> dict[str, Any]:
+    """Anthropic's ModelInfo: a model with a retirement date is `deprecated` (we do not record when it
+    was deprecated, so `deprecated_at` stays null), every other enabled model `active`."""
     created: dt.datetime = row["created_at"]
+    retires_on: dt.date | None = row["retires_on"]
     return {
         "type": "model",
         "id": row["id"],
         "display_name": row["display_name"],
-        "created_at": created.astimezone(dt.UTC).isoformat().replace("+00:00", "Z"),
+        "created_at": _rfc3339(created),
+        "max_input_tokens": row["context_window"],
+        "max_tokens": row["max_output_tokens"],
+        "lifecycle": "deprecated" if retires_on else "active",
+        "deprecated_at": None,
+        "retires_at": _rfc3339(dt.datetime.combine(retires_on, dt.time(), dt.UTC)) if retires_on else None,
     }
+
+
+def _rfc3339(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 def anthropic_models_page(*, limit: int, after_id: str | None, before_id: str | None) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""Self-service for the calling key: its limits and budgets, key rotation, the webhook signing secret.
+"""Self-service for the calling key: its limits and budgets (with its own budget alerts), key rotation,
+the webhook signing secret.
 
 No scope is needed (like /me): a partner must always be able to see what limits it and to replace a
 key it fears leaked. Thin views: parse, one service or selector call, render.
@@ -14,7 +15,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from billing import selectors as billing_selectors
-from claudeapp.api import keys
+from claudeapp.api import budget_alerts, keys
 from claudeapp.api.views import PartnerApiView
 from claudeapp.jobs.webhooks import SecretInfo
 
@@ -30,6 +31,9 @@ class BudgetOutput(serializers.Serializer):
     remaining_micros = serializers.IntegerField(help_text="limit - spent - held: what a new call may hold")
     period_start = serializers.DateTimeField()
     resets_at = serializers.DateTimeField()
+    alerts = budget_alerts.AlertsOutput(
+        allow_null=True, help_text="Your own alerts on this budget (PUT /api/v1/limits/budgets/{id}/alerts), or null"
+    )
 
 
 class AxisOutput(serializers.Serializer):
@@ -60,11 +64,53 @@ class LimitsApi(PartnerApiView):
     )
     def get(self, request: Request) -> Response:
         principal = request._request.principal  # type: ignore[attr-defined]
-        body = {
-            "budgets": billing_selectors.budget_status(principal),
-            "rate_limits": billing_selectors.rate_limit_status(principal),
-        }
+        budgets = billing_selectors.budget_status(principal)
+        subscribed = budget_alerts.by_budget(principal=principal, budget_ids=[row["id"] for row in budgets])
+        for row in budgets:
+            found = subscribed.get(row["id"])
+            row["alerts"] = budget_alerts.output(found) if found else None
+        body = {"budgets": budgets, "rate_limits": billing_selectors.rate_limit_status(principal)}
         return Response(LimitsOutput(body).data)
+
+
+_NO_ALERTS = OpenApiResponse(description="No alerts of yours, or no such budget covers the key")
+_ALERT_EXAMPLE = {"thresholds": [50, 80, 100], "webhook_url": "https://hooks.example.com/budget"}
+
+
+class BudgetAlertsApi(PartnerApiView):
+    """Your own alerts on a budget covering your key, apart from the operator's: each threshold crossed
+    POSTs `budget.threshold_reached` to your URL once per period, signed like job webhooks."""
+
+    @extend_schema(
+        operation_id="limits_budget_alerts_get",
+        summary="Your alerts on this budget",
+        responses={200: budget_alerts.AlertsOutput, 404: _NO_ALERTS},
+    )
+    def get(self, request: Request, budget_id: int) -> Response:
+        found = budget_alerts.get(principal=request._request.principal, budget_id=budget_id)  # type: ignore[attr-defined]
+        return Response(budget_alerts.AlertsOutput(budget_alerts.output(found)).data)
+
+    @extend_schema(
+        operation_id="limits_budget_alerts_set",
+        summary="Set your thresholds (1-100 % of the limit) and webhook URL (a public http(s) URL) on this budget",
+        request=budget_alerts.AlertsInput,
+        responses={200: budget_alerts.AlertsOutput, 404: OpenApiResponse(description="No such budget covers the key")},
+        examples=[OpenApiExample("set", request_only=True, value=_ALERT_EXAMPLE)],
+    )
+    def put(self, request: Request, budget_id: int) -> Response:
+        principal = request._request.principal  # type: ignore[attr-defined]
+        found = budget_alerts.set_alerts(principal=principal, budget_id=budget_id, data=request.data)
+        return Response(budget_alerts.AlertsOutput(budget_alerts.output(found)).data)
+
+    @extend_schema(
+        operation_id="limits_budget_alerts_delete",
+        summary="Remove your alerts from this budget",
+        responses={204: None, 404: _NO_ALERTS},
+    )
+    def delete(self, request: Request, budget_id: int) -> Response:
+        _no_body(request)
+        budget_alerts.clear_alerts(principal=request._request.principal, budget_id=budget_id)  # type: ignore[attr-defined]
+        return Response(status=204)
 
 
 def _no_body(request: Request) -> None:

@@ -37,6 +37,9 @@ urlpatterns = [
     ),
     path("api/v1/usage", usage_api.UsageApi.as_view(), name="api-usage"),
     path("api/v1/limits", self_service.LimitsApi.as_view(), name="api-limits"),
+    path(
+        "api/v1/limits/budgets/<int:budget_id>/alerts", self_service.BudgetAlertsApi.as_view(), name="api-budget-alerts"
+    ),
     path("api/v1/keys/current/rotate", self_service.KeyRotateApi.as_view(), name="api-key-rotate"),
     path("api/v1/keys/current/webhook_secret", self_service.WebhookSecretApi.as_view(), name="api-webhook-secret"),
     path(

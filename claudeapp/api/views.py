@@ -13,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from claudeapp.api import selectors
+from claudeapp.api.anthropic_version import VERSION_PARAMETER, VersionRequiredMixin
 from claudeapp.api.auth import HasScope
 from claudeapp.api.bodies import ApiJSONParser
 from claudeapp.api.models import Scope
@@ -95,7 +96,20 @@ class MeApi(PartnerApiView):
         return Response(self.MeOutput(request.auth).data)
 
 
-class AnthropicModelsApi(PartnerApiView):
+_ANTHROPIC_MODEL_FIELDS = {
+    "type": serializers.ChoiceField(choices=["model"]),
+    "id": serializers.CharField(),
+    "display_name": serializers.CharField(),
+    "created_at": serializers.CharField(),
+    "max_input_tokens": serializers.IntegerField(help_text="The context window"),
+    "max_tokens": serializers.IntegerField(help_text="The largest max_tokens the model takes"),
+    "lifecycle": serializers.ChoiceField(choices=["active", "deprecated"]),
+    "deprecated_at": serializers.CharField(allow_null=True),
+    "retires_at": serializers.CharField(allow_null=True, help_text="Scheduled retirement, RFC 3339"),
+}
+
+
+class AnthropicModelsApi(VersionRequiredMixin, PartnerApiView):
     """`GET /anthropic/v1/models`, in Anthropic's page shape, so the official SDK can list models."""
 
     permission_classes = [IsAuthenticated, HasScope(Scope.MODELS)]
@@ -107,12 +121,12 @@ class AnthropicModelsApi(PartnerApiView):
 
     @extend_schema(
         operation_id="anthropic_models_list",
-        parameters=[QueryInput],
+        parameters=[VERSION_PARAMETER, QueryInput],
         summary="Anthropic-compatible models list",
         responses=inline_serializer(
             "AnthropicModelPage",
             {
-                "data": serializers.ListField(child=serializers.DictField()),
+                "data": serializers.ListField(child=inline_serializer("AnthropicModel", _ANTHROPIC_MODEL_FIELDS)),
                 "has_more": serializers.BooleanField(),
                 "first_id": serializers.CharField(allow_null=True),
                 "last_id": serializers.CharField(allow_null=True),
@@ -131,21 +145,13 @@ class AnthropicModelsApi(PartnerApiView):
         )
 
 
-class AnthropicModelApi(PartnerApiView):
+class AnthropicModelApi(VersionRequiredMixin, PartnerApiView):
     permission_classes = [IsAuthenticated, HasScope(Scope.MODELS)]
 
     @extend_schema(
         operation_id="anthropic_models_retrieve",
-        parameters=[OpenApiParameter("model_id", str, OpenApiParameter.PATH)],
-        responses=inline_serializer(
-            "AnthropicModel",
-            {
-                "type": serializers.CharField(),
-                "id": serializers.CharField(),
-                "display_name": serializers.CharField(),
-                "created_at": serializers.CharField(),
-            },
-        ),
+        parameters=[VERSION_PARAMETER, OpenApiParameter("model_id", str, OpenApiParameter.PATH)],
+        responses=inline_serializer("AnthropicModel", _ANTHROPIC_MODEL_FIELDS),
         summary="Anthropic-compatible model lookup (ids and aliases)",
     )
     def get(self, request: Request, model_id: str) -> Response:

@@ -37,6 +37,7 @@ class Admission:
     input_tokens: int  # the upper bound held (upstream's count when it was asked)
     max_tokens: int
     classifier_usage: Usage | None = None  # the router's call, counted against the ticket at settlement
+    inflight: Any = None  # the call's write-ahead record (calls/inflight.py), once its upstream call started
 
     @property
     def models(self) -> list[str]:

@@ -116,6 +116,29 @@ def refused(*, principal: Any, requested_model: str, error: BaseException) -> No
     _emit(fields)
 
 
+def interrupted(*, record: Any, entry: Any) -> None:
+    """A call whose process died mid-call, settled by the reaper (calls/inflight.py): counted and
+    logged once, with the surface and request id it had, status `interrupted`."""
+    model = record.get("model_used") or record.get("model") or ""
+    metrics.call_ended(surface=record.get("surface") or "other", status="interrupted", model=model)
+    if not (_sinks or log.isEnabledFor(logging.INFO)):
+        return
+    logcontext.bind(request_id=record.get("req") or None, surface=record.get("surface") or "")
+    fields = {
+        "event": "call",
+        "status": "interrupted",
+        "error_type": "process_died",
+        "principal_kind": record.get("pk") or "",
+        "principal_id": int(record.get("pid") or 0),
+        "model_requested": record.get("model") or "",
+        "model_used": model,
+        "upstream_request_id": record.get("rid") or "",
+        "duration_ms": None,
+        **_billed(entry, {}),
+    }
+    _emit(fields)
+
+
 def status_of(ending: Any) -> str:
     """complete, disconnect (the reader left; billed once read to the end), cut (the stream broke
     after output went out) or error (upstream sent an error after output went out)."""

@@ -9,15 +9,18 @@ call one ledger line with what every attempt consumed upstream. Sync: workers an
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Mapping
 from typing import Any
+
+from django.db import transaction
 
 from billing import budgets, costs, limits
 from billing.limits import LimitTicket
 from billing.models import LedgerEntry, Reservation
 from billing.prices import current_price
 from claudeapp.accounts.principals import Principal
-from claudeapp.calls import accounting, admission, run, settlement
+from claudeapp.calls import accounting, admission, inflight, run, settlement
 
 Payload = Mapping[str, Any]
 
@@ -89,15 +92,28 @@ def finish(*, ticket: LimitTicket | None, result: Any) -> None:
 
 
 def hold(*, principal: Principal, model_id: str, payload: Payload, batch: bool, hold_for: dt.timedelta) -> Reservation:
-    """Hold the worst case of one attempt or batch request on the principal's budgets."""
-    return budgets.reserve(
+    """Hold the worst case of one attempt or batch request on the principal's budgets. An attempt's
+    upstream call follows at once: its write-ahead record (calls/inflight.py) is written here and
+    travels on the returned hold to settle / settle_failed / release."""
+    bound = input_bound(principal=principal, model_id=model_id, payload=payload, batch=batch)
+    reservation = budgets.reserve(
         principal=principal,
         model_id=model_id,
-        input_tokens=input_bound(principal=principal, model_id=model_id, payload=payload, batch=batch),
+        input_tokens=bound,
         max_tokens=int(payload["max_tokens"]),
         batch=batch,
         hold_for=hold_for,
     )
+    if not batch:  # a Message Batch request is not a call in flight: its result is polled for
+        reservation.inflight_id = inflight.open_sync(  # type: ignore[attr-defined]
+            principal=principal, reservation=reservation, model_id=model_id, input_tokens=bound,
+            max_tokens=int(payload["max_tokens"]), kind="job",
+        )  # fmt: skip
+    return reservation
+
+
+def _inflight_id(reservation: Reservation | None) -> str | None:
+    return getattr(reservation, "inflight_id", None)
 
 
 def settle(
@@ -105,7 +121,13 @@ def settle(
 ) -> LedgerEntry:
     """One ledger line for the call: its usage and what failed attempts of its chain consumed."""
     usage = run.billed_usage(result, input_bound=local_bound(payload).tokens, max_tokens=int(payload["max_tokens"]))
-    return budgets.settle(
+    call_id = _inflight_id(reservation)
+    # Before the bill: a worker dying between it and the delete leaves a record the reaper finds billed.
+    inflight.checkpoint_sync(
+        call_id, ek=event_key, rid=result.request_id or "", msg=result.message_id or "", kind=kind, subject=subject,
+        final=json.dumps(usage), model_used=result.model_used,
+    )  # fmt: skip
+    entry = budgets.settle(
         reservation=reservation,
         usage=settlement.usage_from_gateway(usage),
         event_key=event_key,
@@ -115,6 +137,13 @@ def settle(
         upstream_message_id=result.message_id or "",
         model_id=result.model_used,
     )
+    _done_after_commit(call_id)
+    return entry
+
+
+def _done_after_commit(call_id: str | None) -> None:
+    if call_id:
+        transaction.on_commit(lambda: inflight.done(call_id))  # at once outside a transaction
 
 
 def settle_failed(
@@ -128,6 +157,8 @@ def settle_failed(
         release(reservation=reservation)
         return
     last = next(a for a in reversed(attempts) if a.usage or a.body_lost)
+    inflight.checkpoint_sync(_inflight_id(reservation), ek=event_key, rid=last.request_id or "", kind=kind,
+                             subject=subject, final=json.dumps(usage), model_used=last.model)  # fmt: skip
     budgets.settle(
         reservation=reservation,
         usage=settlement.usage_from_gateway(usage),
@@ -137,11 +168,13 @@ def settle_failed(
         upstream_request_id=last.request_id or "",
         model_id=last.model,
     )
+    _done_after_commit(_inflight_id(reservation))
 
 
 def release(*, reservation: Reservation | None) -> None:
     if reservation is not None:
         budgets.release(reservation=reservation)
+        _done_after_commit(_inflight_id(reservation))
 
 
 def empty_hold(*, principal: Principal, model_id: str, batch: bool) -> Reservation:

@@ -34,7 +34,7 @@ from django.conf import settings
 
 from claudeapp.accounts.principals import Principal
 from claudeapp.calls import admission as calls_admission
-from claudeapp.calls import observe, settlement
+from claudeapp.calls import inflight, observe, settlement
 from claudeapp.calls.admission import Admission
 from claudeapp.calls.errors import MaxTokensTooLarge
 from claudeapp.claude import gateway
@@ -44,6 +44,7 @@ from claudeapp.claude.results import (
     GatewayResult,
     StreamEnd,
     StreamEvent,
+    StreamStart,
     StreamTruncated,
     TextDelta,
 )
@@ -291,13 +292,17 @@ async def complete(
 async def _complete(
     admission: Admission, spec: CallSpec, record: Record, on_error: OnError | None
 ) -> Completed | Failed:
+    tracker = inflight.open_async(admission=admission, streamed=False)  # the write-ahead record
     try:
         result = await gateway.acomplete(**_params(admission, spec))
     except Exception as exc:
+        await tracker.landed()
         recorded = await _in_db(observe.failing(on_error or settle_failure), admission, exc)
         if on_error is None:
             raise
         return Failed(exc, recorded)
+    tracker.ended(result)
+    await tracker.landed()
     entry = await _in_db(record, admission, Ending(result))
     return Completed(admission, result, entry)
 
@@ -352,6 +357,7 @@ class _Pump:
         self.detached_at: float | None = None
         self.seen: list[str] = []
         self.task: asyncio.Task[None] | None = None
+        self.tracker = inflight.open_async(admission=admission, streamed=True)  # the write-ahead record
 
     def start(self) -> None:
         self.task = _keep(asyncio.ensure_future(self._run()))
@@ -367,22 +373,31 @@ class _Pump:
         try:
             await self._read()
         except asyncio.CancelledError:  # the process is shutting down: bill the most it can have cost
+            await self.tracker.landed()
             await _in_db(self.record, self.admission, Ending(_bound_result(self.admission, self.spec), detached=True))
             raise
         except _DrainTimeout:
+            await self.tracker.landed()
             ending = Ending(_bound_result(self.admission, self.spec), detached=True, seen_text="".join(self.seen))
             await _in_db(self.record, self.admission, ending)
         except BaseException as exc:
+            await self.tracker.landed()
             recorded = await _in_db(observe.failing(self.on_error or settle_failure), self.admission, exc)
             self.queue.put_nowait(Failed(exc, recorded) if self.on_error else exc)
 
     async def _read(self) -> None:
         events = gateway.astream(**_params(self.admission, self.spec), raw_events=self.raw_events)
+        tracker = self.tracker
         try:
             async for event in events:
                 if isinstance(event, StreamEnd | StreamTruncated):
                     await self._finish(event)
                     return
+                if isinstance(event, TextDelta):
+                    tracker.delta(event.text)
+                elif isinstance(event, StreamStart):
+                    tracker.first_text(message_id=event.message_id, request_id=event.request_id, model=event.model,
+                                       input_usage=event.usage)  # fmt: skip
                 if self.detached_at is None:
                     if isinstance(event, TextDelta):
                         self.seen.append(event.text)
@@ -402,6 +417,8 @@ class _Pump:
             detached=self.detached_at is not None,
             seen_text="".join(self.seen),
         )
+        self.tracker.ended(result)
+        await self.tracker.landed()
         entry = await _in_db(self.record, self.admission, ending)
         self.queue.put_nowait(
             Completed(self.admission, result, entry, truncated_by=ending.error if truncated else None)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import replace
+
+from django.db import connection, transaction
 
 from billing import budgets, limits, redisconn
 from billing.costs import Usage
 from billing.models import LedgerEntry
 from billing.upstream import observe_upstream
+from claudeapp.calls import inflight
 from claudeapp.calls.admission import Admission
 from claudeapp.claude.results import CACHE_SPLIT_KEYS
 
@@ -37,10 +41,16 @@ def settle(
         upstream_message_id=upstream_message_id or "",
         model_id=model_used,
     )
+    call_id = inflight.call_id_of(admission)
+    deferred = call_id is not None and connection.in_atomic_block
+    if deferred:  # the bill is not durable yet: the in-flight record goes once it is
+        transaction.on_commit(functools.partial(inflight.done, call_id))
     with redisconn.batch("release rate limits / record upstream limits") as pipe:  # one Redis round trip
         limits.finish(ticket=admission.ticket, usage=_with_classifier(billed, admission.classifier_usage), pipe=pipe)
         if ratelimit_headers:
             observe_upstream(model_id=model_used, headers=ratelimit_headers, pipe=pipe)
+        if not deferred:
+            inflight.done(call_id, pipe=pipe)
     return entry
 
 
@@ -67,4 +77,6 @@ def usage_from_gateway(usage: Mapping[str, int]) -> Usage:
 def abandon(*, admission: Admission) -> None:
     """Nothing was billed upstream: give the budget hold and the limit slot back."""
     budgets.release(reservation=admission.reservation)
-    limits.finish(ticket=admission.ticket, usage=None)
+    with redisconn.batch("release rate limits / drop the in-flight record") as pipe:  # one Redis round trip
+        limits.finish(ticket=admission.ticket, usage=None, pipe=pipe)
+        inflight.done(inflight.call_id_of(admission), pipe=pipe)

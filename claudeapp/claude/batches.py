@@ -1,4 +1,4 @@
-"""Message Batches through the official SDK: submit, retrieve, results, cancel.
+"""Message Batches through the official SDK: submit, retrieve, results, cancel, delete.
 
 The jobs package decides what goes into a batch and what to do with each result; this module
 only speaks the API. SDK exceptions are turned into the gateway's UpstreamError (errors.py), so
@@ -50,6 +50,14 @@ def retrieve(batch_id: str) -> BatchStatus:
 def cancel(batch_id: str) -> BatchStatus:
     """Ask upstream to stop; requests not yet processed end as `canceled`."""
     return _call(lambda client: client.messages.batches.cancel(batch_id))
+
+
+def delete(batch_id: str) -> None:
+    """Delete an ended batch upstream (upstream refuses one still processing)."""
+    try:
+        get_client().messages.batches.delete(batch_id)
+    except UPSTREAM_EXCEPTIONS as exc:
+        raise from_exception(exc) from exc
 
 
 def results(batch_id: str) -> Iterator[tuple[str, dict[str, Any]]]:

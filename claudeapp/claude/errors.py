@@ -46,6 +46,8 @@ class UpstreamError(GatewayError):
         self.model = model
         # Every attempt of the gateway call that ended in this error (set by the gateway).
         self.attempts: list[Any] = []
+        # Upstream's `anthropic-ratelimit-*` headers on the error reply (from_status), for the caller.
+        self.ratelimit_headers: dict[str, str] = {}
 
     @property
     def counts_for_breaker(self) -> bool:
@@ -190,7 +192,7 @@ def from_status(
     should_retry = (headers or {}).get("x-should-retry")
     if should_retry in ("true", "false"):
         retryable = should_retry == "true"
-    return cls(
+    err = cls(
         message,
         status=status,
         error_type=error_type,
@@ -199,6 +201,9 @@ def from_status(
         retry_after=parse_retry_after(headers),
         model=model,
     )
+    prefix = "anthropic-ratelimit-"
+    err.ratelimit_headers = {k.lower(): v for k, v in (headers or {}).items() if k.lower().startswith(prefix)}
+    return err
 
 
 def from_stream_error(body: Any, *, request_id: str | None, model: str | None = None) -> UpstreamError:

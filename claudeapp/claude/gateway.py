@@ -490,7 +490,7 @@ class _UpstreamStream:
         # Sent just before the first text, so a retry or fallback before it is invisible.
         self.sent_text = True
         self.ttft_ms = _ms_since(self.run.started)
-        return StreamStart(model=self.model, request_id=self.builder.request_id, message_id=self.builder.message_id)
+        return StreamStart(self.model, self.builder.request_id, self.builder.message_id, self.builder.usage)
 
     def result(self) -> GatewayResult:
         return self.run.result(self.model, self.builder, self.headers, started=self.started, ttft_ms=self.ttft_ms)

@@ -62,6 +62,7 @@ class StreamStart:
     model: str
     request_id: str | None
     message_id: str | None
+    usage: Mapping[str, int] | None = None  # message_start's: the exact input (the in-flight record keeps it)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from billing import money
 from billing.errors import BillingError, BudgetExceeded, PriceMissing, RateLimited
 from claudeapp.accounts.principals import Principal
 from claudeapp.attachments import services as attachments
@@ -285,7 +286,15 @@ def plain_words(exc: Exception) -> str:
         return f"Rate limited: try again in {max(1, round(exc.retry_after_seconds))} s."
     if isinstance(exc, BudgetExceeded):
         resets = timezone.localtime(exc.resets_at).strftime("%Y-%m-%d %H:%M")
-        return f"Over budget: the {exc.scope} budget of ${exc.limit_micros / 1e6:,.2f} is used up until {resets}."
+        budget = f"the {exc.scope} budget of {money.usd(exc.limit_micros)}"
+        if exc.reason == exc.EXHAUSTED:
+            return f"Over budget: {budget} is used up until {resets}."
+        # Not used up: the hold for this turn's worst case (prompt bound + max_tokens) did not fit.
+        return (
+            f"Over budget: {budget} has {money.usd(exc.remaining_micros)} left, less than this message's worst "
+            f"case ({money.usd(exc.requested_micros)}). A smaller model or a shorter message may fit; "
+            f"or wait until {resets}."
+        )
     if isinstance(exc, PriceMissing):
         return f"Model {exc.model_id} has no price set, so it cannot be used yet. An operator can add one."
     if isinstance(exc, NoModelAvailable):

@@ -3,7 +3,9 @@
 The jobs package owns its runner; this reads the outcome from the job row once the task is done
 (a Celery `task_postrun` receiver, connected in claudeapp/celery.py): one query by primary key per
 run_job task, on the worker only. The line carries the request id of the request that published the
-job (a message header; claudeapp/core/logcontext.py) and the job id.
+job (a message header; claudeapp/core/logcontext.py) and the job id. The line goes out through
+calls/observe.py's emitter, as a web call's does, so its sinks (the request log's in-process buffer: an
+append, no query) get every job attempt too.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ log = logging.getLogger("claudeapp.calls")
 RUN_JOB = "claudeapp.jobs.tasks.run_job"
 FIELDS = ("status", "attempts", "principal_kind", "principal_id", "model_requested", "model_used",
           "routing_decision_id", "routing_reason", "usage", "cost_micros", "upstream_request_id",
-          "last_error_type", "last_error_request_id", "updated_at")  # fmt: skip
+          "last_error_type", "last_error_status", "last_error_request_id", "updated_at")  # fmt: skip
+REFUSAL_STATUS = {"limit": 429, "budget": 402}
 
 
 def log_attempt(task: Any = None, **_: Any) -> None:
@@ -35,6 +38,7 @@ def log_attempt(task: Any = None, **_: Any) -> None:
 
 
 def _log_attempt(ctx: logcontext.Context) -> None:
+    from claudeapp.calls import observe  # imports models: claudeapp/celery.py imports this module early
     from claudeapp.jobs.models import Job
 
     if not ctx.job_id or not ctx.started:
@@ -50,30 +54,32 @@ def _log_attempt(ctx: logcontext.Context) -> None:
     else:
         metrics.call_ended(surface="jobs", status=status, model=model)
     usage = row["usage"] or {}
-    log.info(
-        "call %s model=%s in=%s out=%s cost_micros=%s",
-        status, model, usage.get("input_tokens", 0), usage.get("output_tokens", 0), row["cost_micros"],
-        extra={
-            "event": "call",
-            "status": status,
-            "job_status": row["status"],
-            "job_attempt": row["attempts"],
-            "principal_kind": row["principal_kind"],
-            "principal_id": row["principal_id"],
-            "route_decision_id": row["routing_decision_id"],
-            "route_reason": row["routing_reason"],
-            "model_requested": row["model_requested"],
-            "model_used": row["model_used"],
-            "upstream_request_id": row["upstream_request_id"] or row["last_error_request_id"],
-            "input_tokens": usage.get("input_tokens", 0),
-            "output_tokens": usage.get("output_tokens", 0),
-            "cache_write_tokens": usage.get("cache_creation_input_tokens", 0),
-            "cache_read_tokens": usage.get("cache_read_input_tokens", 0),
-            "cost_micros": row["cost_micros"] if row["status"] == "succeeded" else 0,
-            "error_type": row["last_error_type"] if row["status"] != "succeeded" else None,
-            "duration_ms": round(elapsed * 1000, 1),
-        },
-    )  # fmt: skip
+    fields = {
+        "event": "call",
+        "status": status,
+        "job_status": row["status"],
+        "job_attempt": row["attempts"],
+        "principal_kind": row["principal_kind"],
+        "principal_id": row["principal_id"],
+        "route_decision_id": row["routing_decision_id"],
+        "route_reason": row["routing_reason"],
+        "model_requested": row["model_requested"],
+        "model_used": row["model_used"],
+        "upstream_request_id": row["upstream_request_id"] or row["last_error_request_id"],
+        "input_tokens": usage.get("input_tokens", 0),
+        "output_tokens": usage.get("output_tokens", 0),
+        "cache_write_tokens": usage.get("cache_creation_input_tokens", 0),
+        "cache_read_tokens": usage.get("cache_read_input_tokens", 0),
+        "cost_micros": row["cost_micros"] if row["status"] == "succeeded" else 0,
+        "error_type": row["last_error_type"] if row["status"] != "succeeded" else None,
+        "http_status": REFUSAL_STATUS.get(refusal or "") if refusal else (
+            None if status == "complete" else row["last_error_status"]
+        ),
+        "duration_ms": round(elapsed * 1000, 1),
+    }  # fmt: skip
+    # observe's one emitter: the sinks, then the same "call ..." line on the same logger. (It has no public
+    # name yet; calls/ is not this module's to change.)
+    observe._emit(fields)
 
 
 def ending_of(row: dict[str, Any]) -> tuple[str, str | None]:

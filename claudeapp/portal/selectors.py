@@ -15,7 +15,7 @@ from django.utils import timezone
 from billing import selectors as billing_selectors
 from billing.ledger import billing_day
 from billing.models import DailyRollup, LedgerEntry
-from claudeapp.api import keys
+from claudeapp.api import budget_alerts, keys
 from claudeapp.api.models import PartnerKey
 from claudeapp.jobs import webhooks
 from claudeapp.portal.models import KeyAllowance
@@ -98,17 +98,16 @@ def _by_key(owner: Any, rollups: QuerySet[DailyRollup]) -> list[dict[str, Any]]:
 
 
 def limits(owner: Any) -> list[dict[str, Any]]:
-    """Per live key: the budgets covering it (what remains, when they reset) and its rate limits in use."""
+    """Per live key: the budgets covering it (what remains, when they reset, the key's own alerts on each)
+    and its rate limits in use."""
     result = []
     for key in PartnerKey.objects.filter(owner=owner, revoked_at__isnull=True).order_by("-created_at"):
         principal = keys.principal_for(key)
-        result.append(
-            {
-                "key": key,
-                "budgets": billing_selectors.budget_status(principal),
-                "rate_limits": billing_selectors.rate_limit_status(principal),
-            }
-        )
+        budgets = billing_selectors.budget_status(principal)
+        watched = budget_alerts.by_budget(principal=principal, budget_ids=[row["id"] for row in budgets])
+        for row in budgets:
+            row["alerts"] = watched.get(row["id"])
+        result.append({"key": key, "budgets": budgets, "rate_limits": billing_selectors.rate_limit_status(principal)})
     return result
 
 

@@ -8,8 +8,10 @@ from typing import Any
 
 from django.db import transaction
 from django.http import Http404
+from rest_framework import exceptions
 
-from claudeapp.api import keys
+from claudeapp.api import budget_alerts, keys
+from claudeapp.api.errors import first_error
 from claudeapp.api.models import PartnerKey
 from claudeapp.jobs import webhooks
 from claudeapp.jobs.errors import InvalidWebhookUrl
@@ -65,3 +67,26 @@ def send_test_event(*, owner: Any, key_id: int, url: str) -> WebhookDelivery:
         return webhooks.send_test_event(principal_kind=keys.PRINCIPAL_KIND, principal_id=key.pk, url=url)
     except InvalidWebhookUrl as exc:
         raise PortalRefused(str(exc), field="url") from exc
+
+
+def set_budget_alerts(*, owner: Any, key_id: int, budget_id: int, thresholds: str, url: str) -> None:
+    """The key's own alerts on a budget covering it (as PUT /api/v1/limits/budgets/{id}/alerts):
+    `thresholds` as typed, e.g. "50, 80"."""
+    principal = keys.principal_for(own_key(owner=owner, key_id=key_id))
+    wanted = [part.strip() for part in thresholds.split(",") if part.strip()]
+    data = {"thresholds": [int(part) if part.isdigit() else part for part in wanted], "webhook_url": url.strip()}
+    try:
+        budget_alerts.set_alerts(principal=principal, budget_id=budget_id, data=data)
+    except exceptions.ValidationError as exc:
+        field, message = first_error(exc.detail)
+        raise PortalRefused(message, field=field) from exc
+    except exceptions.NotFound as exc:
+        raise Http404(str(exc.detail)) from exc
+
+
+def clear_budget_alerts(*, owner: Any, key_id: int, budget_id: int) -> None:
+    principal = keys.principal_for(own_key(owner=owner, key_id=key_id))
+    try:
+        budget_alerts.clear_alerts(principal=principal, budget_id=budget_id)
+    except exceptions.NotFound as exc:
+        raise Http404(str(exc.detail)) from exc

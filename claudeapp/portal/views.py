@@ -89,6 +89,31 @@ def send_test_event(request: HttpRequest, key_id: int) -> HttpResponse:
 
 
 @login_required
+@require_POST
+def set_budget_alerts(request: HttpRequest, key_id: int, budget_id: int) -> HttpResponse:
+    try:
+        services.set_budget_alerts(
+            owner=request.user,
+            key_id=key_id,
+            budget_id=budget_id,
+            thresholds=request.POST.get("thresholds", ""),
+            url=request.POST.get("webhook_url", ""),
+        )
+    except PortalRefused as exc:
+        return _keys_page(request, status=400, refused=str(exc), refused_field=exc.field)
+    messages.success(request, "Budget alerts saved: each threshold POSTs a signed event to your URL once per period.")
+    return redirect("portal:keys")
+
+
+@login_required
+@require_POST
+def clear_budget_alerts(request: HttpRequest, key_id: int, budget_id: int) -> HttpResponse:
+    services.clear_budget_alerts(owner=request.user, key_id=key_id, budget_id=budget_id)
+    messages.success(request, "Budget alerts removed.")
+    return redirect("portal:keys")
+
+
+@login_required
 @require_GET
 def usage_page(request: HttpRequest) -> HttpResponse:
     context = {

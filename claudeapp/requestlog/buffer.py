@@ -3,7 +3,13 @@
 calls/observe.py hands every call's ending (refusals included) to `add()`, which appends one tuple to
 an in-process deque: no I/O, no lock held, no query. A daemon thread per process wakes every
 REQUEST_LOG_FLUSH_SECONDS, or at once when REQUEST_LOG_FLUSH_ROWS rows are waiting, and writes them
-with one bulk INSERT on its own connection. A process that exits flushes what is left (atexit). If
+with one bulk INSERT on its own connection. A process stopped with SIGTERM flushes what is left:
+- uvicorn: at ASGI lifespan shutdown (claudeapp/asgi.py), once the last request has ended. Not atexit:
+  after a graceful shutdown uvicorn re-raises the signal with the default handler, which skips atexit;
+  so run it with lifespan on or auto (the default), never `--lifespan off`;
+- a Celery worker with the threads or solo pool: atexit (its warm shutdown exits normally);
+- a prefork child: Celery's worker_process_shutdown signal (the child leaves through os._exit).
+tests/requestlog/test_shutdown.py sends the real processes SIGTERM. A kill -9 loses the buffer. If
 Postgres is away the rows wait (up to REQUEST_LOG_MAX_BUFFERED; the oldest are dropped beyond that)
 and the log says how many were lost: the request log must never slow or fail a call.
 """
@@ -54,9 +60,13 @@ def connect() -> None:
     """Register `add` with the call pipeline's observer (AppConfig.ready)."""
     if not settings.REQUEST_LOG_ENABLED:
         return
+    from celery import signals
+
     from claudeapp.calls import observe
 
     observe.add_sink(add)
+    # A prefork child exits through os._exit, past atexit: Celery tells it to stop first.
+    signals.worker_process_shutdown.connect(_flush_at_exit, weak=False)
 
 
 def pending() -> int:
@@ -84,33 +94,14 @@ def flush() -> int:
 
 
 def _row(item: Row, prompts: dict[int, str]) -> Any:
-    from claudeapp.requestlog.models import RequestLog
+    from claudeapp.requestlog import services
 
-    at, request_id, surface, f = item
-    decision_id = f.get("route_decision_id")
-    http_status = f.get("http_status") or (None if f["status"] == "failed" else 200)
-    return RequestLog(
-        created_at=dt.datetime.fromtimestamp(at, tz=dt.UTC),
-        principal_kind=f.get("principal_kind") or "",
-        principal_id=f.get("principal_id") or 0,
-        surface=surface[:20],
-        status=f["status"],
-        http_status=http_status,
-        error_type=(f.get("error_type") or "")[:100],
-        model_requested=(f.get("model_requested") or "")[:100],
-        model_used=(f.get("model_used") or "")[:100],
-        route_reason=(f.get("route_reason") or "")[:300],
-        route_decision_id=decision_id,
-        input_tokens=f.get("input_tokens") or 0,
-        output_tokens=f.get("output_tokens") or 0,
-        cache_write_tokens=f.get("cache_write_tokens") or 0,
-        cache_read_tokens=f.get("cache_read_tokens") or 0,
-        cost_micros=f.get("cost_micros") or 0,
-        request_id=request_id[:100],
-        upstream_request_id=(f.get("upstream_request_id") or "")[:100],
-        duration_ms=f.get("duration_ms"),
-        prompt_excerpt=prompts.get(decision_id, "") if decision_id else "",
-    )
+    at, request_id, surface, fields = item
+    decision_id = fields.get("route_decision_id")
+    return services.build_row(
+        fields=fields, at=dt.datetime.fromtimestamp(at, tz=dt.UTC), request_id=request_id, surface=surface,
+        prompt=prompts.get(decision_id, "") if decision_id else "",
+    )  # fmt: skip
 
 
 def _store_prompts() -> bool:
@@ -159,10 +150,17 @@ def _run() -> None:
             connection.close()  # back to the pool between flushes: a thread must not pin a connection
 
 
+async def flush_at_shutdown() -> None:
+    """The ASGI lifespan's shutdown step (claudeapp/asgi.py): write what is left, off the event loop."""
+    from asgiref.sync import sync_to_async
+
+    await sync_to_async(_flush_at_exit, thread_sensitive=False)()
+
+
 @atexit.register
-def _flush_at_exit() -> None:
+def _flush_at_exit(**_: Any) -> None:
     if _rows:
         try:
             flush()
         except Exception:
-            log.warning("requestlog: %d rows lost at exit", len(_rows))
+            log.warning("requestlog: %d rows lost at exit", len(_rows), exc_info=True)

@@ -17,6 +17,7 @@ class RequestLog(models.Model):
         ERROR = "error", "Upstream error after output"
         FAILED = "failed", "Failed"
         REFUSED = "refused", "Refused"
+        INTERRUPTED = "interrupted", "Interrupted (its process died)"
 
     created_at = models.DateTimeField(db_index=True)
     principal_kind = models.CharField(max_length=20)

@@ -162,3 +162,30 @@ def test_results_before_the_end_are_refused(live_gateway, key, budget):
         list(client.messages.batches.results(batch.id))  # the SDK sees no results_url yet
     with pytest.raises(anthropic.BadRequestError):
         client.get(f"/v1/messages/batches/{batch.id}/results", cast_to=object)
+
+
+def test_delete_refuses_a_batch_still_processing_and_deletes_an_ended_one_after_billing_it(
+    live_gateway, key, budget, emulator, partner_key_factory
+):
+    client = sdk(live_gateway, key.raw)
+    batch = client.messages.batches.create(requests=[request("a"), request("b", "Name three crabs")])
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        client.messages.batches.delete(batch.id)
+    assert caught.value.body["error"]["type"] == "invalid_request_error"
+    assert "still processing" in caught.value.message and "Cancel it first" in caught.value.message
+    assert AnthropicBatch.objects.filter(public_id=batch.id).exists()
+    # Nobody else's key can delete it (reported missing, as for retrieve).
+    with pytest.raises(anthropic.NotFoundError):
+        sdk(live_gateway, partner_key_factory(scopes=["messages"]).raw).messages.batches.delete(batch.id)
+
+    end_upstream(emulator)  # ended, and never read: delete settles it first
+    deleted = client.messages.batches.delete(batch.id)
+    assert (deleted.id, deleted.type) == (batch.id, "message_batch_deleted")
+    assert LedgerEntry.objects.filter(kind="batch", subject=batch.id).count() == 2  # the bills outlive the batch
+    assert not Reservation.objects.exists()
+    assert not AnthropicBatch.objects.filter(public_id=batch.id).exists()
+    deletes = [e for e in emulator.stats()["recent"] if e["method"] == "DELETE"]
+    assert [(e["path"], e["status"]) for e in deletes] == [("/v1/messages/batches/{batch_id}", 200)]  # gone upstream
+    with pytest.raises(anthropic.NotFoundError):
+        client.messages.batches.retrieve(batch.id)
+    assert client.messages.batches.list().data == []

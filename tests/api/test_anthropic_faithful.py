@@ -36,6 +36,22 @@ def upstream_calls(emulator) -> list[dict]:
     return [e for e in emulator.stats()["recent"] if e["path"] == "/v1/messages" and e["method"] == "POST"]
 
 
+@pytest.fixture
+def forget_upstream_limits():
+    """What the gateway learned of upstream's organisation limits (billing/upstream.py) lives in Redis
+    for minutes: a test that lowers the emulator's limits must not leave them to the next tests."""
+    from billing import redisconn
+
+    def forget() -> None:
+        client = redisconn.client()
+        for name in client.scan_iter(redisconn.key("upstream", "*")):
+            client.delete(name)
+
+    forget()
+    yield
+    forget()
+
+
 def said(prompt: str) -> list[dict]:
     return [{"role": "user", "content": prompt}]
 
@@ -119,6 +135,42 @@ def test_the_sdk_with_an_unknown_version_gets_a_bad_request_error(live_gateway, 
     assert "anthropic-version" in caught.value.message
 
 
+@pytest.mark.parametrize(
+    ("version", "message"),
+    [
+        (None, "anthropic-version: header is required"),
+        ("2099-01-01", "anthropic-version: invalid version '2099-01-01'"),
+    ],
+)
+def test_models_follow_the_same_version_rule(live_gateway, key, version, message):
+    headers = {"x-api-key": key.raw, **({"anthropic-version": version} if version else {})}
+    for path in ("models", "models/claude-haiku-5-5"):
+        response = httpx.get(f"{live_gateway.url}/anthropic/v1/{path}", headers=headers, timeout=20)
+        assert response.status_code == 400, path
+        error = response.json()
+        assert error["type"] == "error" and error["error"]["type"] == "invalid_request_error"
+        assert error["error"]["message"].startswith(message)
+    # The key is checked first, as Anthropic does: a bad key with no version is a 401.
+    assert httpx.get(f"{live_gateway.url}/anthropic/v1/models", headers={"x-api-key": "nope"}).status_code == 401
+
+
+@pytest.mark.parametrize("headers", [{}, V2023], ids=["2026-10-21", "2023-06-01"])
+def test_the_sdk_lists_and_retrieves_models_in_anthropics_shape(live_gateway, key, headers):
+    client = sdk(live_gateway, key.raw, default_headers=headers)
+    page = client.models.list(limit=2)
+    assert isinstance(page.data[0], anthropic.types.ModelInfo) and len(page.data) == 2 and page.has_more
+    listed = [model.id for model in client.models.list(limit=2)]  # the SDK follows after_id to the end
+    assert listed[:2] == [model.id for model in page.data] and "claude-haiku-5-5" in listed
+    haiku = client.models.retrieve("claude-haiku-5-5")
+    assert (haiku.type, haiku.id, haiku.lifecycle) == ("model", "claude-haiku-5-5", "active")
+    assert haiku.max_tokens and haiku.max_input_tokens and haiku.created_at.tzinfo is not None
+    with pytest.raises(anthropic.NotFoundError):
+        client.models.retrieve("claude-mythos-5-2")
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        sdk(live_gateway, key.raw, default_headers={"anthropic-version": "2020-01-01"}).models.list()
+    assert "anthropic-version" in caught.value.message
+
+
 # --- anthropic-beta ----------------------------------------------------------------------
 
 
@@ -181,7 +233,9 @@ def test_upstream_errors_keep_their_status_and_type(live_gateway, key, fault, ex
     assert not Reservation.objects.exists()
 
 
-def test_an_upstream_429_stays_a_rate_limit_error_with_upstreams_retry_after(live_gateway, key, emulator):
+def test_an_upstream_429_stays_a_rate_limit_error_with_upstreams_retry_after(
+    live_gateway, key, emulator, forget_upstream_limits
+):
     client = sdk(live_gateway, key.raw)
     prompt = said("[[fault:429]] [[retry-after:60]] hi")
     with pytest.raises(anthropic.RateLimitError) as caught:
@@ -193,6 +247,48 @@ def test_an_upstream_429_stays_a_rate_limit_error_with_upstreams_retry_after(liv
     assert client._calculate_retry_timeout(1, options, caught.value.response.headers) == pytest.approx(60, abs=0.01)
     # 60 s is past the gateway's retry cap: no retry of the same model, straight on down the chain.
     assert all(call["status"] == 429 for call in upstream_calls(emulator))
+
+
+def test_an_upstream_429_carries_upstreams_ratelimit_headers_tightest_of_the_keys(
+    live_gateway, key, emulator, forget_upstream_limits
+):
+    # The key's own limit: 50 requests a minute. Upstream's organisation limit: 5 (a real org's 429 would
+    # come with its remaining at 0; the gateway then refuses before calling, so the fault marker stands in).
+    policy = RateLimitPolicy.objects.create(scope="partner_key", scope_id=key.pk, requests_per_minute=50)
+    fresh_buckets(policy)
+    emulator.set_config(requests_per_minute=5)
+    client = sdk(live_gateway, key.raw, default_headers={"x-gateway-retries": "0"})
+    client.messages.create(model="claude-haiku-5-5", max_tokens=8, messages=HI)
+    with pytest.raises(anthropic.RateLimitError) as caught:
+        client.messages.create(
+            model="claude-haiku-5-5", max_tokens=8, messages=said("[[fault:429]] [[retry-after:30]] hi")
+        )
+    headers = caught.value.response.headers
+    assert caught.value.body["error"]["type"] == "rate_limit_error"
+    assert headers["retry-after"] == "30"  # upstream's own wait, passed on
+    # Requests: upstream's (at most 4 of 5 left) is tighter than the key's (48 of 50).
+    assert headers["anthropic-ratelimit-requests-limit"] == "5"
+    assert int(headers["anthropic-ratelimit-requests-remaining"]) <= 4
+    # Tokens: the key has no token limit of its own, so upstream's figures, from the 429 itself.
+    assert headers["anthropic-ratelimit-input-tokens-limit"] == str(emulator.config()["input_tokens_per_minute"])
+    reset = dt.datetime.fromisoformat(headers["anthropic-ratelimit-requests-reset"].replace("Z", "+00:00"))
+    assert reset > dt.datetime.now(dt.UTC) - dt.timedelta(seconds=5)
+    assert [call["status"] for call in upstream_calls(emulator)] == [200, 429]
+
+
+def test_an_upstream_429_with_a_key_limit_tighter_than_upstreams_shows_the_keys(
+    live_gateway, key, emulator, forget_upstream_limits
+):
+    policy = RateLimitPolicy.objects.create(scope="partner_key", scope_id=key.pk, requests_per_minute=3)
+    fresh_buckets(policy)
+    client = sdk(live_gateway, key.raw, default_headers={"x-gateway-retries": "0"})
+    with pytest.raises(anthropic.RateLimitError) as caught:
+        client.messages.create(model="claude-haiku-5-5", max_tokens=8, messages=said("[[fault:429]] hi"))
+    headers = caught.value.response.headers
+    assert (headers["anthropic-ratelimit-requests-limit"], headers["anthropic-ratelimit-requests-remaining"]) == (
+        "3", "2",
+    )  # fmt: skip
+    assert headers["anthropic-ratelimit-output-tokens-limit"] == str(emulator.config()["output_tokens_per_minute"])
 
 
 def test_a_mid_stream_overloaded_error_is_relayed_as_overloaded_error(live_gateway, key):

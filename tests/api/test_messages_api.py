@@ -170,6 +170,17 @@ async def test_a_stateless_turn_nothing_can_answer_is_a_529_overloaded_error(acl
     assert not await LedgerEntry.objects.aexists() and not await Reservation.objects.aexists()
 
 
+async def test_an_upstream_429_is_a_429_naming_upstream_not_an_overload(aclient, aclose_loop_clients):
+    # Every model of the chain says 429 with a wait past the gateway's retry cap: upstream's own rate limit.
+    prompt = "[[fault:429]] [[retry-after:40]] x"
+    response = await _post(aclient, {"model": "claude-haiku-5-5", "messages": [{"role": "user", "content": prompt}]})
+    assert response.status_code == 429, response.content
+    error = response.json()["error"]
+    assert error["type"] == "rate_limit_error" and error["limit"] == {"axis": "upstream"}
+    assert response["retry-after"] == "40"
+    assert not await LedgerEntry.objects.aexists() and not await Reservation.objects.aexists()
+
+
 async def test_another_keys_conversation_is_a_404_and_nothing_is_saved(aclient, other_key, aclose_loop_clients):
     other = other_key
     conversation = await Conversation.objects.acreate(owner_id=other.owner_id, partner_key_id=other.pk)

@@ -8,6 +8,8 @@ from tests.api.conftest import bearer
 
 pytestmark = pytest.mark.django_db
 
+V2026 = {"HTTP_ANTHROPIC_VERSION": "2026-10-21"}
+
 
 def test_models_lists_enabled_models_in_picker_order(client, partner_key_factory, model_map):
     from billing.models import PriceVersion
@@ -64,23 +66,27 @@ def test_models_needs_the_models_scope(client, partner_key_factory, model_map):
 
 def test_anthropic_models_list_has_anthropics_page_shape(client, partner_key_factory, model_map):
     key = partner_key_factory(scopes=["models"])
-    body = client.get("/anthropic/v1/models?limit=2", HTTP_X_API_KEY=key.raw).json()
+    body = client.get("/anthropic/v1/models?limit=2", HTTP_X_API_KEY=key.raw, **V2026).json()
     assert [row["id"] for row in body["data"]] == ["claude-opus-5-5", "claude-sonnet-5-5"]
     assert body["has_more"] is True and body["first_id"] == "claude-opus-5-5" and body["last_id"] == "claude-sonnet-5-5"
-    assert set(body["data"][0]) == {"type", "id", "display_name", "created_at"}
+    assert set(body["data"][0]) == {
+        "type", "id", "display_name", "created_at", "max_input_tokens", "max_tokens", "lifecycle", "deprecated_at",
+        "retires_at",
+    }  # fmt: skip
     assert body["data"][0]["type"] == "model" and body["data"][0]["created_at"].endswith("Z")
-    rest = client.get("/anthropic/v1/models?limit=2&after_id=claude-sonnet-5-5", HTTP_X_API_KEY=key.raw).json()
+    rest = client.get("/anthropic/v1/models?limit=2&after_id=claude-sonnet-5-5", HTTP_X_API_KEY=key.raw, **V2026).json()
     assert [row["id"] for row in rest["data"]] == ["claude-haiku-5-5"] and rest["has_more"] is False
 
 
 def test_anthropic_models_list_refuses_a_bad_limit_in_anthropics_shape(client, partner_key_factory, model_map):
-    response = client.get("/anthropic/v1/models?limit=zero", HTTP_X_API_KEY=partner_key_factory().raw)
+    response = client.get("/anthropic/v1/models?limit=zero", HTTP_X_API_KEY=partner_key_factory().raw, **V2026)
     assert response.status_code == 400
     assert response.json()["type"] == "error" and "limit" in response.json()["error"]["message"]
 
 
 def test_anthropic_model_lookup_accepts_ids_and_aliases_and_404s_otherwise(client, partner_key_factory, model_map):
     key = partner_key_factory()
-    assert client.get("/anthropic/v1/models/moderate", HTTP_X_API_KEY=key.raw).json()["id"] == "claude-sonnet-5-5"
-    missing = client.get("/anthropic/v1/models/claude-mythos-5-2", HTTP_X_API_KEY=key.raw)
+    found = client.get("/anthropic/v1/models/moderate", HTTP_X_API_KEY=key.raw, **V2026)
+    assert found.json()["id"] == "claude-sonnet-5-5"
+    missing = client.get("/anthropic/v1/models/claude-mythos-5-2", HTTP_X_API_KEY=key.raw, **V2026)
     assert missing.status_code == 404 and missing.json()["error"]["type"] == "not_found_error"

@@ -29,7 +29,7 @@ def test_two_requests_get_different_ids(client):
 
 
 def test_anthropic_paths_also_answer_the_request_id_header_the_sdk_reads(client):
-    response = client.get("/anthropic/v1/models", HTTP_X_REQUEST_ID="abc")
+    response = client.get("/anthropic/v1/models", HTTP_X_REQUEST_ID="abc", HTTP_ANTHROPIC_VERSION="2026-10-21")
     assert response["request-id"] == response["x-request-id"] == "abc"
 
 

@@ -51,7 +51,7 @@ def test_billed_operations_document_402_429_and_529_with_their_headers(client, s
     paths = _site_schema(client, settings)["paths"]
     for path, method in (("/api/v1/messages", "post"), ("/api/v1/jobs", "post"), ("/anthropic/v1/messages", "post")):
         responses = paths[path][method]["responses"]
-        assert {"402", "429", "529"} <= set(responses), path
+        assert {"402", "413", "429", "529"} <= set(responses), path
         assert set(responses["402"]["headers"]) >= {"X-Budget-Remaining", "X-Budget-Reset", "X-Request-Id"}
         assert "Retry-After" in responses["429"]["headers"] and "Retry-After" in responses["529"]["headers"]
     assert "503" not in paths["/api/v1/messages"]["post"]["responses"]  # overload is 529 everywhere

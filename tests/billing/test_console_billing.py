@@ -200,3 +200,19 @@ def test_the_usage_page_counts_spend_through_the_users_keys_as_the_budget_does(
     summary = client.get(reverse("chat:usage")).context["summary"]
     assert summary.month_spend_micros == own + through_key == summary.budgets[0].spent_micros
     assert summary.through_keys_micros == through_key
+
+
+def test_the_csv_keeps_to_the_ledger_pages_selection_and_refuses_a_bad_filter(staff_client, seeded, user_factory):
+    alice, bob = user_factory(username="alice"), user_factory(username="bob")
+    _bill(Principal.for_user(alice), 0)
+    _bill(Principal.for_user(bob), 0, "claude-opus-5-5")
+    page = staff_client.get("/admin/billing/ledgerentry/", {"principal": f"user:{alice.pk}", "when": "today"})
+    link = page.context["csv"]
+    assert "alice" in link["label"] and f"principal=user%3A{alice.pk}" in link["url"]
+    body = b"".join(staff_client.get(link["url"]).streaming_content).decode()
+    assert [r["principal_name"] for r in csv.DictReader(io.StringIO(body))] == ["alice"]
+    by_model = b"".join(staff_client.get("/billing/ledger.csv", {"model": "claude-opus-5-5"}).streaming_content)
+    assert [r["username"] for r in csv.DictReader(io.StringIO(by_model.decode()))] == ["bob"]
+    for bad in ({"principal": "alice"}, {"surface": "fax"}):
+        response = staff_client.get("/billing/ledger.csv", bad)
+        assert response.status_code == 400 and next(iter(bad)) in response.content.decode()

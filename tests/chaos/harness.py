@@ -34,7 +34,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,6 +75,10 @@ CLUSTER_ENV: dict[str, str] = {
     "CELERY_WORKER_CONCURRENCY": "8",
     "CELERY_SKIP_CHECKS": "1",
     "UPSTREAM_MAX_WAIT_SECONDS": "1",
+    # A killed process's calls in flight: its heartbeat lapses after 3 s, the reaper looks every second.
+    "CALLS_HEARTBEAT_TTL_SECONDS": "3",
+    "CALLS_HEARTBEAT_SECONDS": "1",
+    "CALLS_REAPER_INTERVAL_SECONDS": "1",
 }
 
 
@@ -511,8 +515,8 @@ class Cluster:
 
     def mark(self) -> Mark:
         """Where the ledger and the emulator's charges stand now: billing(since=mark) looks only after it."""
-        ((last_id,),) = self.sql("SELECT coalesce(max(id), 0) FROM billing_ledgerentry")
-        return Mark(ledger_id=last_id, charges=len(self.emulator.charges()))
+        ((last_id, now),) = self.sql("SELECT coalesce(max(id), 0), now() FROM billing_ledgerentry")
+        return Mark(ledger_id=last_id, charges=len(self.emulator.charges()), at=now)
 
     def billing(self, *, since: Mark) -> Billing:
         """The gateway's ledger against the emulator's charges, both after `since`."""
@@ -520,13 +524,22 @@ class Cluster:
         rows = self.sql(
             "SELECT upstream_request_id, kind, subject FROM billing_ledgerentry WHERE id > %s", since.ledger_id
         )
-        return Billing(charges=charges, rows=rows)
+        # Calls whose process died before any answer came back, billed by the in-flight reaper
+        # (claudeapp/calls/inflight.py): upstream's request id never reached us, so they are counted.
+        ((blind,),) = self.sql(
+            "SELECT count(*) FROM billing_ledgerentry WHERE id > %s AND event_key LIKE 'interrupted:%%' "
+            "AND upstream_request_id = ''",
+            since.ledger_id,
+        )
+        attempts = dict(self.sql("SELECT id::text, attempts FROM jobs_job WHERE created_at >= %s", since.at))
+        return Billing(charges=charges, rows=rows, reaped_blind=blind, job_attempts=attempts)
 
 
 @dataclass(frozen=True)
 class Mark:
     ledger_id: int
     charges: int
+    at: Any = None  # the database's clock then
 
 
 @dataclass
@@ -540,22 +553,27 @@ class Call:
 class Billing:
     charges: list[dict[str, Any]]
     rows: list[tuple[Any, ...]]  # (upstream_request_id, kind, subject)
+    reaped_blind: int = 0  # rows of killed calls whose upstream request id was never seen
+    job_attempts: dict[str, int] = field(default_factory=dict)  # each job's upstream calls (one per attempt)
 
     def _billable(self) -> set[str]:
         return {c["request_id"] for c in self.charges if any(c["usage"].get(k) for k in c["usage"])}
 
     @property
     def double_billed(self) -> int:
-        """Upstream calls with more than one ledger row, plus jobs billed more than once."""
+        """Upstream calls with more than one ledger row, plus jobs billed more often than they called
+        upstream (each attempt is one upstream call: a killed attempt and its re-run are two bills)."""
         by_request = Counter(rid for rid, _, _ in self.rows if rid)
-        by_job = Counter(subject for _, kind, subject in self.rows if kind == "job")
-        return sum(1 for n in by_request.values() if n > 1) + sum(1 for n in by_job.values() if n > 1)
+        by_job = Counter(subject for _, kind, subject in self.rows if kind == "job" and subject)
+        over = sum(1 for job, n in by_job.items() if n > max(self.job_attempts.get(job, 1), 1))
+        return sum(1 for n in by_request.values() if n > 1) + over
 
     @property
     def unbilled(self) -> int:
-        """Upstream charges with usage and no ledger row (e.g. an attempt whose process was killed)."""
+        """Upstream charges with usage and no ledger row (e.g. an attempt whose process was killed),
+        less the reaper's rows for calls killed before their answer named them."""
         billed = {rid for rid, _, _ in self.rows if rid}
-        return len(self._billable() - billed)
+        return max(0, len(self._billable() - billed) - self.reaped_blind)
 
     @property
     def phantom(self) -> int:
@@ -578,6 +596,7 @@ class CellResult:
     recovery_seconds: float | None = None
     statuses: Counter[int] = field(default_factory=Counter)
     notes: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)  # a cell's own figures, for its test
 
     def row(self) -> list[str]:
         recovery = "-" if self.recovery_seconds is None else f"{self.recovery_seconds:.1f} s"
@@ -671,12 +690,147 @@ def cell_worker_kill(cluster: Cluster, *, jobs: int = 12, latency_ms: int = 2500
     result.completed = statuses.get("succeeded", 0)
     result.lost = jobs - result.completed
     result.notes.append(f"attempts per job: {dict(Counter(a for (a,) in cluster.sql(_ATTEMPTS, ids)))}")
+    # The killed attempts were charged upstream too: the in-flight reaper bills them once their
+    # worker's heartbeat has lapsed (CALLS_HEARTBEAT_TTL_SECONDS, then one reaper beat).
+    with contextlib.suppress(TimeoutError):
+        wait_until(lambda: cluster.billing(since=since).unbilled == 0, timeout=20, what="the killed attempts billed")
+    ((reaped,),) = cluster.sql(
+        "SELECT count(*) FROM billing_ledgerentry WHERE id > %s AND event_key LIKE 'interrupted:%%'", since.ledger_id
+    )
+    result.notes.append(f"killed attempts billed by the in-flight reaper: {reaped}")
     _bill(result, cluster, since)
     cluster.restart_worker(0)
     return result
 
 
 _ATTEMPTS = "SELECT attempts FROM jobs_job WHERE id = ANY(%s::uuid[])"
+
+STREAM_SURFACES = ("anthropic", "api")
+# A long answer at a slow pace: 240 words, 3 a chunk, one chunk every 80 ms (about 6.5 s of stream).
+_SLOW_STREAM = "[[words:240]] [[chunk-ms:80]] a long story"
+_STREAM_MAX_TOKENS = 1024
+
+
+def _stream_request(cluster: Cluster, surface: str, url: str) -> tuple[str, dict[str, Any], dict[str, str]]:
+    body: dict[str, Any] = {"model": MODEL, "max_tokens": _STREAM_MAX_TOKENS, "stream": True,
+                            "messages": [{"role": "user", "content": _nonce(_SLOW_STREAM)}]}  # fmt: skip
+    if surface == "anthropic":
+        return f"{url}/anthropic/v1/messages", body, {"x-api-key": cluster.keys.main, "anthropic-version": "2023-06-01"}
+    return f"{url}/api/v1/messages", body, {"Authorization": f"Bearer {cluster.keys.main}"}
+
+
+@dataclass
+class _Reader:
+    """One streamed call read in a thread: how many SSE events and how much text reached the client."""
+
+    events: int = 0
+    text: str = ""
+    error: str = ""
+    done: bool = False
+
+
+def _read_stream(cluster: Cluster, surface: str, url: str, reader: _Reader) -> None:
+    target, body, headers = _stream_request(cluster, surface, url)
+    try:
+        with httpx.stream("POST", target, json=body, headers=headers, timeout=30) as response:
+            if response.status_code != 200:
+                reader.error = f"{response.status_code}: {response.read()[:200]!r}"
+                return
+            for line in response.iter_lines():
+                if not line.startswith("data:"):
+                    continue
+                reader.events += 1
+                with contextlib.suppress(ValueError):
+                    data = json.loads(line[5:])
+                    delta = data.get("delta") if isinstance(data, dict) else None
+                    text = (delta or {}).get("text") if isinstance(delta, dict) else data.get("text")
+                    reader.text += text or ""
+        reader.done = True
+    except httpx.HTTPError as exc:
+        reader.error = type(exc).__name__
+
+
+def _budget(cluster: Cluster) -> int:
+    """A roomy global budget, so every call holds money the reaper must settle (made once per cluster)."""
+    found = cluster.sql("SELECT id FROM billing_budget WHERE scope = 'global' AND scope_id IS NULL")
+    if found:
+        return found[0][0]
+    ((pk,),) = cluster.sql(
+        "INSERT INTO billing_budget (scope, scope_id, period, limit_micros, spent_micros, reserved_micros, "
+        "period_start, alert_thresholds, alert_webhook_url, enabled, created_at, updated_at) "
+        "VALUES ('global', NULL, 'month', %s, 0, 0, date_trunc('month', now()), '', '', true, now(), now()) "
+        "RETURNING id",
+        10**13,
+    )
+    return pk
+
+
+def cell_web_kill_mid_stream(cluster: Cluster, surface: str = "anthropic", *, streams: int = 4) -> CellResult:
+    """kill -9 of a web process with `streams` streamed calls half-way through: each upstream charge is
+    billed exactly once by the in-flight reaper (input exact, output as delivered at the last checkpoint),
+    the budget holds are gone, and a new process takes the slot."""
+    path = "/anthropic/v1/messages" if surface == "anthropic" else "/api/v1/messages"
+    result = CellResult(f"web kill -9 mid-stream ({path})", f"{streams} streams of ~6.5 s, killed after ~3 s")
+    budget = _budget(cluster)
+    victim = cluster.spawn_web()  # a process of its own: the other cells' web processes are not touched
+    since = cluster.mark()
+    readers = [_Reader() for _ in range(streams)]
+    threads = [threading.Thread(target=_read_stream, args=(cluster, surface, victim.url, r), daemon=True)
+               for r in readers]  # fmt: skip
+    for thread in threads:
+        thread.start()
+    try:
+        # About 3 s in (a chunk every 80 ms): past two output checkpoints (CALLS_INFLIGHT_CHECKPOINT_SECONDS).
+        wait_until(lambda: all(r.events >= 40 for r in readers), timeout=60, what="every stream under way")
+    finally:
+        victim.proc.kill()
+        victim.proc.wait(10)
+    killed_at = time.monotonic()
+    for thread in threads:
+        thread.join(30)
+    result.calls_sent = streams
+
+    def charged() -> list[dict[str, Any]]:  # the emulator charges a stream once it notices the reader gone
+        return [c for c in cluster.emulator.charges()[since.charges :] if not c["batch"]]
+
+    def billed() -> dict[str, tuple[Any, ...]]:
+        rows = cluster.sql(
+            "SELECT upstream_request_id, input_tokens, output_tokens, event_key FROM billing_ledgerentry "
+            "WHERE id > %s AND upstream_request_id = ANY(%s)",
+            since.ledger_id, [c["request_id"] for c in charged()],
+        )  # fmt: skip
+        return {row[0]: row for row in rows}
+
+    try:
+        wait_until(lambda: len(charged()) == streams and len(billed()) == streams, timeout=60,
+                   what="the killed streams to be billed", interval=0.25)  # fmt: skip
+        result.recovery_seconds = time.monotonic() - killed_at
+    except TimeoutError as exc:
+        result.notes.append(f"{exc}: {len(charged())} charges, {len(billed())} rows")
+    charges, rows = charged(), billed()
+    # Every stream was cut by the kill (the client saw its connection drop): "completed" is a cut stream
+    # billed once for what it used upstream, "lost" one the ledger never got.
+    result.completed = len(rows)
+    result.lost = streams - len(rows)
+    cut = sum(1 for r in readers if r.error and not r.done)
+    if cut != streams:
+        result.notes.append(f"only {cut} of {streams} streams were cut by the kill: {[r.error for r in readers]}")
+    _bill(result, cluster, since)
+    held = cluster.sql("SELECT count(*) FROM billing_reservation")[0][0]
+    ((reserved,),) = cluster.sql("SELECT reserved_micros FROM billing_budget WHERE id = %s", budget)
+    upstream_out = sum(c["usage"]["output_tokens"] for c in charges)
+    ledger_out = sum(r[2] for r in rows.values())
+    seen = sum(-(-len(r.text.encode()) // 3) for r in readers)
+    exact_input = all(
+        rows[c["request_id"]][1] == c["usage"]["input_tokens"] for c in charges if c["request_id"] in rows
+    )
+    result.notes.append(
+        f"output tokens: billed {ledger_out}, upstream charged {upstream_out}, text the clients saw ~{seen} "
+        f"(bytes/3); input billed exactly as charged: {exact_input}; holds left {held}, reserved {reserved}"
+    )  # fmt: skip
+    result.extra = {"exact_input": exact_input, "held": held, "reserved": reserved, "ledger_out": ledger_out,
+                    "upstream_out": upstream_out, "rows": len(rows), "charges": len(charges)}  # fmt: skip
+    return result
 
 
 def _outage(
@@ -822,8 +976,14 @@ def cell_burst(cluster: Cluster, *, factor: int = 10) -> tuple[CellResult, float
     return result, elapsed
 
 
-def run_all(cluster: Cluster, *, scale: int = 1, log: Callable[[str], None] = print) -> list[CellResult]:
-    """Every cell once, in an order where each leaves the cluster healthy for the next."""
+CELLS = ("worker-kill", "web-kill", "redis", "postgres", "broker", "storms", "burst")
+
+
+def run_all(
+    cluster: Cluster, *, scale: int = 1, log: Callable[[str], None] = print, only: Collection[str] = CELLS
+) -> list[CellResult]:
+    """Every cell once (or those named in `only`, see CELLS), in an order where each leaves the cluster
+    healthy for the next."""
     results: list[CellResult] = []
 
     def done(result: CellResult) -> None:
@@ -831,13 +991,22 @@ def run_all(cluster: Cluster, *, scale: int = 1, log: Callable[[str], None] = pr
         log(f"  {result.fault}: completed {result.completed}, lost {result.lost}, double billed "
             f"{result.double_billed}, recovery {result.recovery_seconds}")  # fmt: skip
 
-    done(cell_worker_kill(cluster, jobs=12 * scale))
-    done(cell_redis_restart(cluster, jobs=6 * scale)[0])
-    done(cell_postgres_restart(cluster, jobs=6 * scale)[0])
-    done(cell_broker_outage(cluster, jobs=6 * scale)[0])
-    for kind in STORMS:
-        done(cell_upstream_storm(cluster, kind, jobs=4 * scale))
-    done(cell_burst(cluster)[0])
+    if "worker-kill" in only:
+        done(cell_worker_kill(cluster, jobs=12 * scale))
+    if "web-kill" in only:
+        for surface in STREAM_SURFACES:
+            done(cell_web_kill_mid_stream(cluster, surface, streams=4 * scale))
+    if "redis" in only:
+        done(cell_redis_restart(cluster, jobs=6 * scale)[0])
+    if "postgres" in only:
+        done(cell_postgres_restart(cluster, jobs=6 * scale)[0])
+    if "broker" in only:
+        done(cell_broker_outage(cluster, jobs=6 * scale)[0])
+    if "storms" in only:
+        for kind in STORMS:
+            done(cell_upstream_storm(cluster, kind, jobs=4 * scale))
+    if "burst" in only:
+        done(cell_burst(cluster)[0])
     return results
 
 

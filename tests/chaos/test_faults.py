@@ -3,8 +3,8 @@
 product recovers on its own. The same cells, with more load, make docs/reliability.md
 (scripts/reliability.py).
 
-A web process killed mid-stream is not here yet: it needs the write-ahead record of admitted calls
-(claudeapp/calls/); `Cluster.kill_web` / `restart_web` are the harness side of that cell.
+A process killed mid-call (a web process mid-stream, a worker mid-job) is billed by the in-flight
+reaper (claudeapp/calls/inflight.py) from the write-ahead record its call left in Redis.
 """
 
 from __future__ import annotations
@@ -33,9 +33,26 @@ def test_a_killed_worker_s_jobs_all_run_again_within_a_minute_and_are_billed_onc
 
     _nothing_lost_nor_billed_twice(result)
     assert result.completed == result.jobs_sent == 8
+    assert result.unbilled == 0, _report(result)  # the killed attempts' calls too, by the in-flight reaper
     # The issue's target: every job of the killed worker runs again within 60 s (the wait's own bound).
     assert result.recovery_seconds is not None and result.recovery_seconds < 60, _report(result)
     assert any("2" in note for note in result.notes if note.startswith("attempts")), "no job was re-run"
+
+
+@pytest.mark.parametrize("surface", harness.STREAM_SURFACES)
+def test_a_web_process_killed_mid_stream_has_every_stream_billed_once_and_no_hold_left(
+    cluster: Cluster, surface: str
+) -> None:
+    result = harness.cell_web_kill_mid_stream(cluster, surface, streams=3)
+    figures = result.extra
+
+    _nothing_lost_nor_billed_twice(result)
+    assert result.unbilled == 0, _report(result)
+    assert figures["rows"] == figures["charges"] == 3, _report(result)  # one ledger row per upstream charge
+    assert figures["exact_input"], _report(result)  # message_start's input, not the bound held
+    # Output as delivered at the last checkpoint: beyond message_start's 1 token per stream, within max_tokens.
+    assert 3 < figures["ledger_out"] < 3 * harness._STREAM_MAX_TOKENS, _report(result)
+    assert (figures["held"], figures["reserved"]) == (0, 0), _report(result)  # no hold outlives the reaper
 
 
 def test_redis_restarted_mid_run_calls_go_on_and_readyz_names_it(cluster: Cluster) -> None:

@@ -9,10 +9,12 @@ the browser is stopped at the end of the package so later tests see a normal thr
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.fixtures.live_web import WebServer, database_url, seed_for_web, web_env
@@ -43,11 +45,28 @@ def web_server(django_db_setup, django_db_blocker, emulator, tmp_path_factory) -
         # own keeps a test run away from ./staticfiles all the same.
         extra={"STATIC_ROOT": str(tmp_path_factory.mktemp("e2e-static"))},
     )
-    server = WebServer(env)
+    server = PatientWebServer(env)
     try:
         yield server
     finally:
         server.stop()
+
+
+class PatientWebServer(WebServer):
+    """The package's live server, allowed two minutes to start and ten seconds for its first answer: on a
+    loaded machine the import alone can take most of the default 30 s, and the first request (lazy URLconf
+    and admin imports) more than the default probe's one second, so probes pile up behind it."""
+
+    def _wait_ready(self, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=10).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        self.stop()
+        raise RuntimeError(f"uvicorn did not start:\n{self.log()}")
 
 
 @pytest.fixture(scope="package")
@@ -127,3 +146,31 @@ def login(seeded_web: WebServer) -> Callable[..., None]:
 def artifacts() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+# --- the operator's console (test_console_*.py) ----------------------------------------------------
+
+
+@pytest.fixture
+def operator(transactional_db):
+    from claudeapp.accounts.models import User
+
+    return User.objects.create(username="olivia", is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def console(browser, seeded_web, login, operator) -> Iterator[Any]:
+    """A signed-in operator's page; dialogs would fail the flow, CSP reports are collected."""
+    from tests.e2e.test_csp_browser import RECORD_VIOLATIONS
+
+    context = browser.new_context(base_url=seeded_web.url, viewport={"width": 1280, "height": 860})
+    context.set_default_timeout(10_000)
+    context.add_init_script(RECORD_VIOLATIONS)
+    page = context.new_page()
+    page.reports = []
+    page.on("console", lambda m: "Content Security Policy" in m.text and page.reports.append(m.text))
+    page.on("dialog", lambda dialog: pytest.fail(f"a dialog fired: {dialog.message}"))
+    login(page, operator)
+    yield page
+    assert page.evaluate("window.__csp") + page.reports == []
+    context.close()

@@ -5,72 +5,13 @@ none may trip the Content-Security-Policy."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from typing import Any
 
 import httpx
 import pytest
 
-from tests.e2e.test_csp_browser import RECORD_VIOLATIONS
-from tests.fixtures.live_web import WebServer, database_url, web_env
+from tests.e2e.shots import shot
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
-
-
-class PatientWebServer(WebServer):
-    """The package's live server, allowed two minutes to start and ten seconds for its first answer: on a
-    loaded machine the import alone can take most of the default 30 s, and the first request (lazy URLconf
-    and admin imports) more than the default probe's one second, so probes pile up behind it."""
-
-    def _wait_ready(self, timeout: float = 120.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and self.proc.poll() is None:
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=10).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.5)
-        self.stop()
-        raise RuntimeError(f"uvicorn did not start:\n{self.log()}")
-
-
-@pytest.fixture(scope="module")
-def web_server(django_db_setup, django_db_blocker, emulator, tmp_path_factory) -> Iterator[WebServer]:
-    from django.db import connection
-
-    env = web_env(
-        database=database_url(connection.settings_dict),
-        emulator_url=emulator.url,
-        extra={"STATIC_ROOT": str(tmp_path_factory.mktemp("e2e-console-static"))},
-    )
-    server = PatientWebServer(env)
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def operator(transactional_db):
-    from claudeapp.accounts.models import User
-
-    return User.objects.create(username="olivia", is_staff=True, is_superuser=True)
-
-
-@pytest.fixture
-def console(browser, seeded_web, login, operator) -> Iterator[Any]:
-    """A signed-in operator's page; dialogs would fail the flow, CSP reports are collected."""
-    context = browser.new_context(base_url=seeded_web.url, viewport={"width": 1280, "height": 860})
-    context.set_default_timeout(10_000)
-    context.add_init_script(RECORD_VIOLATIONS)
-    page = context.new_page()
-    page.reports = []
-    page.on("console", lambda m: "Content Security Policy" in m.text and page.reports.append(m.text))
-    page.on("dialog", lambda dialog: pytest.fail(f"a dialog fired: {dialog.message}"))
-    login(page, operator)
-    yield page
-    assert page.evaluate("window.__csp") + page.reports == []
-    context.close()
 
 
 PAST_TRAFFIC = [
@@ -78,10 +19,6 @@ PAST_TRAFFIC = [
     ("Thanks!", "simple", "claude-haiku-5-5"),
     ("Prove that there are infinitely many primes", "complex", "claude-opus-5-5"),
 ]
-
-
-def shot(page: Any, artifacts: Any, name: str) -> None:
-    page.screenshot(path=str(artifacts / f"console-{name}.png"))
 
 
 def test_an_operator_edits_a_draft_replays_it_publishes_it_and_rolls_back(console, operator, artifacts):

@@ -107,3 +107,40 @@ def test_a_key_owner_manages_keys_limits_webhooks_and_reads_usage(portal_page, l
     page.wait_for_selector(".notice")
     assert PartnerKey.objects.get(pk=key.pk).revoked_at is not None
     assert _violations(page) == []
+
+
+def test_a_key_owner_sets_budget_alerts_and_sends_a_test_event(portal_page, login, user_factory, artifacts):
+    from billing.models import AlertSubscription
+
+    owner = user_factory(username="hopper")
+    key, _ = keys.create_key(owner=owner, name="alerts", scopes=["messages"])
+    budget = Budget.objects.create(scope="partner_key", scope_id=key.pk, period="month", limit_micros=5_000_000)
+    page = portal_page
+    login(page, owner)
+    page.goto("/portal/")
+    row = f"#limits tr[data-budget='{budget.pk}']"
+
+    page.fill(f"{row} input[name=thresholds]", "50, 120")  # 120 % is refused, naming the field
+    page.fill(f"{row} input[name=webhook_url]", "https://93.184.215.14/budget")  # a public address
+    page.click(f"{row} button[data-action=save-alerts]")
+    assert page.inner_text("#refused").startswith("thresholds.1:")
+    assert not AlertSubscription.objects.exists()
+
+    page.fill(f"{row} input[name=thresholds]", "80, 50")
+    page.fill(f"{row} input[name=webhook_url]", "https://93.184.215.14/budget")
+    page.click(f"{row} button[data-action=save-alerts]")
+    page.wait_for_selector(".notice")
+    assert page.input_value(f"{row} input[name=thresholds]") == "50, 80"
+    assert AlertSubscription.objects.get(budget=budget, partner_key_id=key.pk).thresholds == [50, 80]
+    page.screenshot(path=str(artifacts / "portal-budget-alerts.png"), full_page=True)
+    assert _violations(page) == []
+
+    # The test event goes through the webhooks' SSRF guard: an internal address is refused on the page.
+    page.fill(f".webhook[data-key='{key.pk}'] input[name=url]", "http://169.254.169.254/latest")
+    page.click(f".webhook[data-key='{key.pk}'] button[data-action=send-test]")
+    assert page.inner_text("#refused").startswith("url:")
+
+    page.click(f"{row} button[data-action=remove-alerts]")
+    page.wait_for_selector(".notice")
+    assert not AlertSubscription.objects.exists()
+    assert _violations(page) == []

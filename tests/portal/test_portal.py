@@ -173,3 +173,33 @@ def test_the_monthly_statement_is_a_csv_of_the_months_ledger_lines(web, owner, p
     assert rows[0][:4] == ["time", "surface", "key", "model"] and len(rows) == 3
     assert {row[2] for row in rows[1:]} == {"prod"} and sum(int(row[10]) for row in rows[1:]) > 0
     assert web.get("/portal/statement.csv?month=soon").status_code == 400
+
+
+def test_a_key_owner_sets_and_removes_alerts_on_a_budget_covering_the_key(web, owner, partner_key_factory, settings):
+    from billing.models import AlertSubscription
+
+    settings.JOBS_WEBHOOK_ALLOW_PRIVATE = False
+    key = partner_key_factory(owner=owner)
+    budget = Budget.objects.create(scope="partner_key", scope_id=key.pk, period="month", limit_micros=2_000_000)
+    url = f"/portal/keys/{key.pk}/budgets/{budget.pk}/alerts"
+    refused = web.post(url, {"thresholds": "50, 120", "webhook_url": "https://hooks.example.com/b"})
+    assert refused.status_code == 400 and "thresholds.1:" in refused.content.decode()
+    private = web.post(url, {"thresholds": "50", "webhook_url": "http://169.254.169.254/latest"})
+    assert private.status_code == 400 and "webhook_url:" in private.content.decode()
+    assert not AlertSubscription.objects.exists()
+
+    settings.JOBS_WEBHOOK_ALLOW_PRIVATE = True  # a loopback URL is accepted once the operator allows private targets
+    assert web.post(url, {"thresholds": "80, 50", "webhook_url": "http://127.0.0.1:9/hook"}).status_code == 302
+    assert AlertSubscription.objects.get(budget=budget, partner_key_id=key.pk).thresholds == [50, 80]
+    assert 'value="50, 80"' in web.get("/portal/").content.decode()
+    assert web.post(f"{url}/remove").status_code == 302
+    assert not AlertSubscription.objects.exists()
+
+
+def test_alerts_on_someone_elses_key_or_budget_are_404s(web, owner, partner_key_factory, user_factory):
+    mine = partner_key_factory(owner=owner)
+    theirs = partner_key_factory(owner=user_factory(username="bob"))
+    their_budget = Budget.objects.create(scope="partner_key", scope_id=theirs.pk, period="month", limit_micros=10)
+    body = {"thresholds": "50", "webhook_url": "https://hooks.example.com/b"}
+    assert web.post(f"/portal/keys/{theirs.pk}/budgets/{their_budget.pk}/alerts", body).status_code == 404
+    assert web.post(f"/portal/keys/{mine.pk}/budgets/{their_budget.pk}/alerts", body).status_code == 404

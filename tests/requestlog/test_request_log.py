@@ -122,3 +122,18 @@ def test_the_flusher_thread_writes_queued_rows_on_its_own(transactional_db, sett
         time.sleep(0.05)
     row = RequestLog.objects.get(principal_id=5)
     assert (row.status, row.http_status, row.error_type) == ("failed", None, "overloaded_error")
+
+
+def test_record_writes_one_row_now_once_per_request_id_and_refuses_an_unknown_status(db, user_factory):
+    alice = user_factory(username="alice")
+    fields = {"status": "interrupted", "principal_kind": "user", "principal_id": alice.pk, "error_type": "x" * 300,
+              "model_requested": "claude-haiku-5-5", "cost_micros": 1234}  # fmt: skip
+    first = services.record(fields=fields, request_id="req_dead", surface="api")
+    again = services.record(fields=fields, request_id="req_dead", surface="api")  # the reaper saw it twice
+    assert again.pk == first.pk and RequestLog.objects.count() == 1
+    row = RequestLog.objects.get()
+    assert (row.status, row.http_status, row.cost_micros, len(row.error_type)) == ("interrupted", None, 1234, 100)
+    assert row.get_status_display() == "Interrupted (its process died)" and buffer.pending() == 0
+    with pytest.raises(ValueError, match="status must be one of"):
+        services.record(fields={"status": "lost"})
+    assert RequestLog.objects.count() == 1

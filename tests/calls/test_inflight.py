@@ -1,0 +1,228 @@
+"""The write-ahead record of calls in flight and its reaper (claudeapp/calls/inflight.py), on real
+Redis and Postgres: an orphan is billed once, a call its process billed before dying is not billed
+again, a stream that never started only gives its hold back, a live process's call is left alone,
+and budgets.reap_stale leaves a hold a record still covers to the reaper."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from io import StringIO
+
+import pytest
+from django.utils import timezone
+
+from billing import budgets, redisconn
+from billing.costs import Usage
+from billing.models import Budget, LedgerEntry, Reservation
+from claudeapp.accounts.principals import Principal
+from claudeapp.calls import inflight, queued
+from claudeapp.requestlog import buffer
+from claudeapp.requestlog.models import RequestLog
+
+MODEL = "claude-haiku-4-5"
+DEAD = "gone-host:4242:deadbeef"  # a process whose heartbeat key never existed
+
+
+@pytest.fixture(autouse=True)
+def clean_records():
+    def wipe() -> None:
+        client = redisconn.client()
+        keys = list(client.scan_iter(match=f"{inflight._prefix()}:*", count=1000))
+        if keys:
+            client.delete(*keys)
+
+    wipe()
+    yield
+    wipe()
+
+
+@pytest.fixture
+def seeded(db, settings):
+    from billing import prices
+    from billing import seed as billing_seed
+    from routing import seed as routing_seed
+
+    routing_seed.run(stdout=StringIO())
+    billing_seed.run(stdout=StringIO())
+    prices._cache.clear()
+    settings.CALLS_HEARTBEAT_TTL_SECONDS = 0  # no grace: a record is the reaper's as soon as its process is gone
+    settings.REQUEST_LOG_ENABLED = True
+    buffer.connect()
+
+
+@pytest.fixture
+def person(user_factory):
+    user = user_factory()
+    return Principal(kind="user", id=user.pk, user_id=user.pk)
+
+
+@pytest.fixture
+def budget(seeded):
+    return Budget.objects.create(scope="global", period="month", limit_micros=10**12)
+
+
+def start(person: Principal, *, streamed: bool, input_tokens: int = 400, max_tokens: int = 1000, **fields: str) -> str:
+    """A record as the pipeline writes it (a hold on every covering budget), then the process dies."""
+    reservation = budgets.reserve(principal=person, model_id=MODEL, input_tokens=input_tokens, max_tokens=max_tokens)
+    call_id = inflight.open_sync(
+        principal=person, reservation=reservation, model_id=MODEL, input_tokens=input_tokens,
+        max_tokens=max_tokens, kind="message",
+    )  # fmt: skip
+    assert call_id is not None
+    update = {"streamed": "1" if streamed else "0", "proc": DEAD, **fields}
+    redisconn.client().hset(inflight.record_key(call_id), mapping=update)
+    return call_id
+
+
+def streamed_fields(*, message_id: str = "msg_01", request_id: str = "req_01", out: int = 57) -> dict[str, str]:
+    usage = {"input_tokens": 321, "output_tokens": 1, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
+    return {"msg": message_id, "rid": request_id, "ek": f"upstream:{message_id}", "usage": json.dumps(usage),
+            "out": str(out), "model_used": MODEL}  # fmt: skip
+
+
+def test_an_orphaned_stream_is_billed_once_for_its_input_and_delivered_output(person, budget):
+    call_id = start(person, streamed=True, **streamed_fields())
+
+    first = inflight.reap()
+    second = inflight.reap()  # the next beat finds nothing left
+
+    assert (first.billed, second.billed, second.already) == (1, 0, 0)
+    entry = LedgerEntry.objects.get()
+    assert (entry.event_key, entry.input_tokens, entry.output_tokens) == ("upstream:msg_01", 321, 57)
+    assert (entry.upstream_request_id, entry.upstream_message_id) == ("req_01", "msg_01")
+    budget.refresh_from_db()
+    assert budget.reserved_micros == 0 and budget.spent_micros == entry.cost_micros > 0
+    assert not Reservation.objects.exists()
+    assert inflight.records() == [] and not redisconn.client().exists(inflight.record_key(call_id))
+    buffer.flush()
+    row = RequestLog.objects.get()
+    assert (row.status, row.error_type, row.cost_micros, row.output_tokens) == (
+        "interrupted", "process_died", entry.cost_micros, 57,
+    )  # fmt: skip
+
+
+def test_a_call_its_process_billed_before_dying_is_not_billed_again(person, budget):
+    # The chat surface settles under its own key (message:...), then the process dies before the delete.
+    start(person, streamed=True, **streamed_fields(request_id="req_settled"))
+    held = Reservation.objects.get()
+    budgets.settle(reservation=held, usage=Usage(input_tokens=321, output_tokens=90), event_key="message:answer-1",
+                   kind="message", subject="answer-1", upstream_request_id="req_settled")  # fmt: skip
+
+    report = inflight.reap()
+
+    assert (report.billed, report.already) == (0, 1)
+    assert list(LedgerEntry.objects.values_list("event_key", flat=True)) == ["message:answer-1"]
+    budget.refresh_from_db()
+    assert budget.reserved_micros == 0
+    assert inflight.records() == []
+
+
+def test_the_same_event_key_is_never_billed_twice_even_without_a_request_id(person, budget):
+    # A job's worker checkpointed its key, billed it, and died before the delete.
+    start(person, streamed=False, ek="job:7", rid="", final=json.dumps({"input_tokens": 10, "output_tokens": 5}))
+    budgets.settle(reservation=Reservation.objects.get(), usage=Usage(input_tokens=10, output_tokens=5),
+                   event_key="job:7", kind="job", subject="7")  # fmt: skip
+
+    inflight.reap()
+
+    assert LedgerEntry.objects.count() == 1
+    assert Budget.objects.get(pk=budget.pk).reserved_micros == 0
+
+
+def test_a_stream_that_never_reached_its_first_text_only_gives_the_hold_back(person, budget):
+    start(person, streamed=True)
+
+    report = inflight.reap()
+
+    assert (report.released, report.billed) == (1, 0)
+    assert not LedgerEntry.objects.exists() and not Reservation.objects.exists()
+    budget.refresh_from_db()
+    assert (budget.reserved_micros, budget.spent_micros) == (0, 0)
+    assert inflight.records() == []
+
+
+def test_a_non_streamed_call_that_never_answered_is_billed_its_bound(person, budget):
+    start(person, streamed=False, input_tokens=400, max_tokens=64)
+
+    inflight.reap()
+
+    entry = LedgerEntry.objects.get()
+    assert (entry.input_tokens, entry.output_tokens) == (400, 64)  # the most upstream can have charged
+    assert entry.event_key.startswith("interrupted:")
+    assert Budget.objects.get(pk=budget.pk).reserved_micros == 0
+
+
+def test_a_live_process_s_record_is_left_alone(person, budget):
+    call_id = start(person, streamed=True, **streamed_fields(), proc=inflight.process_id())
+    inflight.beat()
+
+    report = inflight.reap()
+
+    assert (report.live, report.billed) == (1, 0)
+    assert not LedgerEntry.objects.exists() and Reservation.objects.count() == 1
+    assert [r["id"] for r in inflight.records()] == [call_id]
+
+
+def test_a_live_process_s_record_older_than_the_cap_is_reaped(person, budget, settings):
+    start(person, streamed=True, **streamed_fields(), proc=inflight.process_id())
+    inflight.beat()
+    settings.CALLS_INFLIGHT_MAX_AGE_SECONDS = 0
+
+    assert inflight.reap().billed == 1
+
+
+def test_a_hold_whose_orphan_was_released_early_is_still_billed(person, budget):
+    # budgets.reap_stale (or a job's next attempt) gave the hold back first: the spend is still added.
+    start(person, streamed=True, **streamed_fields())
+    budgets.release(reservation=Reservation.objects.get())
+
+    inflight.reap()
+
+    budget.refresh_from_db()
+    entry = LedgerEntry.objects.get()
+    assert budget.reserved_micros == 0 and budget.spent_micros == entry.cost_micros
+
+
+def test_reap_stale_leaves_a_hold_a_record_covers_to_the_reaper(person, budget):
+    from claudeapp.calls import tasks  # registers the records with reap_stale, as in every worker
+
+    assert inflight.live_holds in budgets._hold_keepers and tasks.reap_interrupted
+    start(person, streamed=True, **streamed_fields())
+    covered = Reservation.objects.get()
+    budgets.reserve(principal=person, model_id=MODEL, input_tokens=10, max_tokens=10)  # its process died unrecorded
+    Reservation.objects.update(created_at=timezone.now() - dt.timedelta(hours=2))
+
+    released = budgets.reap_stale(older_than=dt.timedelta(hours=1))
+
+    assert released == 1
+    assert list(Reservation.objects.values_list("pk", flat=True)) == [covered.pk]
+    assert inflight.reap().billed == 1
+    assert Budget.objects.get(pk=budget.pk).reserved_micros == 0
+
+
+def test_a_job_attempt_s_record_lives_from_hold_to_settlement(person, budget, django_capture_on_commit_callbacks):
+    from claudeapp.claude.results import GatewayResult
+
+    payload = {"model": MODEL, "max_tokens": 20, "messages": [{"role": "user", "content": "hi"}]}
+    held = queued.hold(principal=person, model_id=MODEL, payload=payload, batch=False, hold_for=dt.timedelta(minutes=5))
+    (record,) = inflight.records()
+    assert (record["kind"], record["streamed"], record["res"]) == ("job", "0", str(held.pk))
+    result = GatewayResult(
+        model_requested=MODEL, model_used=MODEL, attempts=[], fallback_reason=None, request_id="req_job",
+        message_id="msg_job", text="ok", content=[], stop_reason="end_turn", stop_sequence=None,
+        usage={"input_tokens": 9, "output_tokens": 2}, latency_ms=1.0,
+    )  # fmt: skip
+
+    with django_capture_on_commit_callbacks(execute=True):  # the record goes once the bill is durable
+        queued.settle(reservation=held, payload=payload, result=result, event_key="job:1", kind="job", subject="1")
+
+    assert inflight.records() == []
+    assert LedgerEntry.objects.get().event_key == "job:1"
+
+
+def test_a_batch_request_s_hold_writes_no_record(person, budget):
+    payload = {"model": MODEL, "max_tokens": 20, "messages": [{"role": "user", "content": "hi"}]}
+    queued.hold(principal=person, model_id=MODEL, payload=payload, batch=True, hold_for=dt.timedelta(hours=1))
+
+    assert inflight.records() == []

@@ -1,0 +1,108 @@
+"""Postgres stopped under a warm process: every surface answers 503 naming the database, never a 500,
+and answers 200 again once Postgres is back, with no restart.
+
+tests/core/test_database_down.py covers a cold process (it never reached Postgres). A warm one is what
+the issue saw answer 500: pooled connections that Postgres ended, a session and a partner key already
+cached. The shared Postgres serves everybody's tests, so this runs on a private Postgres cluster
+(tests/chaos/harness.py) that it stops ("fast": every session ended, as a restart does) and starts again.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import anthropic
+import httpx
+import pytest
+
+from tests.chaos.harness import PROJECT_ROOT, Cluster
+
+pytestmark = pytest.mark.timeout(600)
+
+HI = [{"role": "user", "content": "hi"}]
+PASSWORD = "a-long-test-password"
+MAKE_OPERATOR = (
+    "import django; django.setup(); from django.contrib.auth import get_user_model; "
+    f"get_user_model().objects.create_superuser('opal', password='{PASSWORD}')"
+)
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Cluster]:
+    with Cluster(webs=1, workers=0, beat=False) as cluster:
+        subprocess.run([sys.executable, "-c", MAKE_OPERATOR], cwd=PROJECT_ROOT, env=cluster.env, check=True,
+                       capture_output=True, timeout=300)  # fmt: skip
+        yield cluster
+
+
+@pytest.fixture(scope="module")
+def browser(cluster: Cluster) -> Iterator[httpx.Client]:
+    """A signed-in operator with a conversation of their own (a session and a chat the process has seen)."""
+    with httpx.Client(base_url=cluster.webs[0].url, timeout=30) as client:
+        form = client.get("/accounts/login/")
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form.text).group(1)
+        signed_in = client.post("/accounts/login/", data={"csrfmiddlewaretoken": token, "username": "opal",
+                                                          "password": PASSWORD})  # fmt: skip
+        assert signed_in.status_code == 302, signed_in.text[:500]
+        created = client.post("/c/new", headers={"X-CSRFToken": client.cookies["csrftoken"],
+                                                 "Accept": "application/json"})  # fmt: skip
+        client.send_url = created.json()["send_url"]  # type: ignore[attr-defined]
+        yield client
+
+
+def _surfaces(cluster: Cluster, browser: httpx.Client) -> dict[str, Any]:
+    """One request on each surface; each returns the response."""
+    key, url = cluster.keys.main, cluster.webs[0].url
+    api = {"Authorization": f"Bearer {key}"}
+    native = {"x-api-key": key, "anthropic-version": "2023-06-01"}
+    body = {"model": "claude-haiku-5-5", "max_tokens": 16, "messages": HI}
+    csrf = {"X-CSRFToken": browser.cookies["csrftoken"]}
+    return {
+        "api messages": lambda: httpx.post(f"{url}/api/v1/messages", json=body, headers=api, timeout=30),
+        "api jobs (DRF)": lambda: httpx.get(f"{url}/api/v1/jobs", headers=api, timeout=30),
+        "anthropic": lambda: httpx.post(f"{url}/anthropic/v1/messages", json=body, headers=native, timeout=30),
+        "chat page": lambda: browser.get("/"),
+        "chat send": lambda: browser.post(browser.send_url, data={"content": "hello"}, headers=csrf),
+        "admin": lambda: browser.get("/admin/"),
+        "health console": lambda: browser.get("/admin/health/"),
+    }
+
+
+def test_a_warm_process_answers_503_naming_the_database_on_every_surface_then_recovers(cluster, browser):
+    surfaces = _surfaces(cluster, browser)
+    for name, ask in surfaces.items():  # warm: pooled connections, cached session, key and model map
+        assert ask().status_code == 200, name
+
+    cluster.pg.stop("fast")
+    try:
+        down = {name: ask() for name, ask in surfaces.items()}
+        ready_status, ready = cluster.readyz()
+        client = anthropic.Anthropic(api_key=cluster.keys.main, base_url=f"{cluster.webs[0].url}/anthropic",
+                                     max_retries=0)  # fmt: skip
+        with pytest.raises(anthropic.InternalServerError) as raised:  # 5xx: retried under the SDK's own rules
+            client.messages.create(model="claude-haiku-5-5", max_tokens=8, messages=HI)
+        client.close()
+    finally:
+        cluster.pg.start()
+
+    for name, response in down.items():
+        assert response.status_code == 503, (name, response.status_code, response.text[:300])
+        assert response.headers["retry-after"] == "5", name
+        assert "database" in response.text and "Traceback" not in response.text, (name, response.text[:300])
+    assert down["api messages"].json()["error"]["type"] == "service_unavailable"
+    assert down["anthropic"].json()["error"]["type"] == "api_error"
+    assert raised.value.status_code == 503
+    assert ready_status == 503 and ready["failing"] == ["postgres"], ready
+
+    # Back without a restart: the same process answers each surface again once its pool reconnects.
+    for name, ask in surfaces.items():
+        deadline = time.monotonic() + 30
+        while (status := ask().status_code) != 200 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert status == 200, name
+    assert cluster.webs[0].proc.poll() is None
