@@ -1,15 +1,23 @@
 """Verified-key cache: a per-process copy in front of a shared Redis copy in front of Postgres.
 
-Revocation has to bite at once in every process, so each lookup reads one cheap Redis
-key, the global revocation version. Every cached snapshot remembers the version it was
-read under; revoking a key bumps the version, which makes every copy everywhere stale.
-The version is read *before* the database, so a snapshot loaded just before a revoke
-commits carries the old version and is never trusted afterwards.
+Revocation has to bite at once in every process. Revoking (or any change to a key, its owner or
+their groups) bumps a global version in Redis *and* publishes on a revocation channel. Each process
+listens on that channel from a thread of its own (claudeapp/core/redisconn.py `subscriber()`): a
+message drops its whole per-process copy. While the listener is subscribed and has heard from Redis
+within _HEARD_SECONDS, a per-process hit is trusted as is: no Redis round trip per call. Otherwise
+(not subscribed yet, connection lost, a silent Redis) each lookup reads the version, as before: every
+cached snapshot remembers the version it was read under, and a bumped version makes it stale.
+The version is read *before* the database, so a snapshot loaded just before a revoke commits carries
+the old version and is never trusted afterwards; a snapshot whose load overlapped a message is used
+for its request but not kept (the listener's epoch moved).
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import os
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -20,6 +28,9 @@ from django.conf import settings
 from claudeapp.core.redisconn import UNAVAILABLE
 from claudeapp.core.redisconn import aclient as _aclient
 from claudeapp.core.redisconn import client as _client
+from claudeapp.core.redisconn import subscriber as _subscriber
+
+log = logging.getLogger(__name__)
 
 Snapshot = dict[str, Any]
 Loader = Callable[[str], Snapshot | None]
@@ -27,6 +38,10 @@ Loader = Callable[[str], Snapshot | None]
 _SHARED_TTL_SECONDS = 300  # bounds staleness of owner group ids; revocation never waits for it
 _TOUCH_INTERVAL_SECONDS = 60
 _LOCAL_MAX_ENTRIES = 10_000
+# The listener pings every _PING_SECONDS; silence past _HEARD_SECONDS is a connection lost without an
+# error (the worst case: a revocation reaches a process with such a connection that much later).
+_PING_SECONDS = 1.0
+_HEARD_SECONDS = 3.0
 
 
 @dataclass(frozen=True)
@@ -38,10 +53,75 @@ class _Entry:
 
 _local: dict[str, _Entry] = {}
 _touched: dict[str, float] = {}
+# The revocation listener of this process: its pid (a forked child starts its own), whether it is
+# subscribed, when it last heard from Redis, and an epoch bumped by every message it applies.
+_listener: dict[str, Any] = {"pid": None, "subscribed": False, "heard": 0.0, "epoch": 0}
+_listener_lock = threading.Lock()
 
 
 def _rkey(*parts: object) -> str:
     return ":".join([settings.CACHES["default"].get("KEY_PREFIX", ""), "apikeys", *map(str, parts)])
+
+
+def _channel() -> str:
+    return _rkey("revoked")
+
+
+def _listening() -> bool:
+    """This process's listener is subscribed and heard from Redis lately (starts it when needed)."""
+    if _listener["pid"] != os.getpid():
+        _start_listener()
+        return False
+    return _listener["subscribed"] and time.monotonic() - _listener["heard"] < _HEARD_SECONDS
+
+
+def _start_listener() -> None:
+    with _listener_lock:
+        if _listener["pid"] == os.getpid():
+            return
+        _listener.update(pid=os.getpid(), subscribed=False)
+        threading.Thread(target=_listen_forever, args=(os.getpid(),), name="keycache-revocations", daemon=True).start()
+
+
+def _drop_all() -> None:
+    _listener["epoch"] += 1
+    _local.clear()
+
+
+def _listen_forever(pid: int) -> None:
+    while _listener["pid"] == pid:
+        try:
+            _listen(pid)
+        except UNAVAILABLE as exc:
+            log.debug("keycache: revocation listener lost Redis (%s); every lookup asks the version", exc)
+        except Exception:  # the listener must not die for good: lookups would ask the version forever
+            log.exception("keycache: revocation listener failed; restarting")
+        _listener["subscribed"] = False
+        _drop_all()  # a message may have been missed while away
+        time.sleep(1.0)
+
+
+def _listen(pid: int) -> None:
+    pubsub = _subscriber()
+    try:
+        pubsub.subscribe(_channel())
+        last_ping = 0.0
+        while _listener["pid"] == pid:
+            now = time.monotonic()
+            if now - last_ping >= _PING_SECONDS:
+                pubsub.ping()
+                last_ping = now
+            message = pubsub.get_message(timeout=1.0)
+            if message is None:
+                continue
+            _listener["heard"] = time.monotonic()
+            if message["type"] == "subscribe":
+                _drop_all()  # what was cached before the subscription was never covered by it
+                _listener["subscribed"] = True
+            elif message["type"] == "message":
+                _drop_all()
+    finally:
+        pubsub.close()
 
 
 def _local_hit(prefix: str) -> _Entry | None:
@@ -51,7 +131,9 @@ def _local_hit(prefix: str) -> _Entry | None:
     return None
 
 
-def _remember(prefix: str, version: bytes, snapshot: Snapshot) -> Snapshot:
+def _remember(prefix: str, version: bytes, snapshot: Snapshot, epoch: int) -> Snapshot:
+    if epoch != _listener["epoch"]:
+        return snapshot  # a revocation arrived while this was loading: use it once, keep nothing
     if len(_local) >= _LOCAL_MAX_ENTRIES:
         _local.clear()  # crude but bounded; a full reload costs one Redis read per key
     _local[prefix] = _Entry(version, time.monotonic() + settings.PARTNER_KEY_CACHE_SECONDS, snapshot)
@@ -72,8 +154,8 @@ def _encode(snapshot: Snapshot, version: bytes) -> str:
 def lookup(prefix: str, load: Loader) -> Snapshot | None:
     """The key's snapshot, from the fastest copy that is provably not stale."""
     try:
-        client, entry = _client(), _local_hit(prefix)
-        if entry is not None and (client.get(_rkey("version")) or b"0") == entry.version:
+        client, entry, epoch = _client(), _local_hit(prefix), _listener["epoch"]
+        if entry is not None and (_listening() or (client.get(_rkey("version")) or b"0") == entry.version):
             return entry.snapshot
         version_raw, raw = client.mget([_rkey("version"), _rkey("snap", prefix)])
         version = version_raw or b"0"
@@ -83,7 +165,7 @@ def lookup(prefix: str, load: Loader) -> Snapshot | None:
             if snapshot is None:
                 return None
             client.set(_rkey("snap", prefix), _encode(snapshot, version), ex=_SHARED_TTL_SECONDS)
-        return _remember(prefix, version, snapshot)
+        return _remember(prefix, version, snapshot, epoch)
     except UNAVAILABLE:
         _local.pop(prefix, None)
         return load(prefix)  # no cache while Redis is away: the database is the truth
@@ -92,8 +174,8 @@ def lookup(prefix: str, load: Loader) -> Snapshot | None:
 async def alookup(prefix: str, load: Callable[[str], Awaitable[Snapshot | None]]) -> Snapshot | None:
     """`lookup` for async views; `load` runs only on a miss in both caches."""
     try:
-        client, entry = _aclient(), _local_hit(prefix)
-        if entry is not None and (await client.get(_rkey("version")) or b"0") == entry.version:
+        client, entry, epoch = _aclient(), _local_hit(prefix), _listener["epoch"]
+        if entry is not None and (_listening() or (await client.get(_rkey("version")) or b"0") == entry.version):
             return entry.snapshot
         version_raw, raw = await client.mget([_rkey("version"), _rkey("snap", prefix)])
         version = version_raw or b"0"
@@ -103,23 +185,25 @@ async def alookup(prefix: str, load: Callable[[str], Awaitable[Snapshot | None]]
             if snapshot is None:
                 return None
             await client.set(_rkey("snap", prefix), _encode(snapshot, version), ex=_SHARED_TTL_SECONDS)
-        return _remember(prefix, version, snapshot)
+        return _remember(prefix, version, snapshot, epoch)
     except UNAVAILABLE:
         _local.pop(prefix, None)
         return await load(prefix)
 
 
 def invalidate(prefix: str | None = None) -> None:
-    """Make every cached copy of every key stale, in every process, now."""
-    if prefix is not None:
-        _local.pop(prefix, None)
+    """Make every cached copy of every key stale, in every process, now: this process's at once,
+    the others' by the version and the revocation message (one round trip)."""
+    _drop_all()
     try:
-        client = _client()
+        pipe = _client().pipeline(transaction=False)
         if prefix is not None:
-            client.delete(_rkey("snap", prefix))
-        client.incr(_rkey("version"))
+            pipe.delete(_rkey("snap", prefix))
+        pipe.incr(_rkey("version"))
+        pipe.publish(_channel(), prefix or "*")
+        pipe.execute()
     except UNAVAILABLE:
-        _local.clear()  # other processes bypass their caches while Redis is down
+        pass  # Redis is away from here: nothing can reach the others (their copies expire on their own)
 
 
 def _touch_due_locally(prefix: str) -> bool:

@@ -24,7 +24,7 @@ import redis
 import redis.asyncio as aioredis
 from django.conf import settings
 
-__all__ = ["UNAVAILABLE", "aclient", "aclose", "client", "reset"]
+__all__ = ["UNAVAILABLE", "aclient", "aclose", "client", "reset", "subscriber"]
 
 # Errors that mean "Redis is not there right now" (or no connection came free in time), as opposed
 # to a bug in a script.
@@ -72,6 +72,16 @@ def aclient() -> aioredis.Redis:
         pool = aioredis.BlockingConnectionPool.from_url(settings.REDIS_URL, **_options())
         found = _async_clients[loop] = aioredis.Redis(connection_pool=pool)
     return found
+
+
+def subscriber() -> redis.client.PubSub:
+    """A Pub/Sub on a connection of its own (a subscription holds its connection for good: not one
+    of the pool's). Reads use `get_message(timeout=...)`; a dead connection raises UNAVAILABLE."""
+    timeout = settings.REDIS_TIMEOUT_SECONDS
+    own = redis.Redis.from_url(
+        settings.REDIS_URL, socket_timeout=max(timeout, 5.0), socket_connect_timeout=max(timeout, 1.0)
+    )
+    return own.pubsub()
 
 
 async def aclose() -> None:
