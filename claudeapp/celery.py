@@ -86,5 +86,32 @@ def _survive_broker_loss() -> None:
     kombu_redis.Channel._connparams = _connparams
 
 
+def _reuse_broker_clients() -> None:
+    """kombu's Redis channel builds a new redis.Redis object for every ack, unacked-index update and
+    restore (`conn_or_acquire` -> `_create_client`): about 10% of a busy worker's CPU (py-spy,
+    bench/queue_throughput.py), all of it in the one consumer thread every job's message passes through.
+    A redis.Redis object is a thin, thread-safe front of its connection pool (each command takes a
+    connection from the pool): one per channel and pool does. A new pool (after a broker loss) gets a
+    new client; the asynchronous (BRPOP) client is left to kombu."""
+    from kombu.transport import redis as kombu_redis
+
+    original = kombu_redis.Channel._create_client
+    if getattr(original, "_reuses_clients", False):
+        return
+
+    def _create_client(self: Any, asynchronous: bool = False) -> Any:
+        if asynchronous:
+            return original(self, asynchronous=True)
+        pool = self.pool
+        cached = self.__dict__.get("_gateway_sync_client")
+        if cached is None or cached[0] is not pool:
+            cached = self.__dict__["_gateway_sync_client"] = (pool, original(self))
+        return cached[1]
+
+    _create_client._reuses_clients = True  # type: ignore[attr-defined]
+    kombu_redis.Channel._create_client = _create_client
+
+
 _connect_log_context()
 _survive_broker_loss()
+_reuse_broker_clients()
