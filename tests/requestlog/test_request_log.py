@@ -137,3 +137,13 @@ def test_record_writes_one_row_now_once_per_request_id_and_refuses_an_unknown_st
     with pytest.raises(ValueError, match="status must be one of"):
         services.record(fields={"status": "lost"})
     assert RequestLog.objects.count() == 1
+
+
+def test_the_hourly_beat_task_purges_by_the_operators_retention(db, settings):
+    from claudeapp.requestlog import tasks
+
+    entry = settings.CELERY_BEAT_SCHEDULE["requestlog-purge"]
+    assert entry == {"task": tasks.purge_request_log.name, "schedule": 3600.0}
+    RequestLog.objects.create(created_at=timezone.now() - dt.timedelta(days=31), principal_kind="user",
+                              principal_id=1, status="complete")  # fmt: skip
+    assert tasks.purge_request_log.apply().get() == 1 and not RequestLog.objects.exists()
