@@ -47,6 +47,13 @@ def test_an_operator_edits_a_draft_replays_it_publishes_it_and_rolls_back(consol
     assert RoutingRule.objects.filter(rule_set=draft, name="Haiku for haiku", target="simple").exists()
     shot(page, artifacts, "draft")
 
+    page.click("#tool-try")  # a prompt through the draft, nothing stored
+    page.fill("#id_prompt", "Write me a haiku about autumn")
+    page.click("input[type=submit][value='Route it']")
+    page.wait_for_selector("#decision")
+    assert "claude-haiku-5-5" in page.inner_text("#decision") and "Haiku for haiku" in page.inner_text("#decision")
+    assert RoutingDecision.objects.count() == len(PAST_TRAFFIC)
+    page.goto(f"/admin/routing/ruleset/{draft.pk}/change/")
     page.click("#tool-replay")
     assert page.locator("#publish-link").count() == 0  # not before the replay ran
     page.click("#run-replay")
@@ -142,10 +149,12 @@ def test_disabling_a_model_in_use_names_what_depends_on_it_and_asks(console, art
     from routing.models import Model
 
     haiku = Model.objects.get(model_id="claude-haiku-5-5")
+    Model.objects.filter(model_id="claude-opus-5-5").update(enabled=False)
     page = console
     page.goto(f"/admin/routing/model/{haiku.pk}/change/")
     fallback_choices = page.locator("#id_fallback option").all_inner_texts()
-    assert "claude-haiku-5-5" not in fallback_choices
+    assert "claude-haiku-5-5" not in fallback_choices and "claude-opus-5-5" not in fallback_choices
+    assert "claude-sonnet-5-5" in fallback_choices
     page.uncheck("#id_enabled")
     page.click("input[name=_save]")
     page.wait_for_selector(".errornote")
