@@ -41,7 +41,7 @@ def _budget_error() -> BudgetExceeded:
                           resets_at=timezone.now() + dt.timedelta(hours=1))  # fmt: skip
 
 
-def test_a_refusal_is_queued_without_a_query_and_written_in_one_bulk_insert(
+def test_a_refusal_is_queued_without_a_query_and_written_in_one_copy(
     db, user_factory, django_assert_num_queries
 ):
     alice = user_factory(username="alice")
