@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import http.server
 import json
+import re
 import threading
+from pathlib import Path
 
 import pytest
 from rest_framework.test import APIClient
@@ -23,6 +25,7 @@ pytestmark = pytest.mark.django_db
 
 OPUS = "claude-opus-5-5"
 COST = 14_000  # 1,000 in + 500 out on Opus 5.5 at the seeded prices
+JOBS_DOCS = Path(__file__).resolve().parents[2] / "docs" / "jobs.md"
 
 
 @pytest.fixture
@@ -80,6 +83,15 @@ def receiver(settings):
     yield server
     server.shutdown()
     server.server_close()
+
+
+def documented_verify():
+    """The verify() a receiver copies from docs/jobs.md ("Webhooks"), run as written."""
+    blocks = re.findall(r"```python\n(.*?)```", JOBS_DOCS.read_text(), flags=re.S)
+    (source,) = [block for block in blocks if "def verify(" in block]
+    namespace: dict = {}
+    exec(compile(source, "docs/jobs.md", "exec"), namespace)  # our own documentation's example
+    return namespace["verify"]
 
 
 def spend(key, n: int) -> None:
@@ -166,6 +178,7 @@ def test_crossing_a_threshold_posts_a_signed_alert_once_apart_from_the_operators
     headers, raw = Receiver.seen[-1]
     secret = keys.webhook_secret(key=key).secret
     assert webhooks.verify(secret=secret, body=raw, header=headers["X-Gateway-Signature"])
+    assert documented_verify()(secret, raw, headers["X-Gateway-Signature"])  # docs/jobs.md's receiver code
     assert headers["X-Gateway-Event"] == "budget.threshold_reached"
     payload = json.loads(raw)
     assert payload["type"] == "budget.threshold_reached" and payload["audience"] == "partner"
