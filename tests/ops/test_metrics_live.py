@@ -4,9 +4,7 @@ web process counts (two uvicorn processes writing to one PROMETHEUS_MULTIPROC_DI
 from __future__ import annotations
 
 import os
-import tempfile
 import uuid
-from pathlib import Path
 
 import httpx
 import pytest
@@ -125,35 +123,8 @@ def test_a_retried_call_and_its_fallback_move_the_retry_fallback_and_attempt_cou
     assert delta(before, after, "claudeapp_requests_total", **answered) == 1
 
 
-@pytest.fixture
-def metrics_worker(metrics_dir, emulator, seeded):
-    """A real Celery worker writing to the web process's PROMETHEUS_MULTIPROC_DIR, as run.sh starts it."""
-    from django.conf import settings
-    from django.db import connection
-
-    from tests.fixtures.live_web import database_url
-    from tests.jobs.conftest import JOB_TIMINGS, WORKER_ONLY, Worker
-
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url(connection.settings_dict),
-        "REDIS_URL": settings.REDIS_URL,
-        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
-        "CACHE_KEY_PREFIX": settings.CACHES["default"]["KEY_PREFIX"],
-        "ANTHROPIC_BASE_URL": emulator.url,
-        "ANTHROPIC_API_KEY": "",
-        "PROMETHEUS_MULTIPROC_DIR": metrics_dir,
-        **{name: str(value) for name, value in {**JOB_TIMINGS, **WORKER_ONLY}.items()},
-    }
-    worker = Worker(env, Path(tempfile.mkdtemp(prefix="metrics-worker-")))
-    try:
-        yield worker
-    finally:
-        worker.stop()
-
-
 def test_a_job_run_by_a_celery_worker_counts_in_the_web_processes_scrape(
-    metrics_web, metrics_worker, metrics_dir, user_factory
+    metrics_web, json_worker, sole_consumer, metrics_dir, user_factory
 ):
     from claudeapp.accounts.principals import Principal
     from claudeapp.jobs import services
@@ -174,7 +145,7 @@ def test_a_job_run_by_a_celery_worker_counts_in_the_web_processes_scrape(
     tokens = {"model": entry.model_id, "principal_kind": entry.principal_kind}
     assert delta(before, after, "claudeapp_tokens_total", token_class="output", **tokens) == entry.output_tokens > 0
     assert delta(before, after, "claudeapp_cost_micros_total", **tokens) == entry.cost_micros > 0
-    assert f"counter_{metrics_worker.proc.pid}.db" in os.listdir(metrics_dir)  # the worker wrote them
+    assert f"counter_{json_worker.proc.pid}.db" in os.listdir(metrics_dir)  # the worker wrote them
     # Read at scrape time from the job table and Redis: one family each, whoever scrapes.
     for family in ("claudeapp_jobs_queue_depth", "claudeapp_jobs_oldest_queued_age_seconds"):
         assert any(name == family for name, _ in after), family
