@@ -113,7 +113,7 @@ def test_a_partner_sets_reads_and_removes_its_own_alerts_listed_with_its_limits(
     assert response.status_code == 200, response.json()
     assert response.json()["thresholds"] == [50, 80] and response.json()["webhook_url"] == receiver.url
     (row,) = api.get("/api/v1/limits").json()["budgets"]
-    assert row["alerts"]["thresholds"] == [50, 80]
+    assert row["alerts"]["thresholds"] == [50, 80] and row["alerts"]["fired_this_period"] == []
     assert api.get(url).json()["budget_id"] == budget.pk
     # The operator's settings are untouched: they are the budget's, the partner's are its own row.
     budget.refresh_from_db()
@@ -189,6 +189,8 @@ def test_crossing_a_threshold_posts_a_signed_alert_once_apart_from_the_operators
     partner = sorted(BudgetAlert.objects.filter(subscription__isnull=False).values_list("threshold_percent", flat=True))
     operator = list(BudgetAlert.objects.filter(subscription__isnull=True).values_list("threshold_percent", flat=True))
     assert (partner, operator) == ([25, 50], [80])
+    (row,) = api.get("/api/v1/limits").json()["budgets"]
+    assert row["alerts"]["fired_this_period"] == [25, 50]  # what the partner was already told
 
 
 def test_delivery_checks_the_url_again_and_skips_a_revoked_key(api, key, budget, receiver, seeded, settings):
