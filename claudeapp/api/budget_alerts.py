@@ -141,8 +141,11 @@ def deliver(*, alert_id: int) -> str:
     if alert is None or alert.subscription is None:
         return "skipped: no such partner alert"
     subscription = alert.subscription
-    if not PartnerKey.objects.filter(pk=subscription.partner_key_id, revoked_at__isnull=True).exists():
+    key = PartnerKey.objects.filter(pk=subscription.partner_key_id, revoked_at__isnull=True).first()
+    if key is None:
         return "skipped: the key is revoked"
+    if not Budget.objects.filter(budgets.covering(keys.principal_for(key)), pk=alert.budget_id).exists():
+        return "skipped: the budget no longer covers the key"  # e.g. its owner left the group
     try:
         target = ssrf.check_url(subscription.webhook_url)
     except InvalidWebhookUrl as exc:

@@ -218,3 +218,18 @@ def test_a_receiver_error_is_retried_and_a_refusal_is_not(api, key, budget, rece
         budget_alerts.deliver(alert_id=alert.pk)
     Receiver.status = 410
     assert budget_alerts.deliver(alert_id=alert.pk) == "rejected: HTTP 410"
+
+
+def test_an_alert_on_a_budget_that_stopped_covering_the_key_is_not_sent(api, key, receiver, seeded):
+    from django.contrib.auth.models import Group
+
+    analysts = Group.objects.create(name="analysts")
+    key.owner.groups.add(analysts)
+    shared = Budget.objects.create(scope="group", scope_id=analysts.pk, period="month", limit_micros=100_000)
+    body = {"thresholds": [10], "webhook_url": receiver.url}
+    assert api.put(f"/api/v1/limits/budgets/{shared.pk}/alerts", body, format="json").status_code == 200
+    spend(key, 1)
+    alert = BudgetAlert.objects.get(subscription__isnull=False)
+    key.owner.groups.remove(analysts)  # the group's budget no longer covers the key
+    assert budget_alerts.deliver(alert_id=alert.pk) == "skipped: the budget no longer covers the key"
+    assert Receiver.seen == []
