@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 import os
-import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.ops import workers
 
 
 @pytest.fixture(scope="module")
@@ -83,26 +84,8 @@ def json_worker(seeded, emulator, metrics_dir):
         worker.stop()
 
 
-JOB_QUEUES = ("interactive", "bulk")
-
-
 @pytest.fixture
 def sole_consumer(json_worker) -> Iterator[None]:
     """Every other worker on the broker stops consuming the job queues until the test ends (remote control)."""
-    from celery import current_app
-
-    ours = json_worker.name.replace("%h", socket.gethostname())
-    names: set[str] = set()
-    for _ in range(10):  # a busy machine may answer late: ask until our own worker has answered
-        names |= {name for reply in current_app.control.ping(timeout=2.0) for name in reply}
-        if ours in names:
-            break
-    assert ours in names, f"our worker did not answer a ping; others that did: {names}"
-    others = sorted(names - {ours})
-    for queue in JOB_QUEUES if others else ():
-        current_app.control.cancel_consumer(queue, destination=others, reply=True, timeout=2.0)
-    try:
+    with workers.sole_consumer(json_worker.name):
         yield
-    finally:
-        for queue in JOB_QUEUES if others else ():
-            current_app.control.add_consumer(queue, destination=others, reply=True, timeout=2.0)
