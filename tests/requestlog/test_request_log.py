@@ -41,9 +41,7 @@ def _budget_error() -> BudgetExceeded:
                           resets_at=timezone.now() + dt.timedelta(hours=1))  # fmt: skip
 
 
-def test_a_refusal_is_queued_without_a_query_and_written_in_one_copy(
-    db, user_factory, django_assert_num_queries
-):
+def test_a_refusal_is_queued_without_a_query_and_written_in_one_copy(db, user_factory, django_assert_num_queries):
     alice = user_factory(username="alice")
     principal = Principal.for_user(alice)
     with django_assert_num_queries(0):  # the call's own path: an append to the buffer, nothing else
