@@ -108,6 +108,8 @@ def test_the_admin_lists_calls_by_name_and_filters_refusals(client, user_factory
     refusals = client.get("/admin/requestlog/requestlog/", {"status__exact": "refused"}).context["cl"]
     assert [r.request_id for r in refusals.result_list] == ["req_budget"]
     assert client.get("/admin/requestlog/requestlog/", {"q": "alice"}).context["cl"].result_count == 2
+    by_principal = client.get("/admin/requestlog/requestlog/", {"principal": f"user:{alice.pk}", "when": "today"})
+    assert by_principal.context["cl"].result_count == 2
     settings_page = client.get("/admin/requestlog/requestlogsettings/")
     assert settings_page.status_code == 302 and "/change/" in settings_page["Location"]
 
