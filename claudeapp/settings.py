@@ -266,7 +266,13 @@ JOBS_CALL_TIMEOUT_SECONDS = env.float("JOBS_CALL_TIMEOUT_SECONDS", default=ANTHR
 # while the call is in flight; one that expires had its worker die and is run again by the sweeper.
 # Short, so a killed worker's jobs come back within lease + sweep interval (about 40 s by default).
 JOBS_LEASE_SECONDS = env.int("JOBS_LEASE_SECONDS", default=30)
-JOBS_QUEUED_STALE_SECONDS = env.int("JOBS_QUEUED_STALE_SECONDS", default=300)
+# A queued job (or owed webhook delivery) nobody picked up this long after it was due had its broker
+# message lost: a Redis flush, a failed publish, or a countdown retry held (unacked) by a worker that
+# was then killed, which Redis keeps invisible for the whole visibility timeout (over an hour). The
+# sweeper publishes it again: due + 40 s + one sweep is under the minute a killed worker's running jobs
+# take (lease + sweep). A message that was only slow is harmless to send twice (the claim runs it once);
+# under a backlog longer than this, each waiting job gets one extra no-op message per 40 s.
+JOBS_QUEUED_STALE_SECONDS = env.int("JOBS_QUEUED_STALE_SECONDS", default=40)
 JOBS_RETRY_BASE_SECONDS = env.float("JOBS_RETRY_BASE_SECONDS", default=2.0)
 JOBS_RETRY_MAX_SECONDS = env.float("JOBS_RETRY_MAX_SECONDS", default=300.0)
 JOBS_RESULT_RETENTION_DAYS = env.int("JOBS_RESULT_RETENTION_DAYS", default=30)

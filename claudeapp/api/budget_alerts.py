@@ -12,10 +12,10 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterable
 from typing import Any
 
 from django.db import transaction
+from django.utils import timezone
 from rest_framework import exceptions, serializers
 
 from billing import alert_subscriptions, alerts, budgets
@@ -50,6 +50,9 @@ class AlertsOutput(serializers.Serializer):
     budget_id = serializers.IntegerField()
     thresholds = serializers.ListField(child=serializers.IntegerField())
     webhook_url = serializers.URLField()
+    fired_this_period = serializers.ListField(
+        child=serializers.IntegerField(), help_text="Thresholds already reached (and posted) in the budget's period"
+    )
     updated_at = serializers.DateTimeField()
 
 
@@ -72,6 +75,7 @@ def get(*, principal: Principal, budget_id: int) -> AlertSubscription:
     found = AlertSubscription.objects.filter(budget=budget, partner_key_id=_key_id(principal)).first()
     if found is None:
         raise exceptions.NotFound(f"budget: no alerts of yours on budget {budget_id}.")
+    found.budget = budget  # already read: output() needs its period
     return found
 
 
@@ -102,19 +106,28 @@ def clear_alerts(*, principal: Principal, budget_id: int) -> None:
         alert_subscriptions.changed()
 
 
-def by_budget(*, principal: Principal, budget_ids: Iterable[int]) -> dict[int, AlertSubscription]:
-    """The key's subscriptions on these budgets, by budget id (for /limits and the portal)."""
-    if principal.kind != keys.PRINCIPAL_KIND:
-        return {}
-    rows = AlertSubscription.objects.filter(budget_id__in=list(budget_ids), partner_key_id=principal.id)
-    return {row.budget_id: row for row in rows}
+def attach(*, principal: Principal, budgets: list[dict[str, Any]]) -> None:
+    """Set `alerts` on each budget row (billing.selectors.budget_status) to the key's own, or None."""
+    found: dict[int, AlertSubscription] = {}
+    if principal.kind == keys.PRINCIPAL_KIND:
+        rows = AlertSubscription.objects.select_related("budget").filter(
+            budget_id__in=[row["id"] for row in budgets], partner_key_id=principal.id
+        )
+        found = {row.budget_id: row for row in rows}
+    for row in budgets:
+        subscription = found.get(row["id"])
+        row["alerts"] = output(subscription) if subscription else None
 
 
 def output(subscription: AlertSubscription) -> dict[str, Any]:
+    """The settings, and which thresholds already fired this period (each fires once per period)."""
+    start, _ = budgets.period_bounds(subscription.budget.period, timezone.now())
+    fired = BudgetAlert.objects.filter(subscription=subscription, period_start__gte=start)
     return {
         "budget_id": subscription.budget_id,
         "thresholds": subscription.thresholds,
         "webhook_url": subscription.webhook_url,
+        "fired_this_period": sorted(fired.values_list("threshold_percent", flat=True)),
         "updated_at": subscription.updated_at,
     }
 
@@ -128,8 +141,11 @@ def deliver(*, alert_id: int) -> str:
     if alert is None or alert.subscription is None:
         return "skipped: no such partner alert"
     subscription = alert.subscription
-    if not PartnerKey.objects.filter(pk=subscription.partner_key_id, revoked_at__isnull=True).exists():
+    key = PartnerKey.objects.filter(pk=subscription.partner_key_id, revoked_at__isnull=True).first()
+    if key is None:
         return "skipped: the key is revoked"
+    if not Budget.objects.filter(budgets.covering(keys.principal_for(key)), pk=alert.budget_id).exists():
+        return "skipped: the budget no longer covers the key"  # e.g. its owner left the group
     try:
         target = ssrf.check_url(subscription.webhook_url)
     except InvalidWebhookUrl as exc:

@@ -65,10 +65,7 @@ class LimitsApi(PartnerApiView):
     def get(self, request: Request) -> Response:
         principal = request._request.principal  # type: ignore[attr-defined]
         budgets = billing_selectors.budget_status(principal)
-        subscribed = budget_alerts.by_budget(principal=principal, budget_ids=[row["id"] for row in budgets])
-        for row in budgets:
-            found = subscribed.get(row["id"])
-            row["alerts"] = budget_alerts.output(found) if found else None
+        budget_alerts.attach(principal=principal, budgets=budgets)
         body = {"budgets": budgets, "rate_limits": billing_selectors.rate_limit_status(principal)}
         return Response(LimitsOutput(body).data)
 

@@ -348,7 +348,6 @@ class Reaped:
     already: int = 0  # orphans their process had billed before dying
     released: int = 0  # orphans that never reached upstream's first byte
     live: int = 0  # records of live processes, left alone
-    entries: list[Any] = field(default_factory=list)
 
 
 def records(*, older_than: float = 0.0) -> list[dict[str, str]]:
@@ -463,5 +462,4 @@ def _settle_orphan(record: Mapping[str, str], report: Reaped) -> None:
         model_id=model_used,
     )
     report.billed += 1
-    report.entries.append(entry)
     observe.interrupted(record=record, entry=entry)

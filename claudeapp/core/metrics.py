@@ -71,6 +71,13 @@ COST = Counter(
     ["model", "principal_kind"],
 )
 
+JOB_OUTCOMES = Counter(
+    "claudeapp_job_outcomes",
+    "Jobs that ended, by mode (queue, batch), queue and outcome (succeeded, failed, dead, canceled); counted by "
+    "the process that ended them (a worker, the batch poller, or a web process for a cancel).",
+    ["mode", "queue", "outcome"],
+)
+
 
 def multiprocess_dir() -> str | None:
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
@@ -117,6 +124,10 @@ def upstream_result(*, first_model: str, model_used: str, ttft_ms: float | None)
         _child(UPSTREAM_TTFT, model_used).observe(ttft_ms / 1000)
     if model_used != first_model:
         _child(UPSTREAM_FALLBACKS, first_model, model_used).inc()
+
+
+def job_ended(*, mode: str, queue: str, outcome: str) -> None:
+    _child(JOB_OUTCOMES, mode, queue, outcome).inc()
 
 
 def billed(

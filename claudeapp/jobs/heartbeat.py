@@ -6,6 +6,7 @@ conditional UPDATE guarded by status=running and the attempt number, so a lease 
 worker took over (or a job that ended) is never revived. It also extends the attempt's budget
 hold, so a call that outlives its first hold is not reaped while in flight. A worker that dies
 stops beating: its leases run out within JOBS_LEASE_SECONDS and the sweeper runs the jobs again.
+A webhook delivery in flight has a lease of its own (Job.webhook_lease_expires_at), renewed the same way.
 
 One thread per process, not per job: the renewals cost one query per beat whatever the
 concurrency, and one database connection, returned to the pool after each beat.
@@ -42,11 +43,13 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class Beat:
-    """One running attempt; the runner sets `reservation_id` once the budget hold is taken."""
+    """One running attempt; the runner sets `reservation_id` once the budget hold is taken.
+    With `webhook` set, the attempt is one of the job's webhook deliveries (webhooks.deliver)."""
 
     job_id: UUID
     attempt: int
     reservation_id: int | None = None
+    webhook: bool = False
 
 
 _lock = threading.Lock()
@@ -57,7 +60,19 @@ _thread: list[tuple[int, threading.Thread]] = []  # (pid, thread): a forked chil
 @contextmanager
 def beating(*, job: Job) -> Iterator[Beat]:
     """Keep `job`'s lease (and its budget hold) alive for the duration of the block."""
-    beat = Beat(job_id=job.pk, attempt=job.attempts)
+    with _registered(Beat(job_id=job.pk, attempt=job.attempts)) as beat:
+        yield beat
+
+
+@contextmanager
+def delivering(*, job_id: UUID, attempt: int) -> Iterator[Beat]:
+    """Keep the lease of a job's webhook delivery `attempt` alive for the duration of the block."""
+    with _registered(Beat(job_id=job_id, attempt=attempt, webhook=True)) as beat:
+        yield beat
+
+
+@contextmanager
+def _registered(beat: Beat) -> Iterator[Beat]:
     with _lock:
         _beats[id(beat)] = beat
         _ensure_thread()
@@ -74,16 +89,24 @@ def interval_seconds() -> float:
 
 def renew(beats: list[Beat]) -> int:
     """Extend these attempts' leases and holds now; returns how many leases were still ours."""
-    if not beats:
-        return 0
     now = timezone.now()
-    owned = Q()
-    for beat in beats:
-        owned |= Q(pk=beat.job_id, attempts=beat.attempt)
-    renewed = Job.objects.filter(owned, status=Job.Status.RUNNING).update(
-        lease_expires_at=now + dt.timedelta(seconds=settings.JOBS_LEASE_SECONDS)
-    )
-    upstream.extend_holds(reservation_ids=[b.reservation_id for b in beats if b.reservation_id], now=now)
+    lease = now + dt.timedelta(seconds=settings.JOBS_LEASE_SECONDS)
+    runs = [beat for beat in beats if not beat.webhook]
+    deliveries = [beat for beat in beats if beat.webhook]
+    renewed = 0
+    if runs:
+        owned = Q()
+        for beat in runs:
+            owned |= Q(pk=beat.job_id, attempts=beat.attempt)
+        renewed += Job.objects.filter(owned, status=Job.Status.RUNNING).update(lease_expires_at=lease)
+        upstream.extend_holds(reservation_ids=[b.reservation_id for b in runs if b.reservation_id], now=now)
+    if deliveries:
+        owned = Q()
+        for beat in deliveries:
+            owned |= Q(pk=beat.job_id, webhook_attempt=beat.attempt)
+        renewed += Job.objects.filter(owned, webhook_lease_expires_at__isnull=False).update(
+            webhook_lease_expires_at=lease
+        )
     return renewed
 
 

@@ -68,6 +68,13 @@ class Job(models.Model):
     idempotency_key = models.CharField(max_length=255, blank=True, default="")
     request_hash = models.CharField(max_length=64, blank=True)
     webhook_url = models.URLField(max_length=2000, blank=True)
+    # The webhook delivery this job's end still owes (webhooks.py), durable like the job itself: the
+    # attempt to make next, when it is due, and the lease of the attempt in flight (renewed by the
+    # heartbeat). The sweeper re-publishes one whose lease ran out or that nobody picked up. Nothing
+    # owed (delivered, given up, no webhook): due and lease are null.
+    webhook_attempt = models.PositiveIntegerField(default=0)
+    webhook_due_at = models.DateTimeField(null=True, blank=True)
+    webhook_lease_expires_at = models.DateTimeField(null=True, blank=True)
     conversation_ref = models.CharField(max_length=64, blank=True, default="", help_text="For chat turns.")
     message_ref = models.CharField(max_length=64, blank=True, default="", help_text="For chat turns.")
     # mode=batch: the Message Batch the job was last submitted in, and the budget hold for it.
@@ -94,6 +101,9 @@ class Job(models.Model):
             models.Index(fields=["principal_kind", "principal_id", "-created_at"], name="jobs_job_principal"),
             models.Index(fields=["finished_at"], name="jobs_job_finished"),
             models.Index(fields=["mode", "status", "enqueued_at"], name="jobs_job_mode_status_enqueued"),
+            models.Index(
+                fields=["webhook_due_at"], condition=Q(webhook_due_at__isnull=False), name="jobs_job_webhook_owed"
+            ),
         ]
 
     def __str__(self) -> str:

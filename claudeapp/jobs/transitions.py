@@ -6,7 +6,8 @@ belongs to the running attempt, so every transition out of `running` clears `res
 the caller settled or released it. The function refuses a from-state the table below does not allow
 (InvalidTransition), sets the fields, saves them with update_fields, and schedules the side effects:
 
-- publishing to the broker and webhooks, after commit (a rolled-back change publishes nothing);
+- publishing to the broker and webhooks, after commit (a rolled-back change publishes nothing); the
+  webhook a job's end owes is recorded on the row too, so the sweeper re-publishes a lost one;
 - the terminal hooks (settings.JOBS_TERMINAL_HOOKS, e.g. the chat answer a job was queued for), in
   the same transaction, so the job and what its end writes commit or roll back together. The hooks
   are dotted paths because the layers point the other way: conversations import jobs, not back.
@@ -29,7 +30,8 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from claudeapp.jobs import publish
+from claudeapp.core import metrics
+from claudeapp.jobs import publish, webhooks
 from claudeapp.jobs.errors import InvalidTransition
 from claudeapp.jobs.models import Job, MessageBatch
 from claudeapp.jobs.upstream import Failure
@@ -236,12 +238,12 @@ def _requeue_in(job: Job, delay: float) -> None:
 def _end(job: Job, status: str, *fields: str) -> None:
     job.status, job.finished_at = status, timezone.now()
     job.lease_expires_at = job.next_attempt_at = job.reservation_id = None
-    job.save(update_fields=[*fields, "status", "finished_at", "lease_expires_at", "next_attempt_at",
+    owed = webhooks.owe(job=job) if job.webhook_url else []  # recorded on the row, published after commit
+    job.save(update_fields=[*fields, *owed, "status", "finished_at", "lease_expires_at", "next_attempt_at",
                             "reservation_id", "updated_at"])  # fmt: skip
     for hook in terminal_hooks():
         hook(job=job)
-    if job.webhook_url:
-        transaction.on_commit(partial(publish.webhook, job_id=job.pk))
+    transaction.on_commit(partial(metrics.job_ended, mode=job.mode, queue=job.queue, outcome=status))
 
 
 def terminal_hooks() -> list[Callable[..., None]]:

@@ -17,15 +17,17 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass
+from functools import partial
 from uuid import UUID
 
 import httpx
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
-from claudeapp.jobs import publish, ssrf
+from claudeapp.jobs import heartbeat, publish, ssrf
 from claudeapp.jobs.errors import InvalidWebhookUrl
 from claudeapp.jobs.models import Job, WebhookDelivery, WebhookSecret
 from claudeapp.jobs.rendering import job_json
@@ -33,6 +35,8 @@ from claudeapp.jobs.rendering import job_json
 logger = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "X-Gateway-Signature"
+# A countdown message may fire a moment before the due time by the worker's clock.
+EARLY_SLACK = dt.timedelta(seconds=1)
 
 
 def _derived(*, principal_kind: str, principal_id: int) -> str:
@@ -159,18 +163,58 @@ def send_test_event(*, principal_kind: str, principal_id: int, url: str) -> Webh
 
 
 def deliver(*, job_id: UUID | str, attempt: int) -> None:
-    """POST the job once, record the attempt, and schedule the next one on failure."""
-    job = Job.objects.filter(pk=job_id).first()
-    if job is None or not job.webhook_url:
+    """POST the job once, record the attempt, and schedule the next one on failure.
+
+    The job row says which attempt is owed and when (transitions._end, the sweeper): a message for
+    another attempt, or for one another delivery holds the lease of, is a no-op. The lease is renewed
+    by the heartbeat while the POST is in flight; a delivery whose worker died is re-published by the
+    sweeper once its lease runs out."""
+    job = _claim(job_id=job_id, attempt=attempt)
+    if job is None:
         return
     body = json.dumps({"type": f"job.{job.status}", "job": job_json(job)}, separators=(",", ":")).encode()
     delivery = WebhookDelivery(job=job, attempt=attempt, url=job.webhook_url, event=f"job.{job.status}")
     started = time.monotonic()
-    retry = _post(job, body, delivery)
+    with heartbeat.delivering(job_id=job.pk, attempt=attempt):
+        retry = _post(job, body, delivery)
     delivery.duration_ms = int((time.monotonic() - started) * 1000)
-    delivery.save()
+    with transaction.atomic():
+        delivery.save()
+        _settle_attempt(job_id=job.pk, attempt=attempt, retry=retry)
+
+
+def owe(*, job: Job) -> list[str]:
+    """transitions._end: the job's end owes its first delivery now. Returns the fields it set."""
+    job.webhook_attempt, job.webhook_due_at, job.webhook_lease_expires_at = 1, timezone.now(), None
+    transaction.on_commit(partial(publish.webhook, job_id=job.pk, attempt=1))
+    return ["webhook_attempt", "webhook_due_at", "webhook_lease_expires_at"]
+
+
+def _claim(*, job_id: UUID | str, attempt: int) -> Job | None:
+    now = timezone.now()
+    owed = Q(webhook_attempt=attempt, webhook_due_at__lte=now + EARLY_SLACK) & (
+        Q(webhook_lease_expires_at__isnull=True) | Q(webhook_lease_expires_at__lt=now)
+    )
+    # A job that ended before the row kept what it owes (attempt 0, nothing due): a message published
+    # then is still honoured, once, and the row takes over from there.
+    legacy = Q(webhook_attempt=0, webhook_due_at__isnull=True, status__in=Job.TERMINAL) & ~Q(webhook_url="")
+    claimed = Job.objects.filter(owed | legacy, pk=job_id).update(
+        webhook_attempt=attempt, webhook_due_at=now,
+        webhook_lease_expires_at=now + dt.timedelta(seconds=settings.JOBS_LEASE_SECONDS),
+    )  # fmt: skip
+    job = Job.objects.filter(pk=job_id).first() if claimed else None
+    return job if job is not None and job.webhook_url else None
+
+
+def _settle_attempt(*, job_id: UUID, attempt: int, retry: bool) -> None:
+    owed = Job.objects.filter(pk=job_id, webhook_attempt=attempt)  # the job ended again since: not ours
     if retry and attempt < settings.JOBS_WEBHOOK_MAX_ATTEMPTS:
-        _schedule(job_id=job.id, attempt=attempt + 1)
+        countdown = min(settings.JOBS_WEBHOOK_RETRY_BASE_SECONDS * 2 ** (attempt - 1), 3600)
+        due = timezone.now() + dt.timedelta(seconds=countdown)
+        if owed.update(webhook_attempt=attempt + 1, webhook_due_at=due, webhook_lease_expires_at=None):
+            transaction.on_commit(partial(publish.webhook, job_id=job_id, attempt=attempt + 1, countdown=countdown))
+    else:
+        owed.update(webhook_due_at=None, webhook_lease_expires_at=None)  # delivered, refused, or given up
 
 
 def _post(job: Job, body: bytes, delivery: WebhookDelivery) -> bool:
@@ -206,8 +250,3 @@ def _send(url: str, target: ssrf.Target, body: bytes, headers: dict[str, str]) -
     headers = {**headers, "Host": httpx.URL(url).netloc.decode()}
     with httpx.Client(timeout=settings.JOBS_WEBHOOK_TIMEOUT_SECONDS, follow_redirects=False) as client:
         return client.post(pinned, content=body, headers=headers, extensions={"sni_hostname": target.host})
-
-
-def _schedule(*, job_id: UUID, attempt: int) -> None:
-    countdown = min(settings.JOBS_WEBHOOK_RETRY_BASE_SECONDS * 2 ** (attempt - 2), 3600)
-    publish.webhook(job_id=job_id, attempt=attempt, countdown=countdown)

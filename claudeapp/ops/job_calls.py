@@ -53,8 +53,16 @@ def _log_attempt(ctx: logcontext.Context) -> None:
         metrics.refused(surface="jobs", kind=refusal, model=model)
     else:
         metrics.call_ended(surface="jobs", status=status, model=model)
+    fields = _fields(row, status, refusal, elapsed)
+    # observe's one emitter: the sinks, then the same "call ..." line on the same logger. (It has no public
+    # name yet; calls/ is not this module's to change.)
+    observe._emit(fields)
+
+
+def _fields(row: dict[str, Any], status: str, refusal: str | None, elapsed: float) -> dict[str, Any]:
+    """The job row as a call line's fields (the same names a web call's line carries)."""
     usage = row["usage"] or {}
-    fields = {
+    return {
         "event": "call",
         "status": status,
         "job_status": row["status"],
@@ -72,14 +80,11 @@ def _log_attempt(ctx: logcontext.Context) -> None:
         "cache_read_tokens": usage.get("cache_read_input_tokens", 0),
         "cost_micros": row["cost_micros"] if row["status"] == "succeeded" else 0,
         "error_type": row["last_error_type"] if row["status"] != "succeeded" else None,
-        "http_status": REFUSAL_STATUS.get(refusal or "") if refusal else (
+        "http_status": REFUSAL_STATUS[refusal] if refusal else (
             None if status == "complete" else row["last_error_status"]
         ),
         "duration_ms": round(elapsed * 1000, 1),
     }  # fmt: skip
-    # observe's one emitter: the sinks, then the same "call ..." line on the same logger. (It has no public
-    # name yet; calls/ is not this module's to change.)
-    observe._emit(fields)
 
 
 def ending_of(row: dict[str, Any]) -> tuple[str, str | None]:

@@ -1,7 +1,8 @@
 """GET /metrics: the Prometheus exposition of every process's counters plus figures read at scrape time.
 
 Counted on the hot path (claudeapp/core/metrics.py, summed across processes in multiprocess mode):
-requests, upstream latency / TTFT / attempts / retries / fallbacks, refusals, tokens and cost.
+requests, upstream latency / TTFT / attempts / retries / fallbacks, refusals, tokens and cost,
+job outcomes.
 Read here, once per scrape: each enabled model's circuit state from Redis (one round trip per
 model) and the job table in one aggregate query (depth and oldest age per queue, rows by status,
 the dead-letter queue), both read by claudeapp/ops/health.py. A collector that cannot read its source

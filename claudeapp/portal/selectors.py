@@ -104,9 +104,7 @@ def limits(owner: Any) -> list[dict[str, Any]]:
     for key in PartnerKey.objects.filter(owner=owner, revoked_at__isnull=True).order_by("-created_at"):
         principal = keys.principal_for(key)
         budgets = billing_selectors.budget_status(principal)
-        watched = budget_alerts.by_budget(principal=principal, budget_ids=[row["id"] for row in budgets])
-        for row in budgets:
-            row["alerts"] = watched.get(row["id"])
+        budget_alerts.attach(principal=principal, budgets=budgets)
         result.append({"key": key, "budgets": budgets, "rate_limits": billing_selectors.rate_limit_status(principal)})
     return result
 

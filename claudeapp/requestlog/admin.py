@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from billing import money, selectors
-from billing.admin import DatePresetFilter, principal_search
+from billing.admin import DatePresetFilter, PrincipalFilter, principal_search
 from claudeapp.requestlog import buffer, services
 from claudeapp.requestlog.models import RequestLog, RequestLogSettings
 
@@ -20,7 +20,15 @@ from claudeapp.requestlog.models import RequestLog, RequestLogSettings
 class RequestLogAdmin(admin.ModelAdmin):
     list_display = ["created_at", "principal", "surface", "status_badge", "route", "short_reason", "tokens", "cost",
                     "duration", "request_id"]  # fmt: skip
-    list_filter = ["status", DatePresetFilter, "surface", "http_status", "model_used", "principal_kind"]
+    list_filter = [
+        "status",
+        DatePresetFilter,
+        PrincipalFilter,
+        "surface",
+        "http_status",
+        "model_used",
+        "principal_kind",
+    ]
     search_fields = ["=request_id", "=upstream_request_id", "error_type", "model_used", "route_reason"]
     show_full_result_count = False
     list_per_page = 50

@@ -40,31 +40,36 @@ def record(
 def build_row(
     *, fields: dict[str, Any], at: dt.datetime, request_id: str, surface: str, prompt: str = ""
 ) -> RequestLog:
-    """An unsaved row from a call line's fields (the buffer bulk-inserts these; `record` saves one)."""
+    """An unsaved row from a call line's fields (`record` saves one)."""
+    return RequestLog(**row_values(fields=fields, at=at, request_id=request_id, surface=surface, prompt=prompt))
+
+
+def row_values(*, fields: dict[str, Any], at: dt.datetime, request_id: str, surface: str, prompt: str = "") -> dict:
+    """A call line's fields as the request log's columns (the buffer COPYs these; build_row makes a model)."""
     f = fields
     http_status = f.get("http_status") or (None if f["status"] in ("failed", "interrupted") else 200)
-    return RequestLog(
-        created_at=at,
-        principal_kind=f.get("principal_kind") or "",
-        principal_id=f.get("principal_id") or 0,
-        surface=surface[:20],
-        status=f["status"],
-        http_status=http_status,
-        error_type=(f.get("error_type") or "")[:100],
-        model_requested=(f.get("model_requested") or "")[:100],
-        model_used=(f.get("model_used") or "")[:100],
-        route_reason=(f.get("route_reason") or "")[:300],
-        route_decision_id=f.get("route_decision_id"),
-        input_tokens=f.get("input_tokens") or 0,
-        output_tokens=f.get("output_tokens") or 0,
-        cache_write_tokens=f.get("cache_write_tokens") or 0,
-        cache_read_tokens=f.get("cache_read_tokens") or 0,
-        cost_micros=f.get("cost_micros") or 0,
-        request_id=request_id[:100],
-        upstream_request_id=(f.get("upstream_request_id") or "")[:100],
-        duration_ms=f.get("duration_ms"),
-        prompt_excerpt=prompt,
-    )
+    return {
+        "created_at": at,
+        "principal_kind": f.get("principal_kind") or "",
+        "principal_id": f.get("principal_id") or 0,
+        "surface": surface[:20],
+        "status": f["status"],
+        "http_status": http_status,
+        "error_type": (f.get("error_type") or "")[:100],
+        "model_requested": (f.get("model_requested") or "")[:100],
+        "model_used": (f.get("model_used") or "")[:100],
+        "route_reason": (f.get("route_reason") or "")[:300],
+        "route_decision_id": f.get("route_decision_id"),
+        "input_tokens": f.get("input_tokens") or 0,
+        "output_tokens": f.get("output_tokens") or 0,
+        "cache_write_tokens": f.get("cache_write_tokens") or 0,
+        "cache_read_tokens": f.get("cache_read_tokens") or 0,
+        "cost_micros": f.get("cost_micros") or 0,
+        "request_id": request_id[:100],
+        "upstream_request_id": (f.get("upstream_request_id") or "")[:100],
+        "duration_ms": f.get("duration_ms"),
+        "prompt_excerpt": prompt,
+    }
 
 
 def get_settings() -> RequestLogSettings:

@@ -276,6 +276,23 @@ def test_an_upstream_429_carries_upstreams_ratelimit_headers_tightest_of_the_key
     assert [call["status"] for call in upstream_calls(emulator)] == [200, 429]
 
 
+def test_a_streamed_call_refused_by_an_upstream_429_gets_the_same_headers(
+    live_gateway, key, emulator, forget_upstream_limits
+):
+    client = sdk(live_gateway, key.raw, default_headers={"x-gateway-retries": "0"})
+    prompt = said("[[fault:429]] hi")
+    with (  # before any event: a plain 429, as Anthropic answers
+        pytest.raises(anthropic.RateLimitError) as caught,
+        client.messages.stream(model="claude-haiku-5-5", max_tokens=8, messages=prompt) as stream,
+    ):
+        stream.until_done()
+    headers = caught.value.response.headers
+    assert headers["retry-after"] and headers["anthropic-ratelimit-requests-limit"] == str(
+        emulator.config()["requests_per_minute"]
+    )
+    assert headers["anthropic-ratelimit-input-tokens-reset"].endswith("Z")
+
+
 def test_an_upstream_429_with_a_key_limit_tighter_than_upstreams_shows_the_keys(
     live_gateway, key, emulator, forget_upstream_limits
 ):

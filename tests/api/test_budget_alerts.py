@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import http.server
 import json
+import re
 import threading
+from pathlib import Path
 
 import pytest
 from rest_framework.test import APIClient
@@ -23,6 +25,7 @@ pytestmark = pytest.mark.django_db
 
 OPUS = "claude-opus-5-5"
 COST = 14_000  # 1,000 in + 500 out on Opus 5.5 at the seeded prices
+JOBS_DOCS = Path(__file__).resolve().parents[2] / "docs" / "jobs.md"
 
 
 @pytest.fixture
@@ -82,6 +85,15 @@ def receiver(settings):
     server.server_close()
 
 
+def documented_verify():
+    """The verify() a receiver copies from docs/jobs.md ("Webhooks"), run as written."""
+    blocks = re.findall(r"```python\n(.*?)```", JOBS_DOCS.read_text(), flags=re.S)
+    (source,) = [block for block in blocks if "def verify(" in block]
+    namespace: dict = {}
+    exec(compile(source, "docs/jobs.md", "exec"), namespace)  # our own documentation's example
+    return namespace["verify"]
+
+
 def spend(key, n: int) -> None:
     principal = keys.principal_for(key)
     for i in range(n):
@@ -101,7 +113,7 @@ def test_a_partner_sets_reads_and_removes_its_own_alerts_listed_with_its_limits(
     assert response.status_code == 200, response.json()
     assert response.json()["thresholds"] == [50, 80] and response.json()["webhook_url"] == receiver.url
     (row,) = api.get("/api/v1/limits").json()["budgets"]
-    assert row["alerts"]["thresholds"] == [50, 80]
+    assert row["alerts"]["thresholds"] == [50, 80] and row["alerts"]["fired_this_period"] == []
     assert api.get(url).json()["budget_id"] == budget.pk
     # The operator's settings are untouched: they are the budget's, the partner's are its own row.
     budget.refresh_from_db()
@@ -166,6 +178,7 @@ def test_crossing_a_threshold_posts_a_signed_alert_once_apart_from_the_operators
     headers, raw = Receiver.seen[-1]
     secret = keys.webhook_secret(key=key).secret
     assert webhooks.verify(secret=secret, body=raw, header=headers["X-Gateway-Signature"])
+    assert documented_verify()(secret, raw, headers["X-Gateway-Signature"])  # docs/jobs.md's receiver code
     assert headers["X-Gateway-Event"] == "budget.threshold_reached"
     payload = json.loads(raw)
     assert payload["type"] == "budget.threshold_reached" and payload["audience"] == "partner"
@@ -176,6 +189,8 @@ def test_crossing_a_threshold_posts_a_signed_alert_once_apart_from_the_operators
     partner = sorted(BudgetAlert.objects.filter(subscription__isnull=False).values_list("threshold_percent", flat=True))
     operator = list(BudgetAlert.objects.filter(subscription__isnull=True).values_list("threshold_percent", flat=True))
     assert (partner, operator) == ([25, 50], [80])
+    (row,) = api.get("/api/v1/limits").json()["budgets"]
+    assert row["alerts"]["fired_this_period"] == [25, 50]  # what the partner was already told
 
 
 def test_delivery_checks_the_url_again_and_skips_a_revoked_key(api, key, budget, receiver, seeded, settings):
@@ -203,3 +218,18 @@ def test_a_receiver_error_is_retried_and_a_refusal_is_not(api, key, budget, rece
         budget_alerts.deliver(alert_id=alert.pk)
     Receiver.status = 410
     assert budget_alerts.deliver(alert_id=alert.pk) == "rejected: HTTP 410"
+
+
+def test_an_alert_on_a_budget_that_stopped_covering_the_key_is_not_sent(api, key, receiver, seeded):
+    from django.contrib.auth.models import Group
+
+    analysts = Group.objects.create(name="analysts")
+    key.owner.groups.add(analysts)
+    shared = Budget.objects.create(scope="group", scope_id=analysts.pk, period="month", limit_micros=100_000)
+    body = {"thresholds": [10], "webhook_url": receiver.url}
+    assert api.put(f"/api/v1/limits/budgets/{shared.pk}/alerts", body, format="json").status_code == 200
+    spend(key, 1)
+    alert = BudgetAlert.objects.get(subscription__isnull=False)
+    key.owner.groups.remove(analysts)  # the group's budget no longer covers the key
+    assert budget_alerts.deliver(alert_id=alert.pk) == "skipped: the budget no longer covers the key"
+    assert Receiver.seen == []

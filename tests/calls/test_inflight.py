@@ -226,3 +226,43 @@ def test_a_batch_request_s_hold_writes_no_record(person, budget):
     queued.hold(principal=person, model_id=MODEL, payload=payload, batch=True, hold_for=dt.timedelta(hours=1))
 
     assert inflight.records() == []
+
+
+def test_an_answer_s_end_checkpoint_lands_even_when_it_comes_before_the_start_write(person, budget, monkeypatch):
+    """The end checkpoint (the request id that keeps a settled call from being billed twice) waits for
+    the record's start write: a checkpoint of a record not written yet would be dropped."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from claudeapp.claude.results import GatewayResult
+    from claudeapp.core.redisconn import aclose
+
+    reservation = budgets.reserve(principal=person, model_id=MODEL, input_tokens=10, max_tokens=10)
+    admission = SimpleNamespace(principal=person, reservation=reservation, decision=SimpleNamespace(model_id=MODEL),
+                                input_tokens=10, max_tokens=10, inflight=None)  # fmt: skip
+    result = GatewayResult(
+        model_requested=MODEL, model_used=MODEL, attempts=[], fallback_reason=None, request_id="req_fast",
+        message_id="msg_fast", text="", content=[], stop_reason="end_turn", stop_sequence=None,
+        usage={"input_tokens": 9, "output_tokens": 2}, latency_ms=1.0,
+    )  # fmt: skip
+
+    write_start = inflight._astart
+
+    async def slow_start(fields: dict[str, str]) -> None:  # a start write that waited for a pool connection
+        await asyncio.sleep(0.05)
+        await write_start(fields)
+
+    monkeypatch.setattr(inflight, "_astart", slow_start)
+
+    async def answer_at_once() -> None:
+        tracker = inflight.open_async(admission=admission, streamed=False)
+        tracker.ended(result)  # before the start write has landed
+        await asyncio.gather(*tracker.pending)
+        await aclose()
+
+    asyncio.run(answer_at_once())
+
+    (record,) = inflight.records()
+    assert (record["rid"], record["ek"], json.loads(record["final"])["output_tokens"]) == (
+        "req_fast", "upstream:msg_fast", 2,
+    )  # fmt: skip

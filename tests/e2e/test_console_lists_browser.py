@@ -50,8 +50,13 @@ def test_the_ledger_filters_by_principal_model_surface_and_day_totals_them_and_e
     old = _bill(Principal.for_user(bob), 0, "claude-opus-5-5")
     LedgerEntry.objects.filter(pk=old.pk).update(created_at=old.created_at - dt.timedelta(days=1))
     page = console
-    page.goto("/admin/billing/ledgerentry/")
+    page.goto("/billing/dashboard/")  # the top principals by name, each a link to its page and its ledger
+    assert page.locator(f".spend a[href='/admin/api/partnerkey/{key.pk}/change/']").is_visible()
+    page.click(f".spend a.ledger-link[href$='principal=user:{bob.pk}']")
+    page.wait_for_selector("#totals")
     rows = page.locator("#result_list tbody tr")
+    assert rows.count() == 1 and "bob" in page.inner_text("#result_list")
+    page.goto("/admin/billing/ledgerentry/")
     assert rows.count() == 4
     assert page.locator(f"#result_list a[href='/admin/accounts/user/{alice.pk}/change/']").inner_text() == "alice"
     key_links = page.locator(f"#result_list a[href='/admin/api/partnerkey/{key.pk}/change/']")
@@ -162,3 +167,28 @@ def test_a_users_and_a_keys_page_show_spend_budgets_with_what_remains_and_limits
     left = money.usd(5_000_000 - through_key.cost_micros)
     assert spent in overview and f"{left} left of $5.00" in overview  # a user's budget counts their keys' spend
     assert "42" in overview and "No rate limit applies" not in overview
+
+
+def test_the_users_usage_page_counts_what_her_budget_counts(console, new_page, login):
+    from billing import budgets, money
+    from billing.models import Budget
+    from claudeapp.accounts.models import User
+    from claudeapp.accounts.principals import Principal
+    from claudeapp.api import keys
+    from claudeapp.chat.templatetags.chat_tags import usd
+
+    alice = User.objects.create(username="alice")
+    key, _ = keys.create_key(owner=alice, name="nightly-reports", scopes=["messages"], expires_at=None)
+    own = _bill(Principal.for_user(alice), 0, "claude-haiku-5-5").cost_micros
+    through_key = _bill(Principal(kind="partner_key", id=key.pk, user_id=alice.pk), 1, "claude-haiku-5-5").cost_micros
+    budget = Budget.objects.create(scope="user", scope_id=alice.pk, period="month", limit_micros=1_000_000)
+    budgets.start_from_actual_spend(budget_id=budget.pk)
+    console.goto(f"/admin/accounts/user/{alice.pk}/change/")
+    assert f"({money.usd(own + through_key)} spent or held)" in console.inner_text("#principal-overview")
+    page = new_page()
+    login(page, alice)
+    page.goto("/usage/")
+    usage = page.inner_text(".usage-page")
+    total = usd(own + through_key)  # the chat's own formatter (four decimals from $0.0001)
+    assert total in usage and page.inner_text("#through-keys") == usd(through_key)
+    assert f"{total} of $1.00 used" in usage

@@ -47,6 +47,13 @@ def test_an_operator_edits_a_draft_replays_it_publishes_it_and_rolls_back(consol
     assert RoutingRule.objects.filter(rule_set=draft, name="Haiku for haiku", target="simple").exists()
     shot(page, artifacts, "draft")
 
+    page.click("#tool-try")  # a prompt through the draft, nothing stored
+    page.fill("#id_prompt", "Write me a haiku about autumn")
+    page.click("input[type=submit][value='Route it']")
+    page.wait_for_selector("#decision")
+    assert "claude-haiku-5-5" in page.inner_text("#decision") and "Haiku for haiku" in page.inner_text("#decision")
+    assert RoutingDecision.objects.count() == len(PAST_TRAFFIC)
+    page.goto(f"/admin/routing/ruleset/{draft.pk}/change/")
     page.click("#tool-replay")
     assert page.locator("#publish-link").count() == 0  # not before the replay ran
     page.click("#run-replay")
@@ -142,10 +149,12 @@ def test_disabling_a_model_in_use_names_what_depends_on_it_and_asks(console, art
     from routing.models import Model
 
     haiku = Model.objects.get(model_id="claude-haiku-5-5")
+    Model.objects.filter(model_id="claude-opus-5-5").update(enabled=False)
     page = console
     page.goto(f"/admin/routing/model/{haiku.pk}/change/")
     fallback_choices = page.locator("#id_fallback option").all_inner_texts()
-    assert "claude-haiku-5-5" not in fallback_choices
+    assert "claude-haiku-5-5" not in fallback_choices and "claude-opus-5-5" not in fallback_choices
+    assert "claude-sonnet-5-5" in fallback_choices
     page.uncheck("#id_enabled")
     page.click("input[name=_save]")
     page.wait_for_selector(".errornote")
@@ -171,6 +180,11 @@ def test_the_dead_letter_queue_warns_before_requeueing_into_an_open_circuit(cons
         payload={"model": model, "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}]},
         last_error_type="overloaded_error", last_error_status=529, last_error_message="Overloaded",
     )  # fmt: skip
+    failed = Job.objects.create(  # a 400 is never retried: it fails at once, and is listed beside the dead
+        principal_kind="user", principal_id=alice.pk, user=alice, status="failed", attempts=1, model_requested=model,
+        payload={"model": model, "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}]},
+        last_error_type="invalid_request_error", last_error_status=400, last_error_message="max_tokens: too large",
+    )  # fmt: skip
     brk = breaker.Breaker()
     while (ticket := brk.allow(model)).allowed:
         brk.record_failure(ticket)
@@ -181,6 +195,11 @@ def test_the_dead_letter_queue_warns_before_requeueing_into_an_open_circuit(cons
         shot(page, artifacts, "breakers")
         page.goto("/admin/jobs/deadjob/")
         assert "open" in page.inner_text(".field-circuit")
+        listed = page.inner_text("#result_list")
+        assert "400 invalid_request_error: max_tokens: too large" in listed and listed.count("alice") == 2
+        actions = page.locator("select[name=action] option").all_inner_texts()
+        assert "Requeue: run again with a fresh set of attempts" in actions
+        assert not any(a.startswith("Delete selected") for a in actions)
         page.check(f"input[name=_selected_action][value='{job.pk}']")
         page.select_option("select[name=action]", "requeue_jobs")
         page.click("button[name=index]")
@@ -192,5 +211,13 @@ def test_the_dead_letter_queue_warns_before_requeueing_into_an_open_circuit(cons
         page.click("#tool-discard")
         page.wait_for_selector(".messagelist .success")
         assert not Job.objects.filter(pk=job.pk).exists()
+        page.goto(f"/admin/jobs/job/{failed.pk}/change/")
+        assert "max_tokens: too large" in page.inner_text("#job-reason")
+        page.click("#tool-requeue")  # its model's circuit is still open: asked first, here too
+        page.wait_for_selector("#open-circuit-warning")
+        assert Job.objects.get(pk=failed.pk).status == "failed"
+        page.click("#confirm-requeue")
+        page.wait_for_selector(".messagelist .success")
+        assert Job.objects.get(pk=failed.pk).status == "queued"
     finally:
         breaker.reset(model)

@@ -18,6 +18,7 @@ from rest_framework.test import APIClient
 from billing import costs, prices
 from billing.models import Budget, LedgerEntry, RateLimitPolicy, Reservation
 from claudeapp.api import keys
+from claudeapp.claude import batches as api
 from claudeapp.jobs import batches, runner, services
 from claudeapp.jobs.models import Job, MessageBatch
 
@@ -288,3 +289,22 @@ def test_batch_requests_beyond_the_token_limit_wait_for_a_later_batch_with_their
         assert job.next_attempt_at > timezone.now()  # not in the next tick's batch: after the limit has room
     batches.submit_due()
     assert MessageBatch.objects.count() == 1
+
+
+def test_a_poller_killed_mid_fan_out_is_redone_by_the_next_tick_and_none_is_billed_twice(batch_job):
+    jobs = [batch_job(f"Write a line about item {n}.") for n in range(3)]
+    (batch,) = batches.submit_due()
+    batch.refresh_from_db()
+    # What a poller killed after applying its first result leaves behind: the batch recorded as ended
+    # (committed before the fan-out), one job settled, two still running in it.
+    MessageBatch.objects.filter(pk=batch.pk).update(status=MessageBatch.Status.ENDED)
+    custom_id, result = next(iter(api.results(batch.upstream_id)))
+    batches.apply_result(batch=batch, job_id=custom_id, result=result)
+    assert sorted(job.status for job in _refresh(jobs)) == ["running", "running", "succeeded"]
+
+    batches.tick()  # the next beat: no lease to wait for, the ended batch is read again
+
+    assert {job.status for job in _refresh(jobs)} == {"succeeded"}
+    for job in jobs:
+        assert LedgerEntry.objects.filter(event_key=f"job:{job.pk}").count() == 1
+    assert MessageBatch.objects.get(pk=batch.pk).status == "done"

@@ -1,9 +1,13 @@
 from __future__ import annotations
 
+import os
 import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+
+from tests.ops import workers
 
 
 @pytest.fixture(scope="module")
@@ -50,3 +54,38 @@ def partner_key(seeded, user_factory):
         return key
 
     return make
+
+
+@pytest.fixture
+def json_worker(seeded, emulator, metrics_dir):
+    """A real Celery worker (threads pool) with JSON logs, writing its counters to the web's metrics dir."""
+    from django.conf import settings
+    from django.db import connection
+
+    from tests.fixtures.live_web import database_url
+    from tests.jobs.conftest import JOB_TIMINGS, WORKER_ONLY, Worker
+
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url(connection.settings_dict),
+        "REDIS_URL": settings.REDIS_URL,
+        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+        "CACHE_KEY_PREFIX": settings.CACHES["default"]["KEY_PREFIX"],
+        "ANTHROPIC_BASE_URL": emulator.url,
+        "ANTHROPIC_API_KEY": "",
+        "LOG_FORMAT": "json",
+        "PROMETHEUS_MULTIPROC_DIR": metrics_dir,
+        **{name: str(value) for name, value in {**JOB_TIMINGS, **WORKER_ONLY}.items()},
+    }
+    worker = Worker(env, Path(tempfile.mkdtemp(prefix="ops-worker-")))
+    try:
+        yield worker
+    finally:
+        worker.stop()
+
+
+@pytest.fixture
+def sole_consumer(json_worker) -> Iterator[None]:
+    """Every other worker on the broker stops consuming the job queues until the test ends (remote control)."""
+    with workers.sole_consumer(json_worker.name):
+        yield

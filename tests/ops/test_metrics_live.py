@@ -99,3 +99,55 @@ def test_two_web_processes_both_count_in_one_scrape(metrics_web, metrics_dir, pa
         assert {f"counter_{metrics_web.proc.pid}.db", f"counter_{second.proc.pid}.db"} <= writers
     finally:
         second.stop()
+
+
+def test_a_retried_call_and_its_fallback_move_the_retry_fallback_and_attempt_counters(metrics_web, partner_key):
+    key = partner_key()
+    prompt = [{"role": "user", "content": f"[[fault:529@claude-opus-5-5]] hello ({uuid.uuid4().hex[:8]})"}]
+    body = {"model": "claude-opus-5-5", "max_tokens": 32, "messages": prompt}
+    before = scrape(metrics_web.url)
+    response = httpx.post(f"{metrics_web.url}/api/v1/messages", json=body,
+                          headers={"authorization": f"Bearer {key.raw}"}, timeout=30)  # fmt: skip
+    assert response.status_code == 200, response.text
+    after = scrape(metrics_web.url)
+
+    failed = delta(
+        before, after, "claudeapp_upstream_attempts_total", model="claude-opus-5-5", outcome="overloaded_error"
+    )
+    assert failed >= 1
+    # Every failed attempt on Opus but the last was retried on Opus; the last handed the call to Sonnet.
+    assert delta(before, after, "claudeapp_upstream_retries_total", model="claude-opus-5-5") == failed - 1
+    fallback = {"model": "claude-opus-5-5", "fallback_model": "claude-sonnet-5-5"}
+    assert delta(before, after, "claudeapp_upstream_fallbacks_total", **fallback) == 1
+    answered = {"surface": "api", "status": "complete", "model": "claude-sonnet-5-5"}
+    assert delta(before, after, "claudeapp_requests_total", **answered) == 1
+
+
+def test_a_job_run_by_a_celery_worker_counts_in_the_web_processes_scrape(
+    metrics_web, json_worker, sole_consumer, metrics_dir, user_factory
+):
+    from claudeapp.accounts.principals import Principal
+    from claudeapp.jobs import services
+    from claudeapp.jobs.models import Job
+    from tests.jobs.conftest import wait_for_status
+
+    principal = Principal.for_user(user_factory())
+    before = scrape(metrics_web.url)
+    payload = {"model": MODEL, "max_tokens": 32, "messages": [{"role": "user", "content": f"hi {uuid.uuid4()}"}]}
+    job = services.create(principal=principal, payload=payload)
+    wait_for_status([job.id], {"succeeded"})
+    after = scrape(metrics_web.url)
+
+    entry = LedgerEntry.objects.get(subject=str(job.id))
+    assert delta(before, after, "claudeapp_requests_total", surface="jobs", status="complete", model=MODEL) == 1
+    outcome = {"mode": "queue", "queue": Job.objects.get(pk=job.id).queue, "outcome": "succeeded"}
+    assert delta(before, after, "claudeapp_job_outcomes_total", **outcome) == 1
+    tokens = {"model": entry.model_id, "principal_kind": entry.principal_kind}
+    assert delta(before, after, "claudeapp_tokens_total", token_class="output", **tokens) == entry.output_tokens > 0
+    assert delta(before, after, "claudeapp_cost_micros_total", **tokens) == entry.cost_micros > 0
+    assert f"counter_{json_worker.proc.pid}.db" in os.listdir(metrics_dir)  # the worker wrote them
+    # Read at scrape time from the job table and Redis: one family each, whoever scrapes.
+    for family in ("claudeapp_jobs_queue_depth", "claudeapp_jobs_oldest_queued_age_seconds"):
+        assert any(name == family for name, _ in after), family
+    assert ("claudeapp_jobs_dead_letter", ()) in after
+    assert any(name == "claudeapp_breaker_state" for name, _ in after)

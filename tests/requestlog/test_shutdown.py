@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import httpx
@@ -20,6 +21,7 @@ import pytest
 
 from claudeapp.requestlog.models import RequestLog
 from tests.fixtures.live_web import PROJECT_ROOT, WebServer, database_url, free_port, seed_for_web, web_env
+from tests.ops.workers import sole_consumer
 
 pytestmark = pytest.mark.django_db(transaction=True)
 NEVER_ON_ITS_OWN = {"REQUEST_LOG_FLUSH_SECONDS": "3600", "REQUEST_LOG_FLUSH_ROWS": "1000000"}
@@ -78,7 +80,6 @@ def test_uvicorn_sent_sigterm_writes_the_rows_it_held(workers, emulator_reset, u
 
 @pytest.mark.parametrize("pool", ["threads", "prefork"])
 def test_a_celery_worker_sent_sigterm_writes_the_rows_it_held(pool, emulator_reset, user_factory, settings):
-    import redis
     from django.db import connection
 
     from claudeapp.accounts.principals import Principal
@@ -87,13 +88,13 @@ def test_a_celery_worker_sent_sigterm_writes_the_rows_it_held(pool, emulator_res
     from tests.jobs.conftest import wait_for_status
 
     seed_for_web()
-    redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()  # only our own db: no stale messages
     env = web_env(database=database_url(connection.settings_dict), emulator_url=emulator_reset.url, extra={
         **NEVER_ON_ITS_OWN, "CELERY_BROKER_URL": settings.CELERY_BROKER_URL, "CELERY_SKIP_CHECKS": "1",
     })  # fmt: skip
     log = Path(tempfile.mkdtemp(prefix="requestlog-worker-")) / "worker.log"
+    name = f"requestlog-{pool}-{uuid.uuid4().hex[:6]}@%h"
     argv = [sys.executable, "-m", "celery", "-A", "claudeapp", "worker", "--pool", pool, "--concurrency", "2",
-            "-Q", "interactive,bulk", "-n", f"requestlog-{pool}@%h", "--without-gossip", "--without-mingle",
+            "-Q", "interactive,bulk", "-n", name, "--without-gossip", "--without-mingle",
             "--without-heartbeat", "--loglevel", "INFO"]  # fmt: skip
     with log.open("wb") as out:
         proc = subprocess.Popen(argv, cwd=PROJECT_ROOT, env=env, stdout=out, stderr=out, start_new_session=True)
@@ -104,10 +105,11 @@ def test_a_celery_worker_sent_sigterm_writes_the_rows_it_held(pool, emulator_res
             time.sleep(0.1)
         principal = Principal.for_user(user_factory())
         payload = {"model": "claude-haiku-5-5", "max_tokens": 16, "messages": [{"role": "user", "content": "Hi"}]}
-        jobs = [services.create(principal=principal, payload=payload) for _ in range(2)]
-        wait_for_status([j.id for j in jobs], {"succeeded"})
-        assert not RequestLog.objects.exists()  # still in the worker's buffer
-        _stop_with_sigterm(proc, log)
+        with sole_consumer(name):  # tests/jobs' session worker, alive in a full run, must not take these
+            jobs = [services.create(principal=principal, payload=payload) for _ in range(2)]
+            wait_for_status([j.id for j in jobs], {"succeeded"})
+            assert not RequestLog.objects.exists()  # still in the worker's buffer
+            _stop_with_sigterm(proc, log)
     finally:
         if proc.poll() is None:
             proc.kill()
