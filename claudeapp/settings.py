@@ -331,6 +331,10 @@ STREAM_DRAIN_SECONDS = env.float("STREAM_DRAIN_SECONDS", default=300.0)
 CALLS_HEARTBEAT_TTL_SECONDS = env.float("CALLS_HEARTBEAT_TTL_SECONDS", default=15.0)
 CALLS_HEARTBEAT_SECONDS = env.float("CALLS_HEARTBEAT_SECONDS", default=CALLS_HEARTBEAT_TTL_SECONDS / 3)
 CALLS_REAPER_INTERVAL_SECONDS = env.float("CALLS_REAPER_INTERVAL_SECONDS", default=20.0)
+# A process is dead when its heartbeat is missing on two reaper looks this far apart (one that outlived a
+# Redis outage beats again within CALLS_HEARTBEAT_SECONDS of its return): an orphan is billed one reaper
+# interval later than on one look, and a live process's calls never.
+CALLS_ORPHAN_CONFIRM_SECONDS = env.float("CALLS_ORPHAN_CONFIRM_SECONDS", default=CALLS_HEARTBEAT_SECONDS + 1)
 CALLS_INFLIGHT_CHECKPOINT_SECONDS = env.float("CALLS_INFLIGHT_CHECKPOINT_SECONDS", default=1.0)
 CALLS_INFLIGHT_MAX_AGE_SECONDS = env.float("CALLS_INFLIGHT_MAX_AGE_SECONDS", default=STREAM_DRAIN_SECONDS + 1800)
 CELERY_IMPORTS = ["claudeapp.calls.tasks"]  # not an installed app: its beat task is loaded by name

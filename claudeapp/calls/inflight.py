@@ -385,10 +385,11 @@ def reap() -> Reaped:
     pipe = client.pipeline(transaction=False)
     for proc in procs:
         pipe.exists(alive_key(proc))
-    alive = {proc for proc, up in zip(procs, pipe.execute(), strict=True) if up}
+    beating = {proc for proc, up in zip(procs, pipe.execute(), strict=True) if up}
+    dead = _confirmed_dead(client, [proc for proc in procs if proc not in beating], beating)
     oldest = time.time() - settings.CALLS_INFLIGHT_MAX_AGE_SECONDS
     for record in found:
-        if record.get("proc") in alive and float(record.get("at") or 0) > oldest:
+        if record.get("proc") not in dead and float(record.get("at") or 0) > oldest:
             report.live += 1
             continue
         claim = f"{record_key(record['id'])}:reaping"
@@ -407,6 +408,31 @@ def reap() -> Reaped:
             report.billed, report.already, report.released,
         )  # fmt: skip
     return report
+
+
+def suspect_key(process: str) -> str:
+    return f"{_prefix()}:suspect:{process}"
+
+
+def _confirmed_dead(client: Any, missing: list[str], beating: set[str]) -> set[str]:
+    """The processes whose heartbeat was missing on two looks at least CALLS_ORPHAN_CONFIRM_SECONDS apart.
+
+    One look is not enough: a process that lived through a Redis outage longer than its heartbeat's TTL
+    has no heartbeat key until its thread beats again (within CALLS_HEARTBEAT_SECONDS of Redis's return),
+    and reaping its calls then would bill calls it goes on to settle itself (twice, where its settlement
+    key differs from the record's: chat settles under its message). The first look leaves a mark; a
+    heartbeat seen since clears it."""
+    pipe = client.pipeline(transaction=False)
+    for proc in beating:
+        pipe.delete(suspect_key(proc))
+    now, keep = time.time(), int(settings.CALLS_REAPER_INTERVAL_SECONDS * 3 + settings.CALLS_ORPHAN_CONFIRM_SECONDS)
+    for proc in missing:
+        pipe.set(suspect_key(proc), repr(now), nx=True, ex=max(keep, 1))  # repr: the exact float back
+        pipe.get(suspect_key(proc))
+    replies = pipe.execute()[len(beating) :]
+    first_seen = [float(seen or now) for seen in replies[1::2]]
+    confirm = settings.CALLS_ORPHAN_CONFIRM_SECONDS
+    return {proc for proc, seen in zip(missing, first_seen, strict=True) if now - seen >= confirm}
 
 
 def _reservation(record: Mapping[str, str]) -> Reservation:

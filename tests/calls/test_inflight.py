@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from io import StringIO
 
 import pytest
@@ -47,6 +48,7 @@ def seeded(db, settings):
     billing_seed.run(stdout=StringIO())
     prices._cache.clear()
     settings.CALLS_HEARTBEAT_TTL_SECONDS = 0  # no grace: a record is the reaper's as soon as its process is gone
+    settings.CALLS_ORPHAN_CONFIRM_SECONDS = 0  # one look confirms (the two-look rule has its own test)
     settings.REQUEST_LOG_ENABLED = True
     buffer.connect()
 
@@ -266,3 +268,26 @@ def test_an_answer_s_end_checkpoint_lands_even_when_it_comes_before_the_start_wr
     assert (record["rid"], record["ek"], json.loads(record["final"])["output_tokens"]) == (
         "req_fast", "upstream:msg_fast", 2,
     )  # fmt: skip
+
+
+def test_a_process_is_dead_only_when_two_looks_apart_miss_its_heartbeat(person, budget, settings):
+    """A process that outlived a Redis outage longer than its heartbeat's TTL has no heartbeat key until
+    it beats again: the first look only marks it; a beat since clears the mark; a second look past
+    CALLS_ORPHAN_CONFIRM_SECONDS with no beat bills its calls."""
+    settings.CALLS_ORPHAN_CONFIRM_SECONDS = 60
+    start(person, streamed=True, **streamed_fields())
+    client = redisconn.client()
+
+    first = inflight.reap()
+    assert (first.billed, first.live) == (0, 1) and not LedgerEntry.objects.exists()
+    assert client.exists(inflight.suspect_key(DEAD))
+
+    inflight.beat(DEAD)  # the process beats again once Redis is back: it was alive all along
+    assert inflight.reap().live == 1
+    assert not client.exists(inflight.suspect_key(DEAD))
+    client.delete(inflight.alive_key(DEAD))  # now it dies for real
+
+    assert inflight.reap().billed == 0  # first look after its death: marked, not billed
+    client.set(inflight.suspect_key(DEAD), f"{time.time() - 61:.3f}")  # the second look, a minute on
+    assert inflight.reap().billed == 1
+    assert LedgerEntry.objects.get().event_key == "upstream:msg_01"
