@@ -107,6 +107,9 @@ _ANTHROPIC_MODEL_FIELDS = {
     "deprecated_at": serializers.CharField(allow_null=True),
     "retires_at": serializers.CharField(allow_null=True, help_text="Scheduled retirement, RFC 3339"),
 }
+# One serializer for both endpoints: drf-spectacular names a schema component by its serializer, and two
+# inline ones of the same name are two components with one name (check --deploy warns).
+AnthropicModelSchema = inline_serializer("AnthropicModel", _ANTHROPIC_MODEL_FIELDS)
 
 
 class AnthropicModelsApi(VersionRequiredMixin, PartnerApiView):
@@ -126,7 +129,7 @@ class AnthropicModelsApi(VersionRequiredMixin, PartnerApiView):
         responses=inline_serializer(
             "AnthropicModelPage",
             {
-                "data": serializers.ListField(child=inline_serializer("AnthropicModel", _ANTHROPIC_MODEL_FIELDS)),
+                "data": serializers.ListField(child=AnthropicModelSchema),
                 "has_more": serializers.BooleanField(),
                 "first_id": serializers.CharField(allow_null=True),
                 "last_id": serializers.CharField(allow_null=True),
@@ -151,7 +154,7 @@ class AnthropicModelApi(VersionRequiredMixin, PartnerApiView):
     @extend_schema(
         operation_id="anthropic_models_retrieve",
         parameters=[VERSION_PARAMETER, OpenApiParameter("model_id", str, OpenApiParameter.PATH)],
-        responses=inline_serializer("AnthropicModel", _ANTHROPIC_MODEL_FIELDS),
+        responses=AnthropicModelSchema,
         summary="Anthropic-compatible model lookup (ids and aliases)",
     )
     def get(self, request: Request, model_id: str) -> Response:
