@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+from billing.money import usd
+
 
 class BillingError(Exception):
     pass
@@ -91,11 +93,11 @@ class BudgetExceeded(BillingError):
         """One sentence a partner can act on."""
         resets = self.resets_at.isoformat()
         if self.reason == self.EXHAUSTED:
-            return f"Budget {self.label} is used up: {self.limit_micros} micro-dollars; it resets at {resets}."
+            return f"Budget {self.label} is used up: {usd(self.limit_micros)}; it resets at {resets}."
         return (
-            f"This request's worst case ({self.requested_micros} micro-dollars) is more than what is left of budget "
-            f"{self.label} ({self.remaining_micros} of {self.limit_micros}, {self.held_micros} held by calls "
-            f"in flight); lower max_tokens or wait until {resets}."
+            f"This request's worst case ({usd(self.requested_micros)}) is more than what is left of budget "
+            f"{self.label} ({usd(self.remaining_micros)} of {usd(self.limit_micros)}, {usd(self.held_micros)} held "
+            f"by calls in flight); lower max_tokens or wait until {resets}."
         )
 
 

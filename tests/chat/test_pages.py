@@ -113,7 +113,7 @@ def test_costs_below_a_cent_keep_their_micro_dollars():
     assert usd(42) == "$0.000042"
     assert usd(12_345) == "$0.0123"
     assert usd(12_340_000) == "$12.34"
-    assert usd(None) == "$0.000000"
+    assert usd(None) == "$0.00"
 
 
 def test_the_composer_is_warned_when_a_turns_worst_case_passes_the_budget(alice_client, alice):

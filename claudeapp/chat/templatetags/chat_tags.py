@@ -3,6 +3,7 @@ from __future__ import annotations
 from django import template
 from django.utils.safestring import SafeString, mark_safe
 
+from billing import money
 from claudeapp.chat import markdown
 
 register = template.Library()
@@ -15,10 +16,5 @@ def render_markdown(text: str) -> SafeString:
 
 @register.filter
 def usd(micros: int | None) -> str:
-    """Micro-dollars as a readable amount: $12.34, $0.0123, or $0.000042 for a short Haiku answer."""
-    micros = micros or 0
-    if micros >= 1_000_000:
-        return f"${micros / 1_000_000:,.2f}"
-    if micros >= 100:
-        return f"${micros / 1_000_000:.4f}"
-    return f"${micros / 1_000_000:.6f}"  # exact to the micro-dollar, so a cheap answer never looks free
+    """Micro-dollars as the console shows them (billing.money: one rule everywhere); none is $0.00."""
+    return money.usd(micros or 0)

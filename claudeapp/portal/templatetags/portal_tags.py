@@ -2,11 +2,12 @@ from __future__ import annotations
 
 from django import template
 
+from billing import money
+
 register = template.Library()
 
 
 @register.filter
 def dollars(micros: int | None) -> str:
-    """Micro-dollars as dollars: $12.34 for large sums, six decimals for small ones."""
-    micros = micros or 0
-    return f"${micros / 1_000_000:,.2f}" if abs(micros) >= 1_000_000 else f"${micros / 1_000_000:.6f}"
+    """Micro-dollars as the console and the chat show them (billing.money); none is $0.00."""
+    return money.usd(micros or 0)
