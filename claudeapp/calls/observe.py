@@ -73,7 +73,7 @@ def ended(admission: Admission, ending: Any, recorded: Any) -> None:
         **_billed(recorded, result.usage),
     )
     fields["duration_ms"] = _duration_ms(ctx)
-    _emit(fields)
+    emit(fields)
 
 
 def failed(admission: Admission, error: BaseException, recorded: Any) -> None:
@@ -93,7 +93,7 @@ def failed(admission: Admission, error: BaseException, recorded: Any) -> None:
         **_billed(recorded, {}),
     )  # fmt: skip
     fields["duration_ms"] = _duration_ms(ctx)
-    _emit(fields)
+    emit(fields)
 
 
 def refused(*, principal: Any, requested_model: str, error: BaseException) -> None:
@@ -113,7 +113,7 @@ def refused(*, principal: Any, requested_model: str, error: BaseException) -> No
         "model_requested": requested_model,
         "duration_ms": _duration_ms(ctx),
     }
-    _emit(fields)
+    emit(fields)
 
 
 def interrupted(*, record: Any, entry: Any) -> None:
@@ -136,7 +136,7 @@ def interrupted(*, record: Any, entry: Any) -> None:
         "duration_ms": None,
         **_billed(entry, {}),
     }
-    _emit(fields)
+    emit(fields)
 
 
 def status_of(ending: Any) -> str:
@@ -186,7 +186,9 @@ def _billed(recorded: Any, usage: dict[str, int]) -> dict[str, Any]:
     }
 
 
-def _emit(fields: dict[str, Any]) -> None:
+def emit(fields: dict[str, Any]) -> None:
+    """One call's line, to every sink (the request log) and the "call ..." log line: for endings recorded
+    outside this module (a job attempt's, claudeapp/ops/job_calls.py)."""
     for sink in _sinks:
         sink(fields)
     if not log.isEnabledFor(logging.INFO):

@@ -54,9 +54,7 @@ def _log_attempt(ctx: logcontext.Context) -> None:
     else:
         metrics.call_ended(surface="jobs", status=status, model=model)
     fields = _fields(row, status, refusal, elapsed)
-    # observe's one emitter: the sinks, then the same "call ..." line on the same logger. (It has no public
-    # name yet; calls/ is not this module's to change.)
-    observe._emit(fields)
+    observe.emit(fields)  # the sinks, then the same "call ..." line on the same logger
 
 
 def _fields(row: dict[str, Any], status: str, refusal: str | None, elapsed: float) -> dict[str, Any]:
