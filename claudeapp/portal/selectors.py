@@ -19,6 +19,7 @@ from claudeapp.api import budget_alerts, keys
 from claudeapp.api.models import PartnerKey
 from claudeapp.jobs import webhooks
 from claudeapp.portal.models import KeyAllowance
+from claudeapp.requestlog.models import RequestLog
 
 SURFACES = {
     "upstream": "API (stateless)",
@@ -122,14 +123,19 @@ def _surface(entry: LedgerEntry) -> str:
 
 
 def recent_calls(owner: Any, *, limit: int = 50) -> list[dict[str, Any]]:
-    """The newest billed calls (the ledger: no prompt text is ever stored there)."""
+    """The newest calls billed to the owner (the ledger) and the ones refused or failed before any bill
+    (the request log: a 402, a 429, an upstream error), newest first. No prompt text is ever shown."""
     names = {key.pk: key.name for key in PartnerKey.objects.filter(owner_id=owner.pk)}
+
+    def who(kind: str, pk: int) -> str:
+        return "Browser" if kind == "user" else names.get(pk, "key")
+
     entries = LedgerEntry.objects.filter(_billed_to(owner)).order_by("-created_at", "-id")[:limit]
-    return [
+    billed = [
         {
             "at": entry.created_at,
             "surface": _surface(entry),
-            "who": "Browser" if entry.principal_kind == "user" else names.get(entry.principal_id, "key"),
+            "who": who(entry.principal_kind, entry.principal_id),
             "model": entry.model_id,
             "status": "billed",
             "input_tokens": entry.input_tokens + entry.cache_write_5m_tokens + entry.cache_write_1h_tokens,
@@ -140,6 +146,25 @@ def recent_calls(owner: Any, *, limit: int = 50) -> list[dict[str, Any]]:
         }
         for entry in entries
     ]
+    unbilled = RequestLog.objects.filter(
+        _billed_to(owner), status__in=(RequestLog.Status.REFUSED, RequestLog.Status.FAILED)
+    ).order_by("-created_at", "-id")[:limit]
+    refused = [
+        {
+            "at": row.created_at,
+            "surface": row.surface,
+            "who": who(row.principal_kind, row.principal_id),
+            "model": row.model_used or row.model_requested,
+            "status": f"{row.get_status_display().lower()} ({row.http_status or '-'} {row.error_type})".strip(),
+            "input_tokens": 0,
+            "cache_read_tokens": 0,
+            "output_tokens": 0,
+            "cost_micros": 0,
+            "request_id": row.request_id,
+        }
+        for row in unbilled
+    ]
+    return sorted(billed + refused, key=lambda call: call["at"], reverse=True)[:limit]
 
 
 def months_billed(owner: Any) -> list[dt.date]:

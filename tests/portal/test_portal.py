@@ -203,3 +203,25 @@ def test_alerts_on_someone_elses_key_or_budget_are_404s(web, owner, partner_key_
     body = {"thresholds": "50", "webhook_url": "https://hooks.example.com/b"}
     assert web.post(f"/portal/keys/{theirs.pk}/budgets/{their_budget.pk}/alerts", body).status_code == 404
     assert web.post(f"/portal/keys/{mine.pk}/budgets/{their_budget.pk}/alerts", body).status_code == 404
+
+
+def test_recent_calls_also_list_the_refused_ones_from_the_request_log(web, owner, partner_key_factory, seeded):
+    from claudeapp.requestlog.models import RequestLog
+
+    key = partner_key_factory(owner=owner, name="prod")
+    _bill(Principal(kind="partner_key", id=key.pk, user_id=owner.pk), "claude-haiku-5-5", 1)
+    RequestLog.objects.create(
+        created_at=timezone.now(), principal_kind="partner_key", principal_id=key.pk, surface="anthropic",
+        status=RequestLog.Status.REFUSED, http_status=402, error_type="billing_error",
+        model_requested="claude-opus-5-5", request_id="req_refused_1",
+    )  # fmt: skip
+    other = partner_key_factory(name="someone else's")  # another owner's refusal stays theirs
+    RequestLog.objects.create(
+        created_at=timezone.now(), principal_kind="partner_key", principal_id=other.pk, surface="anthropic",
+        status=RequestLog.Status.REFUSED, http_status=429, request_id="req_not_mine",
+    )  # fmt: skip
+    calls = web.get("/portal/calls").content.decode()
+    assert calls.count("<tr>") == 3  # header, the refusal (newest), the billed call
+    assert "refused (402 billing_error)" in calls and "req_refused_1" in calls and "claude-opus-5-5" in calls
+    assert "req_not_mine" not in calls
+    assert calls.index("req_refused_1") < calls.index("req_1")
