@@ -26,6 +26,7 @@ from django.utils.html import format_html
 from billing import budgets, money, selectors
 from billing.ledger import billing_day
 from billing.models import (
+    AlertSubscription,
     Budget,
     BudgetAlert,
     DailyRollup,
@@ -399,6 +400,22 @@ class BudgetAlertAdmin(ReadOnlyAdmin):
     @admin.display(description="limit", ordering="limit_micros")
     def limit(self, obj: BudgetAlert) -> str:
         return _dollars(obj.limit_micros)
+
+
+@admin.register(AlertSubscription)
+class AlertSubscriptionAdmin(ReadOnlyAdmin):
+    """Partners' own alerts on budgets covering their keys (set by API or portal, not here): seen, so an
+    operator knows who is told what; the partner changes or removes them."""
+
+    list_display = ["budget", "key", "thresholds", "webhook_url", "updated_at"]
+    list_filter = ["budget__scope"]
+    list_select_related = ["budget"]
+    search_fields = ["webhook_url"]
+
+    @admin.display(description="partner key")
+    def key(self, obj: AlertSubscription) -> str:
+        label = selectors.principal_labels([("partner_key", obj.partner_key_id)])[("partner_key", obj.partner_key_id)]
+        return format_html('<a href="{}">{}</a>', label.url, label.name) if label.url else label.name
 
 
 @admin.register(RateLimitPolicy)

@@ -121,3 +121,17 @@ def test_staff_with_exactly_the_ledger_permission_see_the_dashboard_and_export(c
 def test_out_of_range_export_dates_are_400(staff_client):
     for query in ("to=9999-12-31", "from=0001-01-01", "from=2026-01-01&to=9999-12-31"):
         assert staff_client.get(f"/billing/ledger.csv?{query}").status_code == 400, query
+
+
+def test_partners_own_budget_alerts_are_listed_for_the_operator_by_key_name(staff_client, budget_factory, user_factory):
+    from billing.models import AlertSubscription
+    from claudeapp.api import keys
+
+    key, _ = keys.create_key(owner=user_factory(), name="acme-prod", scopes=["messages"])
+    budget = budget_factory(scope="partner_key", scope_id=key.pk)
+    AlertSubscription.objects.create(
+        budget=budget, partner_key_id=key.pk, thresholds=[50, 90], webhook_url="https://hooks.example.com/a"
+    )
+    page = staff_client.get(reverse("admin:billing_alertsubscription_changelist")).content.decode()
+    assert "acme-prod" in page and "https://hooks.example.com/a" in page
+    assert staff_client.get(reverse("admin:billing_alertsubscription_add")).status_code == 403  # the partner's to set
