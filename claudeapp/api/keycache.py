@@ -193,15 +193,14 @@ async def alookup(prefix: str, load: Callable[[str], Awaitable[Snapshot | None]]
 
 def invalidate(prefix: str | None = None) -> None:
     """Make every cached copy of every key stale, in every process, now: this process's at once,
-    the others' by the version and the revocation message (one round trip)."""
+    the others' by the version and the revocation message."""
     _drop_all()
     try:
-        pipe = _client().pipeline(transaction=False)
+        client = _client()  # a rare admin-side write: three plain commands, in this order
         if prefix is not None:
-            pipe.delete(_rkey("snap", prefix))
-        pipe.incr(_rkey("version"))
-        pipe.publish(_channel(), prefix or "*")
-        pipe.execute()
+            client.delete(_rkey("snap", prefix))
+        client.incr(_rkey("version"))
+        client.publish(_channel(), prefix or "*")
     except UNAVAILABLE:
         pass  # Redis is away from here: nothing can reach the others (their copies expire on their own)
 

@@ -99,11 +99,16 @@ async def test_a_middleware_added_to_settings_runs_on_the_partner_call_endpoints
     assert "set-cookie" not in response.headers
 
 
-async def test_request_signals_reach_sync_and_async_receivers_and_sync_ones_stay_on_the_loop():
+def test_request_signals_reach_sync_and_async_receivers_and_sync_ones_stay_on_the_loop():
     """The lean handler runs the request signals on the event loop when nothing needs a thread: every
     receiver still gets each signal once per request, a sync one on the loop's own thread, and an
-    async receiver (which Django's `send` cannot call from the loop) sends them Django's way."""
+    async receiver (which Django's `send` cannot call from the loop) sends them Django's way.
+
+    Served from a thread of its own, as uvicorn serves from a loop whose context opened no database
+    connection (this test process's main thread has one, from the tests before)."""
+    import asyncio
     import threading
+    from concurrent.futures import ThreadPoolExecutor
 
     from django.core import signals
 
@@ -115,19 +120,23 @@ async def test_request_signals_reach_sync_and_async_receivers_and_sync_ones_stay
     async def async_receiver(signal, **kwargs):
         seen.append(("async", threading.current_thread().name))
 
-    loop_thread = threading.current_thread().name
+    async def scenario() -> str:
+        await _call("POST", "/anthropic/v1/messages", json={})
+        return threading.current_thread().name
+
     for sig in (signals.request_started, signals.request_finished):
         sig.connect(sync_receiver, dispatch_uid=f"test-sync-{id(sig)}")
     try:
-        await _call("POST", "/anthropic/v1/messages", json={})
-        assert seen == [("sync", loop_thread), ("sync", loop_thread)]
+        with ThreadPoolExecutor(1, thread_name_prefix="fresh-loop") as fresh:
+            loop_thread = fresh.submit(asyncio.run, scenario()).result()
+            assert seen == [("sync", loop_thread), ("sync", loop_thread)]
 
-        seen.clear()
-        signals.request_finished.connect(async_receiver, dispatch_uid="test-async")
-        try:
-            await _call("POST", "/anthropic/v1/messages", json={})
-        finally:
-            signals.request_finished.disconnect(dispatch_uid="test-async")
+            seen.clear()
+            signals.request_finished.connect(async_receiver, dispatch_uid="test-async")
+            try:
+                fresh.submit(asyncio.run, scenario()).result()
+            finally:
+                signals.request_finished.disconnect(dispatch_uid="test-async")
         assert seen[0] == ("sync", loop_thread)  # request_started: still no async receiver
         assert sorted(kind for kind, _ in seen[1:]) == ["async", "sync"]
         assert [name for kind, name in seen[1:] if kind == "sync"] != [loop_thread]  # Django's thread hop

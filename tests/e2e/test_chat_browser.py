@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from django.db import connection
 
+from billing import money
 from claudeapp.conversations import services
 from claudeapp.conversations.models import Message
 from claudeapp.jobs import runner
@@ -74,8 +75,9 @@ def test_login_then_enter_sends_and_the_answer_streams_then_shows_model_tokens_a
     answer = page.locator(ANSWER).last
     assert re.fullmatch(r"claude-\w+-5-5", answer.locator(".meta .model").inner_text())
     assert re.fullmatch(r"\d+ in · \d+ out", answer.locator(".meta .tokens").inner_text())
-    assert re.fullmatch(r"\$\d+\.\d{4}", answer.locator(".meta .cost").inner_text())
-    assert Message.objects.get(role="assistant").cost_micros > 0  # billed, even when it rounds to $0.0000
+    cost_micros = Message.objects.get(role="assistant").cost_micros
+    assert cost_micros > 0  # billed, and shown by the one money rule (billing.money: micro-dollars under a cent)
+    assert answer.locator(".meta .cost").inner_text() == money.usd(cost_micros)
     assert "/c/" in page.url  # the new conversation got its own address
     assert page.locator("#prompt").input_value() == ""
 
@@ -191,7 +193,7 @@ def test_a_background_answer_goes_live_on_the_jobs_page_and_lands_in_the_convers
     run_job_like_a_worker(Job.objects.get().pk)
 
     jobs_page.locator("tr.job.status-succeeded").wait_for()  # no reload: the page polls
-    assert re.fullmatch(r"\$\d+\.\d{4}", jobs_page.locator("tr.job .cost").inner_text())
+    assert jobs_page.locator("tr.job .cost").inner_text() == money.usd(Job.objects.get().cost_micros)
     jobs_page.screenshot(path=str(artifacts / "jobs.png"), full_page=True)
     wait_for_answers(page, 1)  # the conversation tab swapped the queued answer for the real one
     assert "hermit crab" in page.locator(f"{ANSWER} .body").inner_text()
