@@ -125,6 +125,14 @@ class CoalescedBody:
             self._writer = None
 
 
+async def _send(signal: Signal, sender: type, **kwargs: Any) -> None:
+    """`signal` to its receivers: on the loop when `_on_loop` allows, else Django's way (a thread)."""
+    if _on_loop(signal, sender):
+        signal.send(sender=sender, **kwargs)
+    else:
+        await signal.asend(sender=sender, **kwargs)
+
+
 class LoopSignalsHandler(ASGIHandler):
     """Django's `ASGIHandler.handle`, step for step, with the request signals and response.close() on
     the event loop when `_on_loop` allows (see the module docstring)."""
@@ -135,10 +143,7 @@ class LoopSignalsHandler(ASGIHandler):
         except RequestAborted:
             return
         set_script_prefix(get_script_prefix(scope))
-        if _on_loop(signals.request_started, self.__class__):
-            signals.request_started.send(sender=self.__class__, scope=scope)
-        else:
-            await signals.request_started.asend(sender=self.__class__, scope=scope)
+        await _send(signals.request_started, self.__class__, scope=scope)
         request, error_response = self.create_request(scope, body_file)
         if request is None:
             body_file.close()
@@ -172,10 +177,7 @@ class LoopSignalsHandler(ASGIHandler):
         try:
             response = tasks[1].result()
         except asyncio.CancelledError:
-            if _on_loop(signals.request_finished, self.__class__):
-                signals.request_finished.send(sender=self.__class__)
-            else:
-                await signals.request_finished.asend(sender=self.__class__)
+            await _send(signals.request_finished, self.__class__)
         else:
             await self._close(response)
         body_file.close()
