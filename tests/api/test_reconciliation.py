@@ -275,7 +275,11 @@ def test_non_streamed_calls_match_too(live_gateway, emulator, roomy_budget, key,
 
 
 def test_a_budget_race_with_documents_never_passes_the_limit(live_gateway, emulator, key):
-    """Eight parallel calls each carrying a 108k-character document, against a budget sized for 1.6."""
+    """Eight parallel calls each carrying a 108k-character document, against a budget sized for 1.6.
+
+    The upstream holds each answer 2 s ([[latency]]), so every call is admitted while the first one's
+    hold stands: without it a slow client thread could arrive after the first call settled at its
+    actual cost (about half its worst case) and fairly get the room that freed."""
     import concurrent.futures
 
     from billing import prices
@@ -291,7 +295,7 @@ def test_a_budget_race_with_documents_never_passes_the_limit(live_gateway, emula
                 "role": "user",
                 "content": [
                     {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "x" * 108_000}},
-                    {"type": "text", "text": "Summarise."},
+                    {"type": "text", "text": "Summarise. [[latency:2000]]"},
                 ],
             }
         ],
