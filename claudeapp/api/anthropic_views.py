@@ -65,7 +65,9 @@ async def messages(request: HttpRequest) -> HttpResponse:
         anthropic_version.check_body(body, request.META["HTTP_ANTHROPIC_VERSION"])
         model, spec, stream = anthropic_request(body, cap=None)
         spec = replace(spec, headers=anthropic_version.upstream_headers(request), direct=direct)
-        admission, spec = await run.admit(principal=request.principal, requested_model=model, spec=spec)
+        admission, spec = await run.admit(
+            principal=request.principal, requested_model=model, spec=spec, streamed=stream
+        )
         if stream:
             events = run.stream(admission=admission, spec=spec, raw_events=True)
             first = await anext(events)  # nothing can answer: the last upstream error, as Anthropic would say it

@@ -66,7 +66,9 @@ async def _stateless_turn(request: HttpRequest, v: dict[str, Any], max_tokens: i
     spec = CallSpec(
         messages=messages, max_tokens=max_tokens, system=v.get("system"), route_tags=v.get("metadata") or {}
     )
-    admission, spec = await run.admit(principal=request.principal, requested_model=v.get("model") or "auto", spec=spec)
+    admission, spec = await run.admit(
+        principal=request.principal, requested_model=v.get("model") or "auto", spec=spec, streamed=v["stream"]
+    )
     if not v["stream"]:
         done = await run.complete(admission=admission, spec=spec)
         return _json(stateless_message(done), admission.headers())

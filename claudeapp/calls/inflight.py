@@ -187,11 +187,6 @@ class Tracker:
         if now - self.last_checkpoint >= settings.CALLS_INFLIGHT_CHECKPOINT_SECONDS:
             self._fire({"out": str(self.output)})
 
-    def ended(self, result: GatewayResult) -> None:
-        """The upstream call ended (the answer or the stream's end): its exact figures, in case the
-        process dies between here and settlement's delete."""
-        self._fire(_final_fields(result))
-
     def _fire(self, fields: dict[str, str]) -> None:
         self.last_checkpoint = time.monotonic()
         args: list[object] = [x for pair in fields.items() for x in pair]
@@ -290,15 +285,55 @@ async def _astart(fields: dict[str, str]) -> None:
     await pipe.execute()
 
 
+def open_at_admission(*, admission: Any, streamed: bool) -> Tracker:
+    """The start written by admission's own thread, for a call that follows at once (the stateless
+    surfaces): one pipelined round trip on the sync client, where the async start costs a task and
+    the async client's round trip per call. A process killed between here and the upstream request
+    has its call billed at the hold's bound, like a worker's job attempt (`open_sync`)."""
+    tracker = Tracker(call_id="", streamed=streamed, max_tokens=admission.max_tokens)
+    tracker.last_checkpoint = time.monotonic()
+    tracker.call_id = open_sync(
+        principal=admission.principal, reservation=admission.reservation, model_id=admission.decision.model_id,
+        input_tokens=admission.input_tokens, max_tokens=admission.max_tokens, kind="message", streamed=streamed,
+    ) or ""  # fmt: skip
+    admission.inflight = tracker if tracker.call_id else None
+    return tracker
+
+
+def for_call(*, admission: Any, streamed: bool) -> Tracker:
+    """The call's record: the one admission wrote (when it did), else written now from a task."""
+    tracker = getattr(admission, "inflight", None)
+    if tracker is not None and tracker.streamed == streamed:
+        return tracker
+    return open_async(admission=admission, streamed=streamed)
+
+
+def ended_sync(admission: Any, result: GatewayResult) -> None:
+    """The upstream call's exact figures on its record, written by the settling thread before the
+    ledger (a process that dies between the ledger and the record's delete is then seen as billed).
+    An async start must have landed first (`Tracker.landed()`): a checkpoint never creates a record."""
+    tracker = getattr(admission, "inflight", None)
+    if tracker is None or not tracker.call_id:
+        return
+    checkpoint_sync(tracker.call_id, **_final_fields(result))
+
+
 def open_sync(
-    *, principal: Principal, reservation: Reservation, model_id: str, input_tokens: int, max_tokens: int, kind: str
+    *,
+    principal: Principal,
+    reservation: Reservation,
+    model_id: str,
+    input_tokens: int,
+    max_tokens: int,
+    kind: str,
+    streamed: bool = False,
 ) -> str | None:
     """The sync start (a worker's job attempt): written before the call, one round trip. The call id,
     or None when Redis could not take it."""
     call_id = uuid.uuid4().hex
     fields = _start_fields(
         call_id=call_id, principal=principal, reservation=reservation, model_id=model_id,
-        input_tokens=input_tokens, max_tokens=max_tokens, streamed=False, kind=kind,
+        input_tokens=input_tokens, max_tokens=max_tokens, streamed=streamed, kind=kind,
     )  # fmt: skip
     try:
         pipe = redisconn.client().pipeline(transaction=False)

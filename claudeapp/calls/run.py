@@ -134,7 +134,9 @@ def upstream_user_id(principal: Principal) -> str:
     return f"cgw-{digest[:32]}"
 
 
-def _admit(*, principal: Principal, requested_model: str, spec: CallSpec, subject: str) -> tuple[Admission, CallSpec]:
+def _admit(
+    *, principal: Principal, requested_model: str, spec: CallSpec, subject: str, streamed: bool | None = None
+) -> tuple[Admission, CallSpec]:
     if spec.strict_max_tokens:
         check_max_tokens(spec.max_tokens, requested_model)
     spec = replace(spec, max_tokens=cap_max_tokens(spec.max_tokens, requested_model))
@@ -154,7 +156,10 @@ def _admit(*, principal: Principal, requested_model: str, spec: CallSpec, subjec
         observe.refused(principal=principal, requested_model=requested_model, error=exc)
         raise
     # `auto` may have chosen a model with a smaller ceiling than the largest.
-    return admitted, replace(spec, max_tokens=cap_max_tokens(spec.max_tokens, admitted.decision.model_id))
+    spec = replace(spec, max_tokens=cap_max_tokens(spec.max_tokens, admitted.decision.model_id))
+    if streamed is not None:
+        inflight.open_at_admission(admission=admitted, streamed=streamed)
+    return admitted, spec
 
 
 def admit_sync(
@@ -165,10 +170,15 @@ def admit_sync(
 
 
 async def admit(
-    *, principal: Principal, requested_model: str, spec: CallSpec, subject: str = ""
+    *, principal: Principal, requested_model: str, spec: CallSpec, subject: str = "", streamed: bool | None = None
 ) -> tuple[Admission, CallSpec]:
-    """Route, rate-limit and reserve. Raises routing.errors.*, billing.errors.* (nothing to undo then)."""
-    return await in_db_thread(_admit)(principal=principal, requested_model=requested_model, spec=spec, subject=subject)
+    """Route, rate-limit and reserve. Raises routing.errors.*, billing.errors.* (nothing to undo then).
+
+    `streamed` says the upstream call follows at once (the stateless surfaces): its write-ahead record
+    is then written by admission's thread (calls/inflight.py), not by a task of the call's own."""
+    return await in_db_thread(_admit)(
+        principal=principal, requested_model=requested_model, spec=spec, subject=subject, streamed=streamed
+    )
 
 
 def _params(admission: Admission, spec: CallSpec) -> dict[str, Any]:
@@ -292,7 +302,7 @@ async def complete(
 async def _complete(
     admission: Admission, spec: CallSpec, record: Record, on_error: OnError | None
 ) -> Completed | Failed:
-    tracker = inflight.open_async(admission=admission, streamed=False)  # the write-ahead record
+    tracker = inflight.for_call(admission=admission, streamed=False)  # the write-ahead record
     try:
         result = await gateway.acomplete(**_params(admission, spec))
     except Exception as exc:
@@ -301,10 +311,19 @@ async def _complete(
         if on_error is None:
             raise
         return Failed(exc, recorded)
-    tracker.ended(result)
     await tracker.landed()
-    entry = await _in_db(record, admission, Ending(result))
+    entry = await _in_db(_ended_then(record), admission, Ending(result))
     return Completed(admission, result, entry)
+
+
+def _ended_then(record: Record) -> Record:
+    """The record step of an answered call, after its exact figures went on its in-flight record."""
+
+    def step(admission: Admission, ending: Ending) -> Any:
+        inflight.ended_sync(admission, ending.result)
+        return record(admission, ending)
+
+    return step
 
 
 # --- stream ---------------------------------------------------------------------------------
@@ -357,7 +376,7 @@ class _Pump:
         self.detached_at: float | None = None
         self.seen: list[str] = []
         self.task: asyncio.Task[None] | None = None
-        self.tracker = inflight.open_async(admission=admission, streamed=True)  # the write-ahead record
+        self.tracker = inflight.for_call(admission=admission, streamed=True)  # the write-ahead record
 
     def start(self) -> None:
         self.task = _keep(asyncio.ensure_future(self._run()))
@@ -417,9 +436,8 @@ class _Pump:
             detached=self.detached_at is not None,
             seen_text="".join(self.seen),
         )
-        self.tracker.ended(result)
         await self.tracker.landed()
-        entry = await _in_db(self.record, self.admission, ending)
+        entry = await _in_db(_ended_then(self.record), self.admission, ending)
         self.queue.put_nowait(
             Completed(self.admission, result, entry, truncated_by=ending.error if truncated else None)
         )

@@ -89,3 +89,42 @@ def test_no_record_outlives_a_settled_call_however_it_ended(live_gateway, budget
     settled_ledger()
     wait_until(lambda: inflight.records() == [], timeout=10, what="the record dropped at settlement")
     assert LedgerEntry.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("path", "fault"),
+    [(path, fault) for path in ("/anthropic/v1/messages", "/api/v1/messages") for fault in ("", "[[fault:500]]")],
+)
+def test_a_stateless_call_s_record_is_written_at_admission_and_gone_once_settled(
+    live_gateway, budget, key, path, fault
+):
+    """The stateless surfaces write the record in admission's thread, before the upstream request (no
+    task of the call's own): while upstream holds the answer the record is there, not streamed, with
+    the hold; once the call is billed (or failed and its hold given back) it is gone."""
+    import httpx
+
+    headers = {"x-api-key": key.raw, "anthropic-version": "2023-06-01", "authorization": f"Bearer {key.raw}"}
+    body = {"model": "claude-haiku-5-5", "max_tokens": 50,
+            "messages": [{"role": "user", "content": f"hold on [[latency:1500]] {fault}"}]}  # fmt: skip
+    answer: dict[str, httpx.Response] = {}
+    thread = threading.Thread(
+        target=lambda: answer.update(r=httpx.post(f"{live_gateway.url}{path}", json=body, headers=headers, timeout=30))
+    )
+    thread.start()
+    try:
+        wait_until(lambda: len(inflight.records()) == 1, timeout=10, what="the record written at admission")
+        (record,) = inflight.records()
+        assert record["streamed"] == "0" and record["res"] and record["amount"] != "0"
+        assert not record.get("final")  # upstream has not answered yet
+    finally:
+        thread.join(30)
+
+    wait_until(lambda: inflight.records() == [], timeout=10, what="the record dropped at settlement")
+    if fault:
+        assert answer["r"].status_code >= 500 and not LedgerEntry.objects.exists()
+        budget.refresh_from_db()
+        assert budget.reserved_micros == 0
+    else:
+        assert answer["r"].status_code == 200, answer["r"].text
+        (entry,) = settled_ledger()
+        assert entry.upstream_message_id == answer["r"].json()["id"]

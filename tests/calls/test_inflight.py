@@ -233,9 +233,9 @@ def test_a_batch_request_s_hold_writes_no_record(person, budget):
     assert inflight.records() == []
 
 
-def test_an_answer_s_end_checkpoint_lands_even_when_it_comes_before_the_start_write(person, budget, monkeypatch):
-    """The end checkpoint (the request id that keeps a settled call from being billed twice) waits for
-    the record's start write: a checkpoint of a record not written yet would be dropped."""
+def test_an_answer_s_end_checkpoint_lands_on_a_record_whose_start_write_was_slow(person, budget, monkeypatch):
+    """The end checkpoint (the request id that keeps a settled call from being billed twice) is written
+    after the record's start write landed: a checkpoint of a record not written yet would be dropped."""
     import asyncio
     from types import SimpleNamespace
 
@@ -261,11 +261,11 @@ def test_an_answer_s_end_checkpoint_lands_even_when_it_comes_before_the_start_wr
 
     async def answer_at_once() -> None:
         tracker = inflight.open_async(admission=admission, streamed=False)
-        tracker.ended(result)  # before the start write has landed
-        await asyncio.gather(*tracker.pending)
+        await tracker.landed()  # what run.py awaits before it hands the ending to the settling thread
         await aclose()
 
     asyncio.run(answer_at_once())
+    inflight.ended_sync(admission, result)  # the settling thread's first step
 
     (record,) = inflight.records()
     assert (record["rid"], record["ek"], json.loads(record["final"])["output_tokens"]) == (
