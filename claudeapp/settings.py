@@ -89,6 +89,10 @@ if env.bool("DB_POOL", default=True):
         "max_size": env.int("DB_POOL_MAX_SIZE", default=20),
         "timeout": env.float("DB_POOL_TIMEOUT", default=10.0),
     }
+# Threads per process that run the calls' database steps (claudeapp/core/dbthread.py): admission and
+# settlement hold a connection only while they run, so this many at most are checked out by calls.
+# Keep it at or under DB_POOL_MAX_SIZE.
+DB_THREADS = env.int("DB_THREADS", default=8)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
