@@ -275,6 +275,8 @@ class Breaker:
         self.local_seconds = local_seconds
         self._closed_until: dict[str, float] = {}  # model -> monotonic time until which "closed" is trusted
         self._local: dict[str, _LocalCircuit] = {}  # model -> this process's own circuit (see the module doc)
+        # (loop, model) -> the answer of the read on its way (None: not a shareable CLOSED)
+        self._reading: dict[tuple[asyncio.AbstractEventLoop, str], asyncio.Future[Ticket | None]] = {}
 
     def _circuit(self, model: str) -> _LocalCircuit:
         circuit = self._local.get(model)
@@ -379,8 +381,29 @@ class Breaker:
     # --- async (ASGI views) ---
 
     async def aallow(self, model: str) -> Ticket:
+        """One read of a model's circuit at a time per event loop: callers that arrive while it is on
+        its way share a CLOSED answer (2,000 streams opened at once otherwise sent 2,000 reads and ran
+        the Redis pool dry); any other answer is theirs to ask for themselves (probes are per caller)."""
         if self._trusted_closed(model):
             return Ticket(model=model, state=BreakerState.CLOSED)
+        key = (asyncio.get_running_loop(), model)
+        reading = self._reading.get(key)
+        if reading is not None:
+            shared = await asyncio.shield(reading)
+            if shared is not None:
+                return shared
+            return await self._aallow(model)
+        reading = self._reading[key] = asyncio.get_running_loop().create_future()
+        ticket: Ticket | None = None
+        try:
+            ticket = await self._aallow(model)
+            return ticket
+        finally:
+            del self._reading[key]
+            closed = ticket is not None and ticket.state is BreakerState.CLOSED and ticket.probe_id is None
+            reading.set_result(Ticket(model=model, state=BreakerState.CLOSED) if closed else None)
+
+    async def _aallow(self, model: str) -> Ticket:
         policy, probe_id = policy_for(model), uuid.uuid4().hex
         try:
             state, granted = await _async().allow(keys=_keys(model), args=self._allow_args(policy, probe_id))

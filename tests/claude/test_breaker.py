@@ -305,3 +305,45 @@ def test_a_probe_released_without_a_verdict_lets_the_next_call_probe(redis_away,
     probe = breaker.allow(model)
     breaker.release(probe)
     assert breaker.allow(model).state is BreakerState.HALF_OPEN
+
+
+def test_callers_that_arrive_together_share_one_read_of_a_closed_circuit(model_id, monkeypatch):
+    """2,000 streams opened at once must not send 2,000 reads (they ran the Redis pool dry): while one
+    read is on its way, the others wait for it and share its CLOSED answer. The read itself is real
+    (Redis); the spy only counts how often it is sent."""
+    model, reads = model_id(), []
+    real = breaker_mod._async
+
+    def counting() -> breaker_mod._Conn:
+        reads.append(1)
+        return real()
+
+    monkeypatch.setattr(breaker_mod, "_async", counting)
+    this = breaker_mod.Breaker(local_seconds=60)
+
+    async def together() -> list[breaker_mod.Ticket]:
+        try:
+            return await asyncio.gather(*(this.aallow(model) for _ in range(50)))
+        finally:
+            await breaker_mod.aclose_connections()
+
+    tickets = asyncio.run(together())
+    assert all(t.state is BreakerState.CLOSED and t.probe_id is None for t in tickets) and len(reads) == 1
+
+
+def test_callers_that_arrive_together_at_a_half_open_circuit_each_ask_for_a_probe(breaker, model_id, clock):
+    """Only a CLOSED answer is shared: after the cooldown each caller asks for itself, so the probe
+    slots stay one per caller (exactly `half_open_probes` of them go through)."""
+    model = model_id()
+    open_circuit(breaker, model)
+    clock.advance(30)
+
+    async def together() -> list[breaker_mod.Ticket]:
+        try:
+            return await asyncio.gather(*(breaker.aallow(model) for _ in range(10)))
+        finally:
+            await breaker_mod.aclose_connections()
+
+    tickets = asyncio.run(together())
+    probes = [t for t in tickets if t.allowed]
+    assert len(probes) == 1 and probes[0].state is BreakerState.HALF_OPEN and probes[0].probe_id
