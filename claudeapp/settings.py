@@ -179,6 +179,10 @@ ANTHROPIC_BASE_URL = env.str(
 )
 ANTHROPIC_TIMEOUT_SECONDS = env.float("ANTHROPIC_TIMEOUT_SECONDS", default=120.0)
 ANTHROPIC_CONNECT_TIMEOUT_SECONDS = env.float("ANTHROPIC_CONNECT_TIMEOUT_SECONDS", default=5.0)
+# How long an idle upstream connection is kept for reuse. Keep it under the idle timeout of whatever
+# answers the gateway's connections (Anthropic's edge, or a proxy in between): a connection the far end
+# is closing as the gateway sends on it fails the call's attempt (retried, and counted by the breaker).
+ANTHROPIC_KEEPALIVE_SECONDS = env.float("ANTHROPIC_KEEPALIVE_SECONDS", default=30.0)
 # Upstream connections one process may hold open (each open stream keeps one): docs/deploy.md.
 ANTHROPIC_POOL_SIZE = env.int("ANTHROPIC_POOL_SIZE", default=4096)
 

@@ -28,6 +28,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ttft-ms", type=float, help="delay before the first content chunk")
     p.add_argument("--chunk-ms", type=float, help="delay between streamed content chunks")
     p.add_argument(
+        "--keep-alive-seconds",
+        type=int,
+        default=75,
+        help="how long an idle client connection stays open (Anthropic's edge keeps them for minutes; "
+        "uvicorn's own 5 s made clients that pool connections for longer send on ones it was closing)",
+    )
+    p.add_argument(
         "--error-rate",
         action="append",
         default=[],
@@ -98,6 +105,7 @@ def main(argv: list[str] | None = None) -> None:
         log_level=args.log_level,
         server_header=False,
         timeout_graceful_shutdown=1,
+        timeout_keep_alive=args.keep_alive_seconds,
     )
     print(f"{READY_PREFIX} http://{host}:{port}", flush=True)
     uvicorn.Server(config).run(sockets=[sock])

@@ -66,7 +66,10 @@ def http_session() -> aiohttp.ClientSession:
     session = _sessions.get(loop)
     if session is None or session.closed:
         connector = aiohttp.TCPConnector(
-            limit=settings.ANTHROPIC_POOL_SIZE, limit_per_host=0, keepalive_timeout=30, ttl_dns_cache=300
+            limit=settings.ANTHROPIC_POOL_SIZE,
+            limit_per_host=0,
+            keepalive_timeout=settings.ANTHROPIC_KEEPALIVE_SECONDS,
+            ttl_dns_cache=300,
         )
         timeout = aiohttp.ClientTimeout(
             total=None, connect=settings.ANTHROPIC_CONNECT_TIMEOUT_SECONDS, sock_read=settings.ANTHROPIC_TIMEOUT_SECONDS
