@@ -29,6 +29,7 @@ from claudeapp.core.redisconn import UNAVAILABLE
 from claudeapp.core.redisconn import aclient as _aclient
 from claudeapp.core.redisconn import client as _client
 from claudeapp.core.redisconn import subscriber as _subscriber
+from claudeapp.core.singleflight import SingleFlight
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +176,7 @@ async def alookup(prefix: str, load: Callable[[str], Awaitable[Snapshot | None]]
     """`lookup` for async views; `load` runs only on a miss in both caches."""
     try:
         client, entry, epoch = _aclient(), _local_hit(prefix), _listener["epoch"]
-        if entry is not None and (_listening() or (await client.get(_rkey("version")) or b"0") == entry.version):
+        if entry is not None and (_listening() or (await _version(client)) == entry.version):
             return entry.snapshot
         version_raw, raw = await client.mget([_rkey("version"), _rkey("snap", prefix)])
         version = version_raw or b"0"
@@ -189,6 +190,20 @@ async def alookup(prefix: str, load: Callable[[str], Awaitable[Snapshot | None]]
     except UNAVAILABLE:
         _local.pop(prefix, None)
         return await load(prefix)
+
+
+_version_reads: SingleFlight[bytes] = SingleFlight()
+
+
+async def _version(client: Any) -> bytes:
+    """The revocation version, read once for the callers of a moment (a lagging listener thread sends
+    every warm lookup here at once)."""
+
+    async def read() -> bytes:
+        return await client.get(_rkey("version")) or b"0"
+
+    version, _ = await _version_reads.run("version", read)
+    return version
 
 
 def invalidate(prefix: str | None = None) -> None:

@@ -35,6 +35,7 @@ from django.conf import settings
 from django.utils.module_loading import import_string
 
 from claudeapp.core import redisconn
+from claudeapp.core.singleflight import SingleFlight
 
 logger = logging.getLogger(__name__)
 
@@ -275,8 +276,7 @@ class Breaker:
         self.local_seconds = local_seconds
         self._closed_until: dict[str, float] = {}  # model -> monotonic time until which "closed" is trusted
         self._local: dict[str, _LocalCircuit] = {}  # model -> this process's own circuit (see the module doc)
-        # (loop, model) -> the answer of the read on its way (None: not a shareable CLOSED)
-        self._reading: dict[tuple[asyncio.AbstractEventLoop, str], asyncio.Future[Ticket | None]] = {}
+        self._reading: SingleFlight[Ticket] = SingleFlight()  # one read of a circuit at a time per loop
 
     def _circuit(self, model: str) -> _LocalCircuit:
         circuit = self._local.get(model)
@@ -381,27 +381,15 @@ class Breaker:
     # --- async (ASGI views) ---
 
     async def aallow(self, model: str) -> Ticket:
-        """One read of a model's circuit at a time per event loop: callers that arrive while it is on
-        its way share a CLOSED answer (2,000 streams opened at once otherwise sent 2,000 reads and ran
-        the Redis pool dry); any other answer is theirs to ask for themselves (probes are per caller)."""
+        """One read of a model's circuit at a time per event loop (core/singleflight.py): callers that
+        arrive while it is on its way share a CLOSED answer; any other answer is theirs to ask for
+        themselves (probe slots are one per caller)."""
         if self._trusted_closed(model):
             return Ticket(model=model, state=BreakerState.CLOSED)
-        key = (asyncio.get_running_loop(), model)
-        reading = self._reading.get(key)
-        if reading is not None:
-            shared = await asyncio.shield(reading)
-            if shared is not None:
-                return shared
+        ticket, shared = await self._reading.run(model, lambda: self._aallow(model))
+        if shared and not (ticket.state is BreakerState.CLOSED and ticket.probe_id is None):
             return await self._aallow(model)
-        reading = self._reading[key] = asyncio.get_running_loop().create_future()
-        ticket: Ticket | None = None
-        try:
-            ticket = await self._aallow(model)
-            return ticket
-        finally:
-            del self._reading[key]
-            closed = ticket is not None and ticket.state is BreakerState.CLOSED and ticket.probe_id is None
-            reading.set_result(Ticket(model=model, state=BreakerState.CLOSED) if closed else None)
+        return ticket
 
     async def _aallow(self, model: str) -> Ticket:
         policy, probe_id = policy_for(model), uuid.uuid4().hex
