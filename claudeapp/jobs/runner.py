@@ -71,6 +71,9 @@ def claim(*, job_id: UUID | str) -> Job | None:
     """Take the next attempt of a runnable job, or None. The attempt is counted before the call,
     so a job that kills its worker every time still runs out of attempts and ends dead."""
     now = timezone.now()
+    # The common case, a due queued job, in one round trip; anything else under the row lock below.
+    if job := transitions.start_queued_attempt(job_id=job_id, now=now, due_by=now + EARLY_SLACK):
+        return job
     with transaction.atomic():
         job = Job.objects.select_for_update(skip_locked=True).filter(pk=job_id).first()
         if job is None or job.mode == Job.Mode.BATCH or not _runnable(job, now):
