@@ -1,7 +1,7 @@
 """Queue throughput: jobs/s through real Celery workers vs the same calls made directly.
 
     .venv/bin/python bench/queue_throughput.py [--workers 2] [--concurrency 8] [--jobs 400]
-        [--latency-ms 200] [--max-seconds 120] [--database claudeapp_bench]
+        [--latency-ms 200] [--max-seconds 120] [--database claudeapp_bench] [--prefetch-multiplier N]
 
 Starts the emulator (loopback, free port) and N `celery worker --pool threads -c C` processes
 against a scratch database (created and migrated here; jobs are deleted at the end), then:
@@ -10,8 +10,11 @@ against a scratch database (created and migrated here; jobs are deleted at the e
   commit) and waits until all are terminal: jobs/s = M / (all done - first create), plus latency;
 - direct: the same M calls with the sync SDK from a thread pool of N x C threads in this process.
 
-Prints both rates and the ratio. Needs Postgres and Redis (REDIS_URL: the broker db is used,
-its `interactive` queue is cleared first). Bounded: M jobs and --max-seconds per phase.
+Prints both rates, the ratio and the workers' CPU per job (utime + stime from /proc over the
+measured queue phase: the number that moves when the machine is shared and the rates are noisy).
+Needs Postgres and Redis (REDIS_URL: the broker db is used, its `interactive` queue is cleared
+first). Bounded: M jobs and --max-seconds per phase. Two runs at once on the same database or
+Redis db wreck each other (each deletes the other's jobs and queued messages): give each its own.
 """
 
 from __future__ import annotations
@@ -52,7 +55,7 @@ def main() -> None:
         prepare_schema()
         workers = start_workers(args, emulator.url)
         try:
-            run(args, emulator.url)
+            run(args, emulator.url, [proc.pid for proc in workers])
         finally:
             for proc in workers:
                 stop(proc)
@@ -108,6 +111,8 @@ def start_workers(args: argparse.Namespace, emulator_url: str) -> list[subproces
         argv = [sys.executable, "-m", "celery", "-A", "claudeapp", "worker", "--pool", "threads",
                 "-c", str(args.concurrency), "-Q", "interactive", "-n", f"bench{n}-{os.getpid()}@%h",
                 "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel", "WARNING"]  # fmt: skip
+        if args.prefetch_multiplier:
+            argv += ["--prefetch-multiplier", str(args.prefetch_multiplier)]
         procs.append(subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=log, start_new_session=True))
     time.sleep(0.5)
     for proc in procs:
@@ -116,7 +121,19 @@ def start_workers(args: argparse.Namespace, emulator_url: str) -> list[subproces
     return procs
 
 
-def run(args: argparse.Namespace, emulator_url: str) -> None:
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU of these processes so far (Linux /proc; 0 elsewhere)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            return 0.0
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def run(args: argparse.Namespace, emulator_url: str, worker_pids: list[int]) -> None:
     from claudeapp.accounts.models import User
     from claudeapp.accounts.principals import Principal
 
@@ -126,10 +143,13 @@ def run(args: argparse.Namespace, emulator_url: str) -> None:
     print(f"emulator latency {args.latency_ms} ms, {args.workers} worker(s) x {args.concurrency} threads,", end=" ")
     print(f"{args.jobs} jobs")
     queue_phase(principal, width * 2, args.max_seconds, args.creators)  # warm: imports, DB pools, SDK connections
+    cpu_before = cpu_seconds(worker_pids)
     rate, create_rate, lat = queue_phase(principal, args.jobs, args.max_seconds, args.creators)
+    worker_cpu_ms = (cpu_seconds(worker_pids) - cpu_before) * 1000 / args.jobs
     direct = direct_phase(emulator_url, args.jobs, width)
     print(f"queue : {rate:8.1f} jobs/s   job latency p50 {lat[0]:.0f} ms, p95 {lat[1]:.0f} ms")
     print(f"        (created at {create_rate:.0f}/s by {args.creators} threads of this process)")
+    print(f"        worker CPU {worker_cpu_ms:.1f} ms per job (all worker processes)")
     print(f"direct: {direct:8.1f} calls/s  (sync SDK, {width} threads, one process)")
     print(f"ratio : {rate / direct:.2f} of direct")
 
@@ -211,6 +231,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--creators", type=int, default=8, help="threads creating jobs (the API's clients)")
     parser.add_argument("--max-seconds", type=float, default=120.0)
     parser.add_argument("--database", default="claudeapp_bench")
+    parser.add_argument("--prefetch-multiplier", type=int, default=0, help="the workers' (default: settings')")
     return parser.parse_args()
 
 

@@ -17,6 +17,7 @@ from typing import Any
 from billing.errors import BudgetExceeded, RateLimited
 from claudeapp.calls.admission import Admission
 from claudeapp.calls.errors import UpstreamBusy
+from claudeapp.claude.errors import NoModelAvailable, UpstreamError
 from claudeapp.claude.results import GatewayResult
 from claudeapp.core import logcontext, metrics
 
@@ -90,6 +91,7 @@ def failed(admission: Admission, error: BaseException, recorded: Any) -> None:
                                                                         if a.request_id), ""),
         attempts=len(attempts),
         error_type=_error_type(error),
+        http_status=failure_status(error),
         **_billed(recorded, {}),
     )  # fmt: skip
     fields["duration_ms"] = _duration_ms(ctx)
@@ -200,6 +202,21 @@ def emit(fields: dict[str, Any]) -> None:
         fields.get("output_tokens", 0), fields.get("cost_micros", 0),
         extra=fields,
     )  # fmt: skip
+
+
+def failure_status(error: BaseException) -> int | None:
+    """A failed call's HTTP status: what upstream answered (the last model tried, when no model could
+    answer; 529 when every circuit was open), else what the gateway answers for no HTTP answer: 504 for
+    a timeout, 502 for a dropped connection. None for a failure that is not upstream's (a bug)."""
+    if isinstance(error, NoModelAvailable):
+        if error.last_error is None:
+            return 529  # every circuit open: the gateway's one status for "nothing can answer now"
+        error = error.last_error
+    if not isinstance(error, UpstreamError):
+        return None
+    if error.status is not None:
+        return error.status
+    return 504 if error.error_type == "timeout" else 502
 
 
 def _error_type(error: BaseException) -> str:

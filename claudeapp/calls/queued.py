@@ -141,6 +141,20 @@ def settle(
     return entry
 
 
+def settle_cost(*, reservation: Reservation, payload: Payload, result: Any) -> int:
+    """What `settle` bills for `result` when its event key is new: budgets.settle's price rule (the
+    hold's price snapshot for the reserved model, the current price for a fallback) on the same usage.
+    No write, so a caller can store the cost before the bill and make the bill its transaction's last
+    statement (the ledger's rollup row is shared by every call of a principal and model in a day: its
+    lock is held from the bill to the commit)."""
+    usage = settlement.usage_from_gateway(
+        run.billed_usage(result, input_bound=local_bound(payload).tokens, max_tokens=int(payload["max_tokens"]))
+    )
+    model_id = result.model_used or reservation.model_id
+    price = reservation.price_version if model_id == reservation.model_id else current_price(model_id=model_id)
+    return costs.compute_cost(price=price, usage=usage, batch=reservation.batch).total_micros
+
+
 def _done_after_commit(call_id: str | None) -> None:
     if call_id:
         transaction.on_commit(lambda: inflight.done(call_id))  # at once outside a transaction

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.module_loading import import_string
@@ -94,6 +94,25 @@ def start_attempt(*, job: Job, now: dt.datetime) -> Job:
     job.save(update_fields=["status", "attempts", "lease_expires_at", "started_at", "next_attempt_at",
                             "reservation_id", "updated_at"])  # fmt: skip
     return job
+
+
+def start_queued_attempt(*, job_id: object, now: dt.datetime, due_by: dt.datetime) -> Job | None:
+    """`start_attempt` for the common claim, in one statement and no transaction: a queue-mode job
+    that is queued, due by `due_by`, holds no budget and has attempts left becomes running with a
+    fresh lease. None for a row in any other state: the caller takes the locked path, which handles
+    takeovers, buries and refusals. A concurrent claim of the same row waits for the first to commit,
+    then finds it running and matches nothing, so one claim wins, as with the row lock."""
+    pk = Job._meta.pk.get_db_prep_value(Job._meta.pk.to_python(job_id), connection)
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in Job._meta.concrete_fields)
+    sql = (
+        f"UPDATE {Job._meta.db_table} SET status = %s, attempts = attempts + 1, lease_expires_at = %s, "  # noqa: S608  (names from model meta)
+        "started_at = %s, next_attempt_at = NULL, updated_at = %s "
+        "WHERE id = %s AND status = %s AND mode = %s AND (next_attempt_at IS NULL OR next_attempt_at <= %s) "
+        f"AND attempts < max_attempts AND reservation_id IS NULL RETURNING {columns}"
+    )
+    lease = now + dt.timedelta(seconds=settings.JOBS_LEASE_SECONDS)
+    params = [S.RUNNING, lease, now, now, pk, S.QUEUED, Job.Mode.QUEUE, due_by]
+    return next(iter(Job.objects.raw(sql, params)), None)
 
 
 def take_into_batch(*, jobs: Sequence[Job], batch: MessageBatch, now: dt.datetime, lease: dt.timedelta) -> None:

@@ -223,6 +223,13 @@ def settle(*, job: Any, reservation: Any, result: Any, attempt: int | None = Non
     return int(entry.cost_micros)
 
 
+def settle_cost(*, job: Any, reservation: Any, result: Any) -> int:
+    """What `settle` will bill for the job's result (its key still unbilled): computed, not written."""
+    from claudeapp.calls import queued
+
+    return queued.settle_cost(reservation=reservation, payload=job.payload, result=result)
+
+
 def settle_failed(*, job: Any, reservation: Any, exc: BaseException) -> None:
     """An attempt that failed: what it consumed upstream is billed under its own key, else the hold goes back."""
     from claudeapp.calls import queued

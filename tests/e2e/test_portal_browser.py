@@ -144,3 +144,77 @@ def test_a_key_owner_sets_budget_alerts_and_sends_a_test_event(portal_page, logi
     page.wait_for_selector(".notice")
     assert not AlertSubscription.objects.exists()
     assert _violations(page) == []
+
+
+def test_a_key_owners_calls_today_show_in_the_usage_by_day_chart(portal_page, login, user_factory, seeded_web):
+    import httpx
+
+    from billing.ledger import billing_day
+    from billing.models import LedgerEntry
+    from claudeapp.portal import selectors
+    from claudeapp.portal.templatetags.portal_tags import dollars
+
+    owner = user_factory(username="ada")
+    key, raw = keys.create_key(owner=owner, name="reports", scopes=["messages"])
+    body = {"model": "claude-haiku-5-5", "max_tokens": 16, "messages": [{"role": "user", "content": "Tide pools?"}]}
+    with httpx.Client(base_url=seeded_web.url, timeout=30, headers={"authorization": f"Bearer {raw}"}) as http:
+        for _ in range(3):
+            assert http.post("/api/v1/messages", json=body).status_code == 200
+    billed = sum(LedgerEntry.objects.filter(principal_kind="partner_key", principal_id=key.pk)
+                 .values_list("cost_micros", flat=True))  # fmt: skip
+    assert billed > 0
+    today = billing_day(timezone.now())
+    # The chart's data: today's bar holds the three calls and what they cost.
+    by_day = selectors.usage(owner)["by_day"]
+    assert [(row["day"], row["requests"], row["cost_micros"]) for row in by_day] == [(today, 3, billed)]
+
+    page = portal_page
+    login(page, owner)
+    page.goto("/portal/usage")
+    bars = page.locator("#by-day .bar-row")
+    assert bars.count() == 1
+    assert bars.first.locator("span").first.inner_text() == today.isoformat()
+    assert bars.first.locator(".num").inner_text() == dollars(billed)
+    assert "width: 100" in bars.first.locator(".bar").get_attribute("style")  # the one day is the tallest
+    assert page.inner_text("[data-figure=total]") == dollars(billed)
+    assert _violations(page) == []
+
+
+def test_a_key_owner_sends_a_test_event_to_their_receiver(portal_page, login, user_factory, emulator, artifacts):
+    import http.server
+    import threading
+
+    from django.db import connection
+
+    from claudeapp.jobs import webhooks
+    from tests.e2e.conftest import PatientWebServer
+    from tests.fixtures.live_web import database_url, web_env
+    from tests.portal.test_portal import _Receiver
+
+    owner = user_factory(username="lovelace")
+    key, _ = keys.create_key(owner=owner, name="events", scopes=["messages"])
+    # The receiver is on loopback, which the SSRF guard refuses in production: a gateway of this test's own
+    # lets private targets through (JOBS_WEBHOOK_ALLOW_PRIVATE, as the server-side portal test does).
+    gateway = PatientWebServer(web_env(database=database_url(connection.settings_dict), emulator_url=emulator.url,
+                                       extra={"JOBS_WEBHOOK_ALLOW_PRIVATE": "1"}))  # fmt: skip
+    receiver = http.server.HTTPServer(("127.0.0.1", 0), _Receiver)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    _Receiver.seen.clear()
+    try:
+        page = portal_page
+        login(page, owner)  # a session cookie for 127.0.0.1, sent to either port
+        page.goto(f"{gateway.url}/portal/")
+        url = f"http://127.0.0.1:{receiver.server_port}/hooks/claude"
+        page.fill(f".webhook[data-key='{key.pk}'] input[name=url]", url)
+        page.click(f".webhook[data-key='{key.pk}'] button[data-action=send-test]")
+        result = page.inner_text(f".webhook[data-key='{key.pk}'] #test-result")
+        assert result.startswith("Test event sent: HTTP 204 in ") and result.endswith("ms, accepted."), result
+        page.screenshot(path=str(artifacts / "portal-test-event.png"), full_page=True)
+        assert _violations(page) == []
+    finally:
+        receiver.shutdown()
+        gateway.stop()
+    [(headers, body)] = _Receiver.seen
+    assert headers["X-Gateway-Event"] == "ping" and b'"type":"ping"' in body
+    secret = keys.webhook_secret(key=key).secret  # the key's own signing secret, shown on the portal
+    assert webhooks.verify(secret=secret, body=body, header=headers["X-Gateway-Signature"])

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 
 import pytest
 from django.db import transaction
+from django.utils import timezone
 
 from billing.models import LedgerEntry
-from claudeapp.jobs import services, upstream
+from claudeapp.jobs import runner, services, upstream
 from claudeapp.jobs.models import Job
 from tests.jobs.conftest import wait_for_status
 
@@ -98,3 +100,27 @@ def test_a_canceled_job_is_not_run_even_when_its_message_arrives(worker, princip
 
     job.refresh_from_db()
     assert job.status == "canceled" and job.attempts == 0
+
+
+def test_a_claim_takes_a_due_queued_job_once_and_leaves_the_rest_to_the_locked_path(
+    no_worker, principal, payload_factory, settings
+):
+    due, later, taken_over = (services.create(principal=principal, payload=payload_factory()) for _ in range(3))
+    Job.objects.filter(pk=later.pk).update(next_attempt_at=timezone.now() + timedelta(minutes=5))
+
+    claimed = runner.claim(job_id=due.pk)  # the one-statement path: the row as it is now, payload decoded
+    assert (claimed.status, claimed.attempts, claimed.payload) == ("running", 1, due.payload)
+    assert claimed.lease_expires_at > timezone.now() and claimed.started_at is not None
+    assert runner.claim(job_id=due.pk) is None  # a second delivery: running with a live lease
+    assert runner.claim(job_id=later.pk) is None and Job.objects.get(pk=later.pk).status == "queued"
+
+    # A running job whose lease ran out is not the fast path's: the locked path takes it over.
+    assert runner.claim(job_id=taken_over.pk).attempts == 1
+    Job.objects.filter(pk=taken_over.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    assert runner.claim(job_id=taken_over.pk).attempts == 2
+    # And a job out of attempts is buried there, as before.
+    Job.objects.filter(pk=taken_over.pk).update(
+        lease_expires_at=timezone.now() - timedelta(seconds=1), attempts=settings.JOBS_MAX_ATTEMPTS
+    )
+    assert runner.claim(job_id=taken_over.pk) is None and Job.objects.get(pk=taken_over.pk).status == "dead"
+    Job.objects.filter(pk=due.pk).update(status="canceled")  # no worker runs its call: end it for the teardown
