@@ -8,9 +8,10 @@ call one ledger line with what every attempt consumed upstream. Sync: workers an
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from django.db import transaction
@@ -91,19 +92,34 @@ def finish(*, ticket: LimitTicket | None, result: Any) -> None:
         limits.finish(ticket=ticket, usage=usage)
 
 
-def hold(*, principal: Principal, model_id: str, payload: Payload, batch: bool, hold_for: dt.timedelta) -> Reservation:
+def hold(
+    *,
+    principal: Principal,
+    model_id: str,
+    payload: Payload,
+    batch: bool,
+    hold_for: dt.timedelta,
+    note: Callable[[Reservation], object] | None = None,
+) -> Reservation:
     """Hold the worst case of one attempt or batch request on the principal's budgets. An attempt's
     upstream call follows at once: its write-ahead record (calls/inflight.py) is written here and
-    travels on the returned hold to settle / settle_failed / release."""
+    travels on the returned hold to settle / settle_failed / release.
+
+    `note(reservation)` records the hold where whoever takes over from a dead worker looks for it (the
+    job row), in the hold's own transaction: a worker killed between the two left a hold nobody knew
+    to give back until the reaper's age limit."""
     bound = input_bound(principal=principal, model_id=model_id, payload=payload, batch=batch)
-    reservation = budgets.reserve(
-        principal=principal,
-        model_id=model_id,
-        input_tokens=bound,
-        max_tokens=int(payload["max_tokens"]),
-        batch=batch,
-        hold_for=hold_for,
-    )
+    with transaction.atomic() if note is not None else contextlib.nullcontext():
+        reservation = budgets.reserve(
+            principal=principal,
+            model_id=model_id,
+            input_tokens=bound,
+            max_tokens=int(payload["max_tokens"]),
+            batch=batch,
+            hold_for=hold_for,
+        )
+        if note is not None:
+            note(reservation)
     if not batch:  # a Message Batch request is not a call in flight: its result is polled for
         reservation.inflight_id = inflight.open_sync(  # type: ignore[attr-defined]
             principal=principal, reservation=reservation, model_id=model_id, input_tokens=bound,

@@ -148,11 +148,12 @@ def submit(*, batch: MessageBatch, jobs: list[Job]) -> bool:
     for job in jobs:
         try:
             upstream.acquire_batch_tokens(job=job, model_id=batch.model)
-            reservation = upstream.reserve(job=job, model_id=batch.model, hold_for=LEASE + dt.timedelta(hours=1))
+            upstream.reserve(
+                job=job, model_id=batch.model, hold_for=LEASE + dt.timedelta(hours=1), note=partial(_note_hold, job)
+            )
         except Exception as exc:
             _not_submitted(job, batch, exc)
             continue
-        Job.objects.filter(pk=job.pk).update(reservation_id=reservation.pk)
         requests.append(job.request)  # type: ignore[attr-defined]
         held.append(job)
     if not requests:
@@ -165,6 +166,10 @@ def submit(*, batch: MessageBatch, jobs: list[Job]) -> bool:
         return False
     _submitted(batch, status, count=len(requests))
     return True
+
+
+def _note_hold(job: Job, reservation: Any) -> None:
+    Job.objects.filter(pk=job.pk).update(reservation_id=reservation.pk)
 
 
 def _not_submitted(job: Job, batch: MessageBatch, exc: Exception) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import random
+from functools import partial
 from typing import Any
 from uuid import UUID
 
@@ -43,8 +44,8 @@ def run(*, job_id: UUID | str) -> None:
         try:
             chain = upstream.model_chain(claimed.routed_model)
             ticket = upstream.acquire_limit(job=claimed, model_id=chain[0])  # the cheapest refusal first
-            reservation = upstream.reserve(job=claimed, model_id=chain[0])
-            beat.reservation_id = _note_hold(claimed, reservation)
+            reservation = upstream.reserve(job=claimed, model_id=chain[0], note=partial(_note_hold, claimed))
+            beat.reservation_id = reservation.pk
             result = upstream.call(models=chain, payload=claimed.payload, upstream_user_id=upstream.user_id_of(claimed))
         except Exception as exc:
             upstream.settle_failed(job=claimed, reservation=reservation, exc=exc)

@@ -7,6 +7,7 @@ package reads as job logic and the seams are easy to see.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -190,8 +191,11 @@ def hold_span() -> dt.timedelta:
     return dt.timedelta(seconds=settings.JOBS_LEASE_SECONDS + 300)
 
 
-def reserve(*, job: Any, model_id: str, hold_for: dt.timedelta | None = None) -> Any:
-    """Hold the worst case for one attempt; the heartbeat keeps extending it while the call runs."""
+def reserve(
+    *, job: Any, model_id: str, hold_for: dt.timedelta | None = None, note: Callable[[Any], object] | None = None
+) -> Any:
+    """Hold the worst case for one attempt; the heartbeat keeps extending it while the call runs.
+    `note` records the hold on the job row in the hold's own transaction (calls/queued.py)."""
     from claudeapp.calls import queued
 
     return queued.hold(
@@ -200,6 +204,7 @@ def reserve(*, job: Any, model_id: str, hold_for: dt.timedelta | None = None) ->
         payload=job.payload,
         batch=job.mode == "batch",
         hold_for=hold_for or hold_span(),
+        note=note,
     )
 
 

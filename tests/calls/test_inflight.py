@@ -226,6 +226,23 @@ def test_a_job_attempt_s_record_lives_from_hold_to_settlement(person, budget, dj
     assert LedgerEntry.objects.get().event_key == "job:1"
 
 
+def test_an_attempt_s_hold_and_its_note_on_the_job_row_are_one_transaction(person, budget):
+    """A worker killed between taking the hold and noting it on the job row left a hold the sweeper
+    could not see (tests/jobs/test_leases.py caught one under load): both land, or neither does."""
+    payload = {"model": MODEL, "max_tokens": 20, "messages": [{"role": "user", "content": "hi"}]}
+
+    def killed_before_the_note_landed(reservation: Reservation) -> None:
+        assert reservation.pk is not None and Budget.objects.get(pk=budget.pk).reserved_micros > 0
+        raise SystemExit("kill -9")  # what the process's death does to an open transaction: no commit
+
+    with pytest.raises(SystemExit):
+        queued.hold(principal=person, model_id=MODEL, payload=payload, batch=False,
+                    hold_for=dt.timedelta(minutes=5), note=killed_before_the_note_landed)  # fmt: skip
+
+    assert not Reservation.objects.exists() and Budget.objects.get(pk=budget.pk).reserved_micros == 0
+    assert inflight.records() == []  # the record follows the hold, never a hold that is not there
+
+
 def test_a_batch_request_s_hold_writes_no_record(person, budget):
     payload = {"model": MODEL, "max_tokens": 20, "messages": [{"role": "user", "content": "hi"}]}
     queued.hold(principal=person, model_id=MODEL, payload=payload, batch=True, hold_for=dt.timedelta(hours=1))
