@@ -25,7 +25,7 @@ from django.utils import timezone
 from billing import ledger, redisconn
 from billing.costs import Usage, worst_case_micros
 from billing.errors import BudgetExceeded
-from billing.models import Budget, BudgetAlert, LedgerEntry, Reservation
+from billing.models import Budget, BudgetAlert, LedgerEntry, PriceVersion, Reservation
 from billing.prices import current_price
 from claudeapp.accounts.principals import Principal
 from claudeapp.core import rows
@@ -237,7 +237,7 @@ def settle(
     billed: the spend is added without releasing a second time.
     """
     model_id = model_id or reservation.model_id
-    price = reservation.price_version if model_id == reservation.model_id else current_price(model_id=model_id)
+    price = settle_price(reservation, model_id)
     principal = Principal(kind=reservation.principal_kind, id=reservation.principal_id, user_id=reservation.user_id)  # type: ignore[arg-type]
     entry = ledger.entry_for(
         principal=principal,
@@ -259,6 +259,12 @@ def settle(
             held = _claim(reservation)
             _charge(reservation, cost=entry.cost_micros, release=reservation.amount_micros if held else 0)
     return entry
+
+
+def settle_price(reservation: Reservation, model_id: str) -> PriceVersion:
+    """The price a settlement bills at: the hold's snapshot for the reserved model (a price edited
+    mid-call does not change it), the current price for a fallback model."""
+    return reservation.price_version if model_id == reservation.model_id else current_price(model_id=model_id)
 
 
 def _settle_one(reservation: Reservation, entry: LedgerEntry) -> LedgerEntry:

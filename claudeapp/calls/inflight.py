@@ -339,27 +339,27 @@ async def _astart(fields: dict[str, str]) -> None:
     await pipe.execute()
 
 
-def open_at_admission(*, admission: Any, streamed: bool) -> Tracker:
+def open_at_admission(*, admission: Any, streamed: bool) -> None:
     """The start written by admission's own thread, for a call that follows at once (the stateless
     surfaces): one pipelined round trip on the sync client, where the async start costs a task and
     the async client's round trip per call. A process killed between here and the upstream request
     has its call billed at the hold's bound, like a worker's job attempt (`open_sync`)."""
-    tracker = Tracker(call_id="", streamed=streamed, max_tokens=admission.max_tokens)
-    tracker.last_checkpoint = time.monotonic()
-    tracker.call_id = open_sync(
+    call_id = open_sync(
         principal=admission.principal, reservation=admission.reservation, model_id=admission.decision.model_id,
         input_tokens=admission.input_tokens, max_tokens=admission.max_tokens, kind="message", streamed=streamed,
-    ) or ""  # fmt: skip
-    admission.inflight = tracker if tracker.call_id else None
-    return tracker
+    )  # fmt: skip
+    admission.inflight = (
+        Tracker(call_id=call_id, streamed=streamed, max_tokens=admission.max_tokens, last_checkpoint=time.monotonic())
+        if call_id
+        else None
+    )
 
 
 def for_call(*, admission: Any, streamed: bool) -> Tracker:
-    """The call's record: the one admission wrote (when it did), else written now from a task."""
+    """The call's record: the one admission wrote (when it did: one record per call, never a second
+    one beside it), else written now from a task."""
     tracker = getattr(admission, "inflight", None)
-    if tracker is not None and tracker.streamed == streamed:
-        return tracker
-    return open_async(admission=admission, streamed=streamed)
+    return tracker if tracker is not None else open_async(admission=admission, streamed=streamed)
 
 
 def ended_sync(admission: Any, result: GatewayResult) -> None:

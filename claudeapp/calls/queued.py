@@ -136,7 +136,7 @@ def settle(
     *, reservation: Reservation, payload: Payload, result: Any, event_key: str, kind: str, subject: str
 ) -> LedgerEntry:
     """One ledger line for the call: its usage and what failed attempts of its chain consumed."""
-    usage = run.billed_usage(result, input_bound=local_bound(payload).tokens, max_tokens=int(payload["max_tokens"]))
+    usage = _billed_usage(payload, result)
     call_id = _inflight_id(reservation)
     # Before the bill: a worker dying between it and the delete leaves a record the reaper finds billed.
     inflight.checkpoint_sync(
@@ -158,17 +158,17 @@ def settle(
 
 
 def settle_cost(*, reservation: Reservation, payload: Payload, result: Any) -> int:
-    """What `settle` bills for `result` when its event key is new: budgets.settle's price rule (the
-    hold's price snapshot for the reserved model, the current price for a fallback) on the same usage.
-    No write, so a caller can store the cost before the bill and make the bill its transaction's last
-    statement (the ledger's rollup row is shared by every call of a principal and model in a day: its
-    lock is held from the bill to the commit)."""
-    usage = settlement.usage_from_gateway(
-        run.billed_usage(result, input_bound=local_bound(payload).tokens, max_tokens=int(payload["max_tokens"]))
-    )
-    model_id = result.model_used or reservation.model_id
-    price = reservation.price_version if model_id == reservation.model_id else current_price(model_id=model_id)
+    """What `settle` bills for `result` when its event key is new: budgets.settle's price rule on the
+    same usage. No write, so a caller can store the cost before the bill and make the bill its
+    transaction's last statement (the ledger's rollup row is shared by every call of a principal and
+    model in a day: its lock is held from the bill to the commit)."""
+    usage = settlement.usage_from_gateway(_billed_usage(payload, result))
+    price = budgets.settle_price(reservation, result.model_used or reservation.model_id)
     return costs.compute_cost(price=price, usage=usage, batch=reservation.batch).total_micros
+
+
+def _billed_usage(payload: Payload, result: Any) -> dict[str, int]:
+    return run.billed_usage(result, input_bound=local_bound(payload).tokens, max_tokens=int(payload["max_tokens"]))
 
 
 def _done_after_commit(call_id: str | None) -> None:
