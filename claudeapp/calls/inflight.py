@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import os
 import socket
 import threading
@@ -288,7 +289,7 @@ def _start_fields(
     return {
         "id": call_id,
         "proc": process_id(),
-        "at": f"{time.time():.3f}",
+        "at": f"{math.floor(time.time() * 1000) / 1000:.3f}",  # never ahead of the clock: records() reads <= now
         "pk": principal.kind,
         "pid": str(principal.id),
         "uid": "" if principal.user_id is None else str(principal.user_id),
