@@ -2,7 +2,7 @@
 
 Hot path: the rules and the model map come from the per-process snapshot (no query), the
 classifier runs only when a rule asks for it and its label is not cached, and storing the
-decision is one INSERT.
+decision is one INSERT, or none for a decision nothing points at (routing/decisionlog.py).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from django.conf import settings
 
 from claudeapp.accounts.principals import Principal
 from claudeapp.core import rows, tokensize
-from routing import engine, modelmap
+from routing import decisionlog, engine, modelmap
 from routing.classifier import ClassifierUsage, aclassify, classify
 from routing.models import RoutingDecision
 from routing.rules import AUTO, CompiledRule, Features, compile_rule_set
@@ -83,16 +83,20 @@ def plan(request: RouteRequest) -> Planned:
     return Planned(f, engine.plan(f, mm, mm.rules), started)
 
 
-def decide(planned: Planned, *, store: bool = True) -> RouteDecision:
+def decide(planned: Planned, *, store: bool = True, later: bool = False) -> RouteDecision:
     """Finish a plan: ask the classifier when a rule said so (a Claude call unless the label is
-    cached), then store the decision. Raises UnknownModel / ModelDisabled for a bad explicit model."""
+    cached), then store the decision: at once, or with `later` queued for the bulk writer when one
+    runs (for a decision no row will hold a foreign key to). Its id is known either way.
+    Raises UnknownModel / ModelDisabled for a bad explicit model."""
     mm = modelmap.get_model_map()
     outcome = planned.outcome
     if isinstance(outcome, engine.NeedsLabel):
         outcome = engine.finish(planned.features, mm, outcome, classify(planned.features.text, mm=mm))
     decision = _decision(outcome, mm, planned.started)
     if store:
-        decision = _with_id(decision, rows.insert(RoutingDecision(**_row(planned.features, decision))))
+        row = _row(planned.features, decision)
+        pk = decisionlog.queue(row) if later and decisionlog.taken() else rows.insert(RoutingDecision(**row))
+        decision = _with_id(decision, pk)
     return decision
 
 

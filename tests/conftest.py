@@ -52,6 +52,17 @@ def _fresh_process_caches():
 
 
 @pytest.fixture(scope="session", autouse=True)
+def _decisions_stored_at_once_in_this_process():
+    """Calls made inside the pytest process store their routing decision at once. Queued
+    (routing/decisionlog.py), this process's request log flusher would write it on its own connection,
+    outside the test's transaction and after it; the live servers (subprocesses) queue theirs, as
+    production does, and tests/routing/test_decisionlog.py turns queueing on where it tests it."""
+    from routing import decisionlog
+
+    decisionlog.take_with(None)
+
+
+@pytest.fixture(scope="session", autouse=True)
 def _close_connection_pools(django_db_setup, django_db_blocker):
     """The psycopg pool keeps connections open; close it before pytest-django drops the test database."""
     yield

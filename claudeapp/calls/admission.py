@@ -64,9 +64,13 @@ def admit(
     previous_model: str | None = None,
     interactive: bool = True,
     subject: str = "",
+    decision_later: bool = False,
 ) -> Admission:
     """Cheap refusals first, and none of them after an upstream call: the rules (no I/O), the rate
     limit, the classifier's own budget hold, the classifier, the input count, the budget hold.
+
+    `decision_later`: no row will hold the routing decision as a foreign key (a stateless call), so
+    it may be written in bulk after the call (routing/decisionlog.py).
 
     Raises routing.errors.*, billing.errors.RateLimited / BudgetExceeded / PriceMissing, UpstreamBusy.
     """
@@ -89,7 +93,7 @@ def admit(
     provisional = planned.provisional_model
     ticket = limits.acquire(principal=principal, model_id=provisional, input_tokens=local.tokens, max_tokens=max_tokens)
     try:
-        decision, classifier_usage = _decide(principal, planned, subject=subject)
+        decision, classifier_usage = _decide(principal, planned, subject=subject, later=decision_later)
         if decision.model_id != provisional:
             ticket = _retake_for(ticket, principal, provisional, decision.model_id, local.tokens, max_tokens)
         prices.current_price(model_id=decision.model_id)  # an unpriced model is refused, never billed at $0
@@ -107,22 +111,24 @@ def admit(
     return Admission(principal, decision, reservation, ticket, bound.tokens, max_tokens, classifier_usage)
 
 
-def _decide(principal: Principal, planned: routing.Planned, *, subject: str) -> tuple[RouteDecision, Usage | None]:
+def _decide(
+    principal: Principal, planned: routing.Planned, *, subject: str, later: bool = False
+) -> tuple[RouteDecision, Usage | None]:
     """The route; when a rule asks the classifier, its worst case is held on the principal's budgets
     first (refused: 402 before any call) and its tokens billed to them as their own ledger line."""
     if not planned.needs_classifier:
-        return routing.decide(planned), None
+        return routing.decide(planned, later=later), None
     mm = modelmap.get_model_map()
     try:
         classifier_model = classifier.classifier_model(mm)
     except RoutingError:
-        return routing.decide(planned), None  # no classifier: the router falls back without a call
+        return routing.decide(planned, later=later), None  # no classifier: the router falls back without a call
     prompt = _classifier_prompt(planned)
     hold = budgets.reserve(
         principal=principal, model_id=classifier_model, input_tokens=prompt.tokens, max_tokens=classifier.MAX_TOKENS
     )
     try:
-        decision = routing.decide(planned)
+        decision = routing.decide(planned, later=later)
     except BaseException:
         budgets.release(reservation=hold)
         raise

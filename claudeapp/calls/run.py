@@ -151,6 +151,7 @@ def _admit(
             metadata={str(k): str(v) for k, v in spec.route_tags.items()},
             previous_model=spec.previous_model,
             subject=subject,
+            decision_later=streamed is not None,  # a stateless call: nothing holds its decision as a key
         )
     except observe.REFUSALS as exc:  # 429 / 402: counted and logged as refused, then answered by the surface
         observe.refused(principal=principal, requested_model=requested_model, error=exc)

@@ -12,6 +12,9 @@ with one COPY on its own connection. A process stopped with SIGTERM flushes what
 tests/requestlog/test_shutdown.py sends the real processes SIGTERM. A kill -9 loses the buffer. If
 Postgres is away the rows wait (up to REQUEST_LOG_MAX_BUFFERED; the oldest are dropped beyond that)
 and the log says how many were lost: the request log must never slow or fail a call.
+
+The same flusher writes the routing decisions the stateless calls queued (routing/decisionlog.py), first:
+a line's prompt excerpt is read from its decision.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from django.conf import settings
 from django.db import connection
 
 from claudeapp.core import logcontext
+from routing import decisionlog
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +70,17 @@ def connect() -> None:
     from claudeapp.calls import observe
 
     observe.add_sink(add)
+    decisionlog.take_with(_nudge)
     # A prefork child exits through os._exit, past atexit: Celery tells it to stop first.
     signals.worker_process_shutdown.connect(_flush_at_exit, weak=False)
+
+
+def _nudge(decisions: int) -> None:
+    """A routing decision was queued: make sure this process's flusher runs, early when many wait."""
+    if _state["pid"] != os.getpid():
+        _start()
+    if decisions >= settings.REQUEST_LOG_FLUSH_ROWS:
+        _wake.set()
 
 
 def pending() -> int:
@@ -80,6 +93,7 @@ def flush() -> int:
     One COPY of plain tuples, not bulk_create: the flusher shares the GIL with the calls this process
     serves, and bulk_create cost ~85 µs of CPU a row (per-value INSERT compilation), COPY ~10 µs."""
     with _flush_lock:
+        _flush_decisions()
         batch = [_rows.popleft() for _ in range(len(_rows))]
         if not batch:
             return 0
@@ -93,6 +107,15 @@ def flush() -> int:
         log.warning("requestlog: %d rows dropped while the buffer was full", _state["dropped"])
         _state["dropped"] = 0
     return len(batch)
+
+
+def _flush_decisions() -> None:
+    """The queued routing decisions, before the lines that name them; a failure there (kept for the next
+    flush) does not keep the lines back."""
+    try:
+        decisionlog.flush()
+    except Exception:
+        log.warning("requestlog: could not write %d routing decisions, kept", decisionlog.pending(), exc_info=True)
 
 
 def _values(item: Row, prompts: dict[int, str]) -> tuple[Any, ...]:
@@ -180,7 +203,7 @@ async def flush_at_shutdown() -> None:
 
 @atexit.register
 def _flush_at_exit(**_: Any) -> None:
-    if _rows:
+    if _rows or decisionlog.pending():
         try:
             flush()
         except Exception:
