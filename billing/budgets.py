@@ -28,7 +28,7 @@ from billing.errors import BudgetExceeded
 from billing.models import Budget, BudgetAlert, LedgerEntry, PriceVersion, Reservation
 from billing.prices import current_price
 from claudeapp.accounts.principals import Principal
-from claudeapp.core import rows
+from claudeapp.core import prepared, rows
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +175,7 @@ def _hold(reservation: Reservation, ids: list[int]) -> Reservation:
         return _hold_one(reservation, ids[0])
     with transaction.atomic():
         params = _starts(timezone.now())
-        with connection.cursor() as cursor:
+        with prepared.cursor() as cursor:
             for pk in ids:
                 cursor.execute(_HOLD_SQL, {**params, "id": pk, "amount": reservation.amount_micros})
                 if cursor.rowcount != 1:
@@ -191,7 +191,7 @@ def _hold_one(reservation: Reservation, pk: int) -> Reservation:
     reservation.budget_ids = [pk]
     insert, values = rows.insert_sql(reservation, select_from="h")
     sql = f"WITH h AS ({_HOLD_SQL} RETURNING id) {insert}"
-    with connection.cursor() as cursor:
+    with prepared.cursor() as cursor:
         cursor.execute(sql, {**_starts(timezone.now()), "id": pk, "amount": reservation.amount_micros, **values})
         row = cursor.fetchone()
     if row is None:
@@ -277,7 +277,7 @@ def _settle_one(reservation: Reservation, entry: LedgerEntry) -> LedgerEntry:
         _starts(timezone.now()),
         reservation=reservation.pk, cost=entry.cost_micros, release=reservation.amount_micros, id=budget_id,
     )  # fmt: skip
-    with connection.cursor() as cursor:  # atomic on its own; on_commit hooks run when it is durable
+    with prepared.cursor() as cursor:  # atomic on its own; on_commit hooks run when it is durable
         cursor.execute(sql, params)
         pk, *charged = cursor.fetchone()
     entry, created = ledger.inserted(entry, pk)
@@ -288,14 +288,14 @@ def _settle_one(reservation: Reservation, entry: LedgerEntry) -> LedgerEntry:
 
 def _claim(reservation: Reservation) -> bool:
     """Delete the reservation row; True only for the one caller that removed it (settle vs release vs reaper)."""
-    with connection.cursor() as cursor:  # plain SQL: no Collector, nothing cascades from a reservation
+    with prepared.cursor() as cursor:  # plain SQL: no Collector, nothing cascades from a reservation
         cursor.execute(_CLAIM_SQL, [reservation.pk])
         return cursor.rowcount == 1
 
 
 def _charge(reservation: Reservation, *, cost: int, release: int) -> None:
     params = _starts(timezone.now())
-    with connection.cursor() as cursor:
+    with prepared.cursor() as cursor:
         for pk in sorted(reservation.budget_ids):
             cursor.execute(_CHARGE_SQL, {**params, "id": pk, "cost": cost, "release": release})
             row = cursor.fetchone()
@@ -310,7 +310,7 @@ def release(*, reservation: Reservation) -> bool:
     with transaction.atomic():
         if not _claim(reservation):
             return False
-        with connection.cursor() as cursor:
+        with prepared.cursor() as cursor:
             for pk in sorted(reservation.budget_ids):
                 cursor.execute(_RELEASE_SQL, {"id": pk, "release": reservation.amount_micros})
     return True

@@ -18,7 +18,7 @@ from django.utils import timezone
 from billing.costs import Usage, compute_cost
 from billing.models import DailyRollup, LedgerEntry, PriceVersion
 from claudeapp.accounts.principals import Principal
-from claudeapp.core import metrics, rows
+from claudeapp.core import metrics, prepared, rows
 
 _TOKEN_COLUMNS = (
     "input_tokens",
@@ -138,7 +138,7 @@ def insert_ctes(entry: LedgerEntry) -> tuple[str, dict[str, Any]]:
 def _insert_with_rollup(entry: LedgerEntry) -> int | None:
     # One statement, so one round trip and atomic on its own (see insert_ctes).
     ctes, params = insert_ctes(entry)
-    with connection.cursor() as cursor:
+    with prepared.cursor() as cursor:
         cursor.execute(f"WITH {ctes} SELECT id FROM e", params)  # noqa: S608  (CTEs from model meta)
         row = cursor.fetchone()
     return row[0] if row else None

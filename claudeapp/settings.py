@@ -93,6 +93,11 @@ if env.bool("DB_POOL", default=True):
 # settlement hold a connection only while they run, so this many at most are checked out by calls.
 # Keep it at or under DB_POOL_MAX_SIZE.
 DB_THREADS = env.int("DB_THREADS", default=8)
+# The budget hold and the settlement run as prepared statements (claudeapp/core/prepared.py); 0 for a
+# pooler that cannot keep them (PgBouncer in transaction mode before 1.21).
+DB_PREPARED_STATEMENTS = env.bool("DB_PREPARED_STATEMENTS", default=True)
+# Django turns psycopg's preparing off; its own (client-binding) cursors never prepare whatever this says.
+DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 5 if DB_PREPARED_STATEMENTS else None
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")

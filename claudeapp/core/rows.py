@@ -43,7 +43,8 @@ def insert_sql(instance: models.Model, *, select_from: str) -> tuple[str, dict[s
     columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
     pk = connection.ops.quote_name(model._meta.pk.column)
     values = {f"v{i}": f.get_db_prep_save(f.pre_save(instance, add=True), connection) for i, f in enumerate(fields)}
-    placeholders = ", ".join(f"%({name})s" for name in values)
+    # Cast: bound server-side (core/prepared.py), a value in a SELECT list has no column to take its type from.
+    placeholders = ", ".join(f"%(v{i})s::{f.cast_db_type(connection)}" for i, f in enumerate(fields))
     sql = (
         f"INSERT INTO {connection.ops.quote_name(model._meta.db_table)} ({columns}) "  # noqa: S608  (names from model meta)
         f"SELECT {placeholders} FROM {select_from} RETURNING {pk}"
