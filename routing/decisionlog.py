@@ -29,7 +29,10 @@ from typing import Any
 import psycopg
 from django.conf import settings
 from django.db import IntegrityError, connection
+from django.db.models import JSONField
 from django.utils import timezone
+
+from claudeapp.core import rows
 
 log = logging.getLogger(__name__)
 
@@ -117,29 +120,22 @@ def _sequence() -> str:
 
 
 @functools.cache
-def _columns() -> tuple[tuple[str, str], ...]:
-    """(attribute, column) of every stored field, the id and created_at included, in the COPY's order."""
+def _columns() -> tuple[tuple[str, str, bool], ...]:
+    """(attribute, column, is JSON) of every stored field, the id and created_at included, in the COPY's order."""
     from routing.models import RoutingDecision
 
-    return tuple((f.attname, f.column) for f in RoutingDecision._meta.concrete_fields)
-
-
-_JSON_FIELDS = frozenset({"group_ids", "metadata"})
+    return tuple((f.attname, f.column, isinstance(f, JSONField)) for f in RoutingDecision._meta.concrete_fields)
 
 
 def _values(pk: int, at: dt.datetime, fields: dict[str, Any]) -> tuple[Any, ...]:
     row = {**fields, "id": pk, "created_at": at}
-    return tuple(json.dumps(row[name]) if name in _JSON_FIELDS else row[name] for name, _ in _columns())
+    return tuple(json.dumps(row[name]) if is_json else row[name] for name, _, is_json in _columns())
 
 
 def _copy(batch: list[tuple[int, dt.datetime, dict[str, Any]]]) -> None:
     from routing.models import RoutingDecision
 
-    columns = ", ".join(connection.ops.quote_name(column) for _, column in _columns())
-    sql = f"COPY {connection.ops.quote_name(RoutingDecision._meta.db_table)} ({columns}) FROM STDIN"
-    with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
-        for item in batch:
-            copy.write_row(_values(*item))
+    rows.copy_in(RoutingDecision, [column for _, column, _ in _columns()], (_values(*item) for item in batch))
 
 
 def _unlinked_from_gone_rules(

@@ -37,4 +37,4 @@ def cursor() -> CursorWrapper:
         raw = psycopg.Cursor(connection.connection)
         if connection.timezone != raw.adapters.get_loader(_TIMESTAMPTZ, Format.TEXT).timezone:
             register_tzloader(connection.timezone, raw)  # as Django's create_cursor does
-        return connection._prepare_cursor(raw)  # Django 5.2's wrapping; pinned by tests/core/test_prepared.py
+        return connection._prepare_cursor(raw)  # Django 5.2's; tests/billing/test_prepared_statements.py

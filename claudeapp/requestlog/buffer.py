@@ -32,7 +32,7 @@ from typing import Any
 from django.conf import settings
 from django.db import connection
 
-from claudeapp.core import logcontext
+from claudeapp.core import logcontext, rows
 from routing import decisionlog
 
 log = logging.getLogger(__name__)
@@ -138,14 +138,10 @@ def _columns() -> tuple[tuple[str, str], ...]:
     return tuple((f.name, f.column) for f in RequestLog._meta.concrete_fields if not f.primary_key)
 
 
-def _copy(rows: list[tuple[Any, ...]]) -> None:
+def _copy(values: list[tuple[Any, ...]]) -> None:
     from claudeapp.requestlog.models import RequestLog
 
-    columns = ", ".join(connection.ops.quote_name(column) for _, column in _columns())
-    sql = f"COPY {connection.ops.quote_name(RequestLog._meta.db_table)} ({columns}) FROM STDIN"
-    with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
-        for row in rows:
-            copy.write_row(row)
+    rows.copy_in(RequestLog, [column for _, column in _columns()], values)
 
 
 def _store_prompts() -> bool:
