@@ -141,13 +141,18 @@ def interrupted(*, record: Any, entry: Any) -> None:
     emit(fields)
 
 
+# A stream that stopped without an error from upstream: it ended before message_stop, its connection
+# dropped, or it went silent past the read timeout.
+_CUT_TYPES = frozenset({"stream_cut", "connection_error", "timeout"})
+
+
 def status_of(ending: Any) -> str:
     """complete, disconnect (the reader left; billed once read to the end), cut (the stream broke
-    after output went out) or error (upstream sent an error after output went out)."""
+    after output went out) or error (upstream sent an error event after output went out)."""
     if ending.detached:
         return "disconnect"
     if ending.error is not None:
-        return "cut" if getattr(ending.error, "error_type", "") == "stream_cut" else "error"
+        return "cut" if getattr(ending.error, "error_type", "") in _CUT_TYPES else "error"
     return "complete"
 
 
