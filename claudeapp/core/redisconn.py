@@ -7,7 +7,8 @@ Two clients share one configuration (settings, docs/deploy.md):
 
 Both draw from a *blocking* pool of REDIS_POOL_SIZE connections: under a burst a caller waits up to
 REDIS_TIMEOUT_SECONDS for a free connection instead of opening one more (redis-py's default pool
-refuses past its size; thousands of open streams must not each want a socket). Commands time out
+refuses past its size; thousands of open streams must not each want a socket; the loop's pool also
+tells its own lag from a full pool, see `_LoopPool`). Commands time out
 after REDIS_TIMEOUT_SECONDS too: a slow Redis costs a request milliseconds, never seconds, and every
 caller decides what "unavailable" means for it (limits and the breaker fail open, caches read
 Postgres). Replies are bytes; callers decode what they read.
@@ -18,7 +19,9 @@ Django's cache (CACHES, count_tokens answers) keeps its own client: it is Django
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
+from typing import Any
 
 import redis
 import redis.asyncio as aioredis
@@ -30,6 +33,7 @@ __all__ = ["UNAVAILABLE", "aclient", "aclose", "client", "reset", "subscriber"]
 # to a bug in a script.
 UNAVAILABLE = (redis.ConnectionError, redis.TimeoutError, OSError)
 
+log = logging.getLogger(__name__)
 _lock = threading.Lock()
 _clients: dict[str, redis.Redis] = {}
 _async_clients: dict[asyncio.AbstractEventLoop, aioredis.Redis] = {}
@@ -60,6 +64,28 @@ def client() -> redis.Redis:
     return found
 
 
+class _LoopPool(aioredis.BlockingConnectionPool):
+    """The blocking pool, for a loop that may lag (thousands of open streams): a wait for a connection
+    times out by the loop's clock, and on a loop busy with other callbacks the timeout can fire after a
+    connection came free but before the waiter was woken to take it. Such a wait takes the free one:
+    what it measured was the loop's lag, not Redis. A pool with none free still refuses."""
+
+    async def get_connection(self, *args: object, **kwargs: object) -> Any:
+        try:
+            return await super().get_connection()
+        except redis.ConnectionError as exc:
+            if not isinstance(exc.__cause__, asyncio.TimeoutError) or not self.can_get_connection():
+                raise
+        log.debug("redis pool: a wait outlived by the loop's lag took a connection that had come free")
+        connection = self.get_available_connection()
+        try:
+            await self.ensure_connection(connection)
+        except BaseException:
+            await self.release(connection)
+            raise
+        return connection
+
+
 def aclient() -> aioredis.Redis:
     """The running loop's client: asyncio connections belong to the loop that opened them."""
     loop = asyncio.get_running_loop()
@@ -69,7 +95,7 @@ def aclient() -> aioredis.Redis:
         # clients of loops that have ended (a client holds its loop, so weak keys alone never free them).
         for ended in [other for other in _async_clients if other.is_closed()]:
             _async_clients.pop(ended, None)
-        pool = aioredis.BlockingConnectionPool.from_url(settings.REDIS_URL, **_options())
+        pool = _LoopPool.from_url(settings.REDIS_URL, **_options())
         found = _async_clients[loop] = aioredis.Redis(connection_pool=pool)
     return found
 
