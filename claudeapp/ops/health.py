@@ -20,10 +20,11 @@ from billing.budgets import period_bounds
 from billing.ledger import billing_day
 from billing.models import Budget, DailyRollup
 from claudeapp.claude import breaker
-from claudeapp.conversations.models import Message
 from claudeapp.core import redisconn
 from claudeapp.jobs import heartbeat
 from claudeapp.jobs.models import Job
+from claudeapp.requestlog import services as requestlog
+from claudeapp.requestlog.models import RequestLog
 from routing import modelmap
 
 CALL_WINDOW = dt.timedelta(minutes=15)
@@ -93,41 +94,59 @@ def headroom() -> list[Headroom]:
 
 
 @dataclass
-class CallFigures:
-    since: dt.datetime
-    calls: int
-    errors: int
-    p50_ms: float | None
-    p99_ms: float | None
+class CallCounts:
+    calls: int = 0  # calls that ran: every status but refused
+    errors: int = 0
+    refused: int = 0
+    p50_ms: float | None = None
+    p99_ms: float | None = None
 
     @property
     def error_rate(self) -> float | None:
         return self.errors / self.calls if self.calls else None
 
 
+@dataclass
+class CallFigures:
+    since: dt.datetime
+    until: dt.datetime
+    total: CallCounts
+    surfaces: dict[str, CallCounts]  # each of SURFACES, in order; zeros when it had no call
+
+
+SURFACES = ("chat", "api", "anthropic", "jobs")
+
+
 def calls(*, now: dt.datetime | None = None) -> CallFigures:
-    """Calls that ended in the last 15 minutes: the chat's answers (assistant Messages: complete,
-    truncated or failed, by created_at; latency_ms) and jobs that finished (succeeded, failed or dead,
-    by finished_at; finished_at - started_at). An error is a failed or truncated answer, a failed or dead
-    job. Partner /v1/messages calls keep no per-call row with latency: they are in /metrics, not here."""
-    since = (now or timezone.now()) - CALL_WINDOW
-    message, job = Message._meta.db_table, Job._meta.db_table
+    """Calls that ended in the last 15 minutes, from the request log (one row per call any surface
+    answered): all of them and per surface, in one query. A call ran unless it was refused (429/402,
+    counted apart); its errors are the statuses in requestlog.services.ERROR_STATUSES; latency is the
+    duration_ms of the calls that ran (an interrupted call has none). Rows are written in bulk a moment
+    after the call ends, so the last half second may be missing."""
+    until = now or timezone.now()
+    since = until - CALL_WINDOW
+    errors = ", ".join(f"'{status}'" for status in requestlog.ERROR_STATUSES)
     sql = f"""
-        SELECT count(*), count(*) FILTER (WHERE failed),
-               percentile_cont(0.5) WITHIN GROUP (ORDER BY ms), percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)
-        FROM (
-            SELECT latency_ms::float AS ms, status IN ('failed', 'truncated') AS failed
-            FROM {message}
-            WHERE role = 'assistant' AND created_at >= %s AND status IN ('complete', 'truncated', 'failed')
-            UNION ALL
-            SELECT EXTRACT(EPOCH FROM finished_at - started_at) * 1000, status IN ('failed', 'dead')
-            FROM {job} WHERE finished_at >= %s AND status IN ('succeeded', 'failed', 'dead')
-        ) ended
-    """  # noqa: S608  (table names from the models, values bound)
+        SELECT GROUPING(surface), surface,
+               count(*) FILTER (WHERE status <> 'refused'),
+               count(*) FILTER (WHERE status IN ({errors})),
+               count(*) FILTER (WHERE status = 'refused'),
+               percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_ms) FILTER (WHERE status <> 'refused'),
+               percentile_cont(0.99) WITHIN GROUP (ORDER BY duration_ms) FILTER (WHERE status <> 'refused')
+        FROM {RequestLog._meta.db_table}
+        WHERE created_at >= %s AND created_at <= %s
+        GROUP BY GROUPING SETS ((surface), ())
+    """  # noqa: S608  (table name and statuses from the code, values bound)
     with connection.cursor() as cursor:
-        cursor.execute(sql, [since, since])
-        count, errors, p50, p99 = cursor.fetchone()
-    return CallFigures(since=since, calls=count, errors=errors, p50_ms=p50, p99_ms=p99)
+        cursor.execute(sql, [since, until])
+        rows = cursor.fetchall()
+    figures = CallFigures(since, until, CallCounts(), {surface: CallCounts() for surface in SURFACES})
+    for is_total, surface, *counts in rows:
+        if is_total:
+            figures.total = CallCounts(*counts)
+        elif surface in figures.surfaces:
+            figures.surfaces[surface] = CallCounts(*counts)
+    return figures
 
 
 @dataclass

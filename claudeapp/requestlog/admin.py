@@ -16,11 +16,26 @@ from claudeapp.requestlog import buffer, services
 from claudeapp.requestlog.models import RequestLog, RequestLogSettings
 
 
+class OutcomeFilter(admin.SimpleListFilter):
+    """Statuses grouped as the health console counts them: ran, ok, errors, refused."""
+
+    title = "outcome"
+    parameter_name = "outcome"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(value, label) for value, (label, _) in services.OUTCOMES.items()]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        outcome = services.OUTCOMES.get(self.value() or "")
+        return queryset if outcome is None else queryset.filter(outcome[1])
+
+
 @admin.register(RequestLog)
 class RequestLogAdmin(admin.ModelAdmin):
     list_display = ["created_at", "principal", "surface", "status_badge", "route", "short_reason", "tokens", "cost",
                     "duration", "request_id"]  # fmt: skip
     list_filter = [
+        OutcomeFilter,
         "status",
         DatePresetFilter,
         PrincipalFilter,

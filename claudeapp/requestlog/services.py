@@ -6,9 +6,21 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from django.db.models import Q
 from django.utils import timezone
 
 from claudeapp.requestlog.models import RequestLog, RequestLogSettings
+
+Status = RequestLog.Status
+# A call "ran" unless it was refused before any upstream call (429/402). Of those that ran, these are
+# errors; complete and disconnect (the reader left) are not.
+ERROR_STATUSES = (Status.FAILED, Status.CUT, Status.ERROR, Status.INTERRUPTED)
+OUTCOMES = {
+    "ran": ("Ran (not refused)", ~Q(status=Status.REFUSED)),
+    "ok": ("Ran without error", Q(status__in=(Status.COMPLETE, Status.DISCONNECT))),
+    "errors": ("Errors (failed, cut, error, interrupted)", Q(status__in=ERROR_STATUSES)),
+    "refused": ("Refused (429/402)", Q(status=Status.REFUSED)),
+}
 
 
 def record(

@@ -11,6 +11,7 @@ import pytest
 from django.utils import timezone
 
 from claudeapp.jobs.models import Job
+from claudeapp.requestlog import services
 from tests.e2e.test_csp_browser import RECORD_VIOLATIONS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -28,7 +29,7 @@ def health_page(browser, seeded_web) -> Iterator[Any]:
     context.close()
 
 
-def test_the_health_console_renders_its_figures_and_links_to_the_queued_jobs(
+def test_the_health_console_renders_its_figures_and_links_to_the_queued_jobs_and_the_request_log(
     health_page, login, user_factory, artifacts
 ):
     operator = user_factory(username="hana", is_staff=True, is_superuser=True)
@@ -38,6 +39,9 @@ def test_the_health_console_renders_its_figures_and_links_to_the_queued_jobs(
             model_requested="claude-haiku-5-5", queue="interactive",
             enqueued_at=timezone.now() - dt.timedelta(seconds=waited),
         )  # fmt: skip
+    for surface, status in (("api", "complete"), ("api", "failed"), ("anthropic", "complete")):
+        services.record(fields={"status": status, "principal_kind": "user", "principal_id": operator.pk,
+                                "duration_ms": 250.0}, surface=surface)  # fmt: skip
     page = health_page
     login(page, operator)
     page.goto("/admin/")
@@ -52,6 +56,8 @@ def test_the_health_console_renders_its_figures_and_links_to_the_queued_jobs(
     assert page.inner_text("[data-figure=dlq]") == "0 jobs"
     assert page.inner_text("[data-figure=spend]") == "$0.00"
     assert page.inner_text("[data-figure=breaker-claude-haiku-5-5]") == "closed"
+    assert page.inner_text("[data-figure=calls]") == "3" and page.inner_text("[data-figure=error-rate-api]") == "50.0 %"
+    assert page.inner_text("[data-figure=calls-chat]") == "0" and page.inner_text("[data-figure=p50-chat]") == "—"
     page.screenshot(path=str(artifacts / "health-console.png"), full_page=True)
     assert page.evaluate("window.__csp") + page.reports == []
 
@@ -59,4 +65,11 @@ def test_the_health_console_renders_its_figures_and_links_to_the_queued_jobs(
     page.wait_for_selector("#result_list")
     assert "queue__exact=interactive" in page.url and "status__exact=queued" in page.url
     assert page.locator("#result_list tbody tr").count() == 2
+    assert page.evaluate("window.__csp") + page.reports == []
+
+    page.go_back()
+    page.click("[data-figure=errors-api]")
+    page.wait_for_selector("#result_list")
+    assert "outcome=errors" in page.url and "surface__exact=api" in page.url
+    assert page.locator("#result_list tbody tr").count() == 1
     assert page.evaluate("window.__csp") + page.reports == []

@@ -7,6 +7,7 @@ import datetime as dt
 import re
 from html import unescape
 from io import StringIO
+from urllib.parse import parse_qs
 
 import pytest
 from django.contrib.auth.models import Permission
@@ -17,6 +18,7 @@ from claudeapp.claude import breaker
 from claudeapp.core import redisconn
 from claudeapp.jobs import heartbeat
 from claudeapp.jobs.models import Job
+from claudeapp.requestlog import services
 
 pytestmark = pytest.mark.django_db
 HAIKU = "claude-haiku-5-5"
@@ -31,7 +33,7 @@ def seeded(settings):
 @pytest.fixture
 def operator(client, user_factory, seeded):
     user = user_factory(is_staff=True)
-    user.user_permissions.add(*Permission.objects.filter(codename__in=("view_job", "view_deadjob", "view_message")))
+    user.user_permissions.add(*Permission.objects.filter(codename__in=("view_job", "view_deadjob", "view_requestlog")))
     client.force_login(user)
     return client
 
@@ -50,7 +52,8 @@ def page(client) -> str:
 
 def figure(body: str, name: str) -> tuple[str | None, str]:
     """(href or None, text) of the element marked data-figure=name."""
-    found = re.search(rf'<(a|td)(?P<attrs>[^>]*data-figure="{re.escape(name)}"[^>]*)>(?P<text>.*?)</\1>', body, re.S)
+    marked = rf'<(a|td|span)(?P<attrs>[^>]*data-figure="{re.escape(name)}"[^>]*)>(?P<text>.*?)</\1>'
+    found = re.search(marked, body, re.S)
     assert found, f"no figure {name}"
     href = re.search(r'href="([^"]+)"', found["attrs"])
     return (href[1] if href else None), re.sub(r"<[^>]+>", "", found["text"]).strip()
@@ -147,36 +150,108 @@ def test_upstream_headroom_is_what_the_headers_said_per_model(operator):
     assert f'<a href="/admin/routing/model/">{HAIKU}</a>' in href_body
 
 
-def test_error_rate_and_latency_over_15_minutes_count_answers_and_finished_jobs(operator, user_factory):
-    from claudeapp.conversations.models import Conversation, Message
+def log_call(surface: str, status: str, duration_ms: float | None, *, ago: dt.timedelta, http_status=None) -> None:
+    """One request log row, through the product's own write API (what the reaper uses)."""
+    fields = {"status": status, "principal_kind": "user", "principal_id": 1, "duration_ms": duration_ms,
+              "model_requested": HAIKU, "http_status": http_status}  # fmt: skip
+    services.record(fields=fields, at=timezone.now() - ago, surface=surface)
 
-    user, now = user_factory(), timezone.now()
-    chat = Conversation.objects.create(owner=user)
-    for latency, status in ((100, "complete"), (200, "complete"), (300, "truncated"), (1000, "failed")):
-        Message.objects.create(conversation=chat, role="assistant", status=status, latency_ms=latency)
-    Message.objects.create(conversation=chat, role="user", status="complete")  # a prompt, not a call
-    old = Message.objects.create(conversation=chat, role="assistant", status="failed", latency_ms=9)
-    Message.objects.filter(pk=old.pk).update(created_at=now - dt.timedelta(minutes=20))  # outside the window
-    make_job(
-        user, status="succeeded", started_at=now - dt.timedelta(seconds=65), finished_at=now - dt.timedelta(seconds=60)
-    )
-    make_job(user, status="running", started_at=now)  # not ended
 
+SECONDS = dt.timedelta(seconds=30)
+CALLS = [  # surface, status, duration_ms, http_status
+    ("chat", "complete", 100, None), ("chat", "complete", 200, None), ("chat", "failed", 1000, 529),
+    ("api", "complete", 300, None), ("api", "cut", 400, None), ("api", "disconnect", 500, None),
+    ("api", "refused", 2, 429),
+    ("anthropic", "error", 600, None), ("anthropic", "complete", 700, None), ("anthropic", "refused", 3, 402),
+    ("jobs", "interrupted", None, None), ("jobs", "complete", 800, None),
+]  # fmt: skip
+
+
+@pytest.fixture
+def logged_calls():
+    for surface, status, duration, http_status in CALLS:
+        log_call(surface, status, duration, ago=SECONDS, http_status=http_status)
+    log_call("api", "failed", 9, ago=dt.timedelta(minutes=20), http_status=500)  # outside the window
+
+
+def calls_module(body: str) -> str:
+    return body.split('id="health-calls"', 1)[1].split('<div class="module"', 1)[0]
+
+
+def test_calls_errors_and_latency_over_15_minutes_count_every_surface_from_the_request_log(operator, logged_calls):
     body = page(operator)
-    href, calls = figure(body, "calls")
-    assert calls == "5" and href == "/admin/conversations/message/?role__exact=assistant"
-    href, errors = figure(body, "errors")
-    assert errors == "2" and href == "/admin/conversations/message/?role__exact=assistant&status__exact=failed"
+    assert figure(body, "calls")[1] == "10"  # every status but refused, in the window
+    assert figure(body, "errors")[1] == "4"  # failed, cut, error, interrupted
     assert figure(body, "error-rate")[1] == "40.0 %"
-    assert figure(body, "p50")[1] == "300 ms"  # of 100, 200, 300, 1000, 5000
-    assert figure(body, "p99")[1] == "4840 ms"  # interpolated between 1000 and 5000
-    assert operator.get(href).status_code == 200
+    assert figure(body, "refused")[1] == "2"
+    # percentile_cont over 100, 200, 300, 400, 500, 600, 700, 800, 1000 (the interrupted call has no duration):
+    assert figure(body, "p50")[1] == "500 ms"
+    assert figure(body, "p99")[1] == "984 ms"  # 800 + 0.92 * (1000 - 800)
 
 
-def test_no_call_in_the_window_shows_dashes(operator):
+def test_the_per_surface_table_splits_the_same_figures(operator, logged_calls):
     body = page(operator)
-    assert figure(body, "calls")[1] == "0"
-    assert figure(body, "error-rate")[1] == figure(body, "p50")[1] == "—"
+    expected = {  # calls, errors, error rate, p50, p99, refused
+        "chat": ("3", "1", "33.3 %", "200 ms", "984 ms", "0"),  # 200 + 0.98 * (1000 - 200)
+        "api": ("3", "1", "33.3 %", "400 ms", "498 ms", "1"),
+        "anthropic": ("2", "1", "50.0 %", "650 ms", "699 ms", "1"),
+        "jobs": ("2", "1", "50.0 %", "800 ms", "800 ms", "0"),
+    }
+    names = ("calls", "errors", "error-rate", "p50", "p99", "refused")
+    for surface, row in expected.items():
+        assert tuple(figure(body, f"{name}-{surface}")[1] for name in names) == row, surface
+
+
+def test_each_call_figure_links_the_request_log_rows_it_counts(operator, logged_calls):
+    body = page(operator)
+    href, _ = figure(body, "calls")
+    path, query = href.split("?", 1)
+    params = parse_qs(query)
+    assert path == "/admin/requestlog/requestlog/"
+    assert params["outcome"] == ["ran"] and "surface__exact" not in params
+    since = dt.datetime.fromisoformat(params["created_at__gte"][0])
+    until = dt.datetime.fromisoformat(params["created_at__lte"][0])
+    assert until - since == dt.timedelta(minutes=15)
+
+    counted = {"calls": "ran", "errors": "errors", "refused": "refused"}
+    for name, outcome in counted.items():
+        for suffix in ("", "-chat", "-api", "-anthropic", "-jobs"):
+            href, text = figure(body, name + suffix)
+            assert f"outcome={outcome}" in href and (not suffix or f"surface__exact={suffix[1:]}" in href)
+            response = operator.get(href)
+            assert response.status_code == 200, href
+            assert response.context["cl"].result_count == int(text), href  # the list shows what was counted
+
+    links = re.findall(r'href="([^"]+)"', calls_module(body))
+    assert len(links) == 5 * 6  # six figures, for all surfaces and for each of the four
+    for href in set(links):
+        assert operator.get(href).status_code == 200, href
+
+
+def test_without_the_request_log_permission_the_call_figures_show_without_links(client, user_factory, seeded):
+    user = user_factory(is_staff=True)
+    user.user_permissions.add(Permission.objects.get(codename="view_job"))
+    client.force_login(user)
+    log_call("api", "complete", 100, ago=SECONDS)
+    body = page(client)
+    assert figure(body, "calls") == (None, "1") and figure(body, "calls-api") == (None, "1")
+    assert "href" not in calls_module(body)
+
+
+def test_the_outcome_filter_groups_the_statuses_as_the_console_counts_them(operator, logged_calls):
+    for outcome, count in (("ran", 11), ("ok", 6), ("errors", 5), ("refused", 2)):  # 11 and 5: the old row too
+        response = operator.get(f"/admin/requestlog/requestlog/?outcome={outcome}")
+        assert response.status_code == 200
+        assert response.context["cl"].result_count == count, outcome
+
+
+def test_no_call_in_the_window_shows_zero_and_dashes(operator):
+    log_call("chat", "complete", 100, ago=dt.timedelta(minutes=16))
+    body = page(operator)
+    for suffix in ("", "-chat", "-api", "-anthropic", "-jobs"):
+        assert figure(body, "calls" + suffix)[1] == figure(body, "errors" + suffix)[1] == "0"
+        assert figure(body, "error-rate" + suffix)[1] == figure(body, "p50" + suffix)[1] == "—"
+        assert figure(body, "p99" + suffix)[1] == "—"
 
 
 def test_spend_today_sums_the_billing_days_rollups_and_links_todays_ledger(superuser_client, settings):
