@@ -12,7 +12,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.utils import timezone
 
 from billing.costs import Usage, compute_cost
@@ -110,29 +110,39 @@ def insert_ctes(entry: LedgerEntry) -> tuple[str, dict[str, Any]]:
     entry went in), as the CTEs of one statement, with their named parameters. A concurrent insert
     of the same key waits on the unique index, then takes the DO NOTHING branch; a data-modifying
     CTE always runs, once, so callers may add CTEs of their own that read `e`."""
-    fields = [f for f in LedgerEntry._meta.concrete_fields if not f.primary_key]
+    ctes, fields = _ctes_plan()
+    db = connections[DEFAULT_DB_ALIAS]  # resolved once, not per field (django.db.connection looks it up each time)
     params: dict[str, Any] = {}
     for i, f in enumerate(fields):
         f.pre_save(entry, add=True)
-        params[f"l{i}"] = f.get_db_prep_save(getattr(entry, f.attname), connection)
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-    table = DailyRollup._meta.db_table
-    summed = (*_TOKEN_COLUMNS, "cost_micros")
-    increments = ", ".join(f"{c} = {table}.{c} + EXCLUDED.{c}" for c in ("requests", *summed))
+        params[f"l{i}"] = f.get_db_prep_save(getattr(entry, f.attname), db)
     params.update(
         r_day=billing_day(entry.created_at), r_kind=entry.principal_kind, r_principal=entry.principal_id,
-        r_model=entry.model_id, **{f"r_{c}": getattr(entry, c) for c in summed},
+        r_model=entry.model_id, **{f"r_{c}": getattr(entry, c) for c in _SUMMED},
     )  # fmt: skip
+    return ctes, params
+
+
+_SUMMED = (*_TOKEN_COLUMNS, "cost_micros")
+
+
+@functools.cache
+def _ctes_plan() -> tuple[str, tuple[Any, ...]]:
+    """insert_ctes' SQL, built once per process: it depends on the models alone."""
+    fields = tuple(f for f in LedgerEntry._meta.concrete_fields if not f.primary_key)
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    table = DailyRollup._meta.db_table
+    increments = ", ".join(f"{c} = {table}.{c} + EXCLUDED.{c}" for c in ("requests", *_SUMMED))
     values = ", ".join(f"%(l{i})s" for i in range(len(fields)))
-    rolled = ", ".join(f"%(r_{c})s" for c in summed)
+    rolled = ", ".join(f"%(r_{c})s" for c in _SUMMED)
     ctes = (
         f"e AS (INSERT INTO {LedgerEntry._meta.db_table} ({columns}) "  # noqa: S608  (names from model meta)
         f"VALUES ({values}) ON CONFLICT (event_key) DO NOTHING RETURNING id), "
-        f"r AS (INSERT INTO {table} (day, principal_kind, principal_id, model_id, requests, {', '.join(summed)}) "
+        f"r AS (INSERT INTO {table} (day, principal_kind, principal_id, model_id, requests, {', '.join(_SUMMED)}) "
         f"SELECT %(r_day)s, %(r_kind)s, %(r_principal)s, %(r_model)s, 1, {rolled} FROM e "
         f"ON CONFLICT (day, principal_kind, principal_id, model_id) DO UPDATE SET {increments})"
     )
-    return ctes, params
+    return ctes, fields
 
 
 def _insert_with_rollup(entry: LedgerEntry) -> int | None:

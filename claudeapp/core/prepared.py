@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import psycopg
 from django.conf import settings
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.backends.postgresql.psycopg_any import register_tzloader
 from django.db.backends.utils import CursorWrapper
 from psycopg.pq import Format
@@ -29,6 +29,7 @@ _TIMESTAMPTZ = psycopg.adapters.types["timestamptz"].oid
 
 def cursor() -> CursorWrapper:
     """A cursor on this thread's connection whose repeated statements are prepared (see above)."""
+    connection = connections[DEFAULT_DB_ALIAS]  # once: each attribute of django.db.connection looks it up again
     if not settings.DB_PREPARED_STATEMENTS:
         return connection.cursor()
     connection.close_if_health_check_failed()

@@ -12,7 +12,7 @@ import functools
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from django.db import connection, models
+from django.db import DEFAULT_DB_ALIAS, connection, connections, models
 
 
 @functools.cache
@@ -40,25 +40,30 @@ def insert(instance: models.Model) -> int:
 def insert_sql(instance: models.Model, *, select_from: str) -> tuple[str, dict[str, object]]:
     """`INSERT ... SELECT <instance's values> FROM <select_from> RETURNING pk`, with named parameters
     (v0, v1...): the row goes in once per row of `select_from`, a CTE of the caller's statement."""
-    _, fields = _plan(type(instance))
-    model = type(instance)
+    sql, fields = _select_plan(type(instance), select_from)
+    db = connections[DEFAULT_DB_ALIAS]  # resolved once, not per field (django.db.connection looks it up each time)
+    return sql, {f"v{i}": f.get_db_prep_save(f.pre_save(instance, add=True), db) for i, f in enumerate(fields)}
+
+
+@functools.cache
+def _select_plan(model: type[models.Model], select_from: str) -> tuple[str, tuple[models.Field, ...]]:
+    _, fields = _plan(model)
     columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
     pk = connection.ops.quote_name(model._meta.pk.column)
-    values = {f"v{i}": f.get_db_prep_save(f.pre_save(instance, add=True), connection) for i, f in enumerate(fields)}
     # Cast: bound server-side (core/prepared.py), a value in a SELECT list has no column to take its type from.
     placeholders = ", ".join(f"%(v{i})s::{f.cast_db_type(connection)}" for i, f in enumerate(fields))
     sql = (
         f"INSERT INTO {connection.ops.quote_name(model._meta.db_table)} ({columns}) "  # noqa: S608  (names from model meta)
         f"SELECT {placeholders} FROM {select_from} RETURNING {pk}"
     )
-    return sql, values
+    return sql, fields
 
 
 def saved(instance: models.Model, pk: int) -> models.Model:
     """Mark `instance` saved as `pk` (after an insert_sql statement)."""
     instance.pk = pk
     instance._state.adding = False
-    instance._state.db = connection.alias
+    instance._state.db = DEFAULT_DB_ALIAS  # the alias of django.db.connection, which wrote it
     return instance
 
 
