@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh requirements-dev.txt
 bash scripts/ensure_browser.sh
 bash scripts/ensure_rabbitmq.sh  # tests/chaos/test_rabbitmq_broker.py (a vhost of its own)
+bash scripts/ensure_pgbouncer.sh  # tests/api/test_pgbouncer_live.py (a pgbouncer process of its own)
 
 echo "== lint"
 .venv/bin/ruff check .
