@@ -283,12 +283,15 @@ class CeleryProcess:
 
 @dataclass
 class Keys:
-    """Partner keys made by `prepare_database`: `main` has no limits; `limited` a requests-per-minute policy."""
+    """Partner keys made by `prepare_database`: `main` has no limits; `limited` a requests-per-minute policy.
+    `person`/`password`: the keys' owner, who signs in to the chat."""
 
     main: str
     limited: str
     limited_id: int
     limited_rpm: int
+    person: str = ""
+    password: str = ""
 
 
 def prepare_database(*, migrate: bool, limited_rpm: int = 5) -> dict[str, Any]:
@@ -308,11 +311,15 @@ def prepare_database(*, migrate: bool, limited_rpm: int = 5) -> dict[str, Any]:
     call_command("seed", verbosity=0)
     user_model = get_user_model()
     owner, _ = user_model.objects.get_or_create(username=f"chaos-{uuid.uuid4().hex[:6]}")
+    password = uuid.uuid4().hex
+    owner.set_password(password)
+    owner.save(update_fields=["password"])
     scopes = ["messages", "jobs"]
-    _, main_raw = keys.create_key(owner=owner, name="chaos main", scopes=scopes)
+    _, main_raw = keys.create_key(owner=owner, name="chaos main", scopes=[*scopes, "conversations"])
     limited, limited_raw = keys.create_key(owner=owner, name="chaos limited", scopes=scopes)
     RateLimitPolicy.objects.create(scope="partner_key", scope_id=limited.pk, requests_per_minute=limited_rpm)
-    return {"main": main_raw, "limited": limited_raw, "limited_id": limited.pk, "limited_rpm": limited_rpm}
+    return {"main": main_raw, "limited": limited_raw, "limited_id": limited.pk, "limited_rpm": limited_rpm,
+            "person": owner.username, "password": password}  # fmt: skip
 
 
 class Cluster:
@@ -447,13 +454,14 @@ class Cluster:
 
     # traffic
 
-    def call(self, text: str, *, web: int = 0, key: str | None = None, timeout: float = 30.0) -> Call:
-        """One POST /api/v1/messages; a connection error or timeout is recorded as status 0 (no answer)."""
+    def call(self, text: str, *, web: int = 0, key: str | None = None, timeout: float = 30.0, url: str = "") -> Call:
+        """One POST /api/v1/messages (to web process `web`, or to `url`); a connection error or timeout is
+        recorded as status 0 (no answer)."""
         body = {"model": MODEL, "max_tokens": 32, "messages": [{"role": "user", "content": _nonce(text)}]}
         headers = {"Authorization": f"Bearer {key or self.keys.main}"}
         started = time.monotonic()
         try:
-            response = self._http.post(f"{self.webs[web].url}/api/v1/messages", json=body, headers=headers,
+            response = self._http.post(f"{url or self.webs[web].url}/api/v1/messages", json=body, headers=headers,
                                        timeout=timeout)  # fmt: skip
         except httpx.HTTPError as exc:
             return Call(status=0, error=type(exc).__name__, seconds=time.monotonic() - started)
@@ -705,23 +713,88 @@ def cell_worker_kill(cluster: Cluster, *, jobs: int = 12, latency_ms: int = 2500
 
 _ATTEMPTS = "SELECT attempts FROM jobs_job WHERE id = ANY(%s::uuid[])"
 
-STREAM_SURFACES = ("anthropic", "api")
+STREAM_SURFACES = ("anthropic", "api")  # the stateless surfaces: one call, streamed or not
+TURN_SURFACES = ("api_conversation", "chat")  # a turn of a conversation: its answer is a saved message
+_PATHS = {"anthropic": "/anthropic/v1/messages", "api": "/api/v1/messages",
+          "api_conversation": "/api/v1/messages, a conversation's turn", "chat": "/c/<id>/send"}  # fmt: skip
 # A long answer at a slow pace: 240 words, 3 a chunk, one chunk every 80 ms (about 6.5 s of stream).
 _SLOW_STREAM = "[[words:240]] [[chunk-ms:80]] a long story"
-_STREAM_MAX_TOKENS = 1024
+_MAX_TOKENS = 1024
+# A non-streamed answer that upstream sends after 6 s, and charges then whoever is left to read it. The
+# process to be killed waits for upstream longer than that (the cluster's 3 s would retry it first).
+_SLOW_REPLY = "[[latency:6000]] a slow answer"
+_SLOW_REPLY_ENV = {"ANTHROPIC_TIMEOUT_SECONDS": "30"}
 
 
-def _stream_request(cluster: Cluster, surface: str, url: str) -> tuple[str, dict[str, Any], dict[str, str]]:
-    body: dict[str, Any] = {"model": MODEL, "max_tokens": _STREAM_MAX_TOKENS, "stream": True,
-                            "messages": [{"role": "user", "content": _nonce(_SLOW_STREAM)}]}  # fmt: skip
-    if surface == "anthropic":
-        return f"{url}/anthropic/v1/messages", body, {"x-api-key": cluster.keys.main, "anthropic-version": "2023-06-01"}
-    return f"{url}/api/v1/messages", body, {"Authorization": f"Bearer {cluster.keys.main}"}
+@dataclass
+class _Target:
+    """One call: httpx's arguments for it, and the conversation it is a turn of (turn surfaces)."""
+
+    url: str
+    request: dict[str, Any]
+    conversation: str = ""
+
+
+def _targets(cluster: Cluster, surface: str, url: str, *, streamed: bool, calls: int) -> list[_Target]:
+    """`calls` calls to the web process at `url`. A turn's conversation is made beforehand on web process
+    0, so that only the turns run on the process to be killed."""
+    text = _SLOW_STREAM if streamed else _SLOW_REPLY
+    bearer = {"Authorization": f"Bearer {cluster.keys.main}"}
+    if surface in STREAM_SURFACES:
+        headers = (
+            {"x-api-key": cluster.keys.main, "anthropic-version": "2023-06-01"} if surface == "anthropic" else bearer
+        )
+        body = {"model": MODEL, "max_tokens": _MAX_TOKENS, "stream": streamed}
+        return [
+            _Target(f"{url}{_PATHS[surface]}", {"json": {**body, "messages": _user(text)}, "headers": headers})
+            for _ in range(calls)
+        ]
+    targets = []
+    if surface == "api_conversation":
+        for _ in range(calls):
+            created = cluster._http.post(f"{cluster.webs[0].url}/api/v1/conversations", json={"title": "killed"},
+                                         headers=bearer)  # fmt: skip
+            created.raise_for_status()
+            body = {"conversation_id": created.json()["id"], "content": _nonce(text), "model": MODEL,
+                    "max_tokens": _MAX_TOKENS, "stream": streamed}  # fmt: skip
+            targets.append(
+                _Target(f"{url}/api/v1/messages", {"json": body, "headers": bearer}, body["conversation_id"])
+            )
+        return targets
+    assert surface == "chat" and streamed, f"no such call: {surface} (streamed: {streamed})"
+    browser = _signed_in(cluster)  # the chat's own form posts, as its page sends them
+    for _ in range(calls):
+        created = httpx.post(f"{cluster.webs[0].url}/c/new", data={"model": MODEL},
+                             headers={**browser, "accept": "application/json"}, timeout=30)  # fmt: skip
+        created.raise_for_status()
+        send = created.json()["send_url"]  # /c/<conversation>/send
+        form = {"content": _nonce(text), "model": MODEL}
+        targets.append(_Target(f"{url}{send}", {"data": form, "headers": browser}, send.split("/")[2]))
+    return targets
+
+
+def _user(text: str) -> list[dict[str, str]]:
+    return [{"role": "user", "content": _nonce(text)}]
+
+
+def _signed_in(cluster: Cluster) -> dict[str, str]:
+    """The headers of a browser signed in as the keys' owner (the login form, on web process 0): its
+    session cookie, and its CSRF token sent back in a header as the chat page's script does."""
+    web = cluster.webs[0].url
+    token = uuid.uuid4().hex  # a CSRF secret of the cookie's length
+    login = httpx.post(
+        f"{web}/accounts/login/", data={"username": cluster.keys.person, "password": cluster.keys.password},
+        headers={"cookie": f"csrftoken={token}", "x-csrftoken": token, "referer": f"{web}/"}, timeout=30,
+    )  # fmt: skip
+    session, csrf = login.cookies.get("sessionid"), login.cookies.get("csrftoken") or token  # login rotates it
+    if login.status_code != 302 or not session:
+        raise RuntimeError(f"the chat login failed: {login.status_code} {login.text[:300]}")
+    return {"cookie": f"sessionid={session}; csrftoken={csrf}", "x-csrftoken": csrf, "referer": f"{web}/"}
 
 
 @dataclass
 class _Reader:
-    """One streamed call read in a thread: how many SSE events and how much text reached the client."""
+    """One call read in a thread: how many SSE events and how much text reached the client."""
 
     events: int = 0
     text: str = ""
@@ -729,14 +802,13 @@ class _Reader:
     done: bool = False
 
 
-def _read_stream(cluster: Cluster, surface: str, url: str, reader: _Reader) -> None:
-    target, body, headers = _stream_request(cluster, surface, url)
+def _read_call(target: _Target, reader: _Reader) -> None:
     try:
-        with httpx.stream("POST", target, json=body, headers=headers, timeout=30) as response:
+        with httpx.stream("POST", target.url, timeout=30, **target.request) as response:
             if response.status_code != 200:
                 reader.error = f"{response.status_code}: {response.read()[:200]!r}"
                 return
-            for line in response.iter_lines():
+            for line in response.iter_lines():  # a JSON answer has no `data:` line
                 if not line.startswith("data:"):
                     continue
                 reader.events += 1
@@ -765,72 +837,130 @@ def _budget(cluster: Cluster) -> int:
     return pk
 
 
-def cell_web_kill_mid_stream(cluster: Cluster, surface: str = "anthropic", *, streams: int = 4) -> CellResult:
-    """kill -9 of a web process with `streams` streamed calls half-way through: each upstream charge is
-    billed exactly once by the in-flight reaper (input exact, output as delivered at the last checkpoint),
-    the budget holds are gone, and a new process takes the slot."""
-    path = "/anthropic/v1/messages" if surface == "anthropic" else "/api/v1/messages"
-    result = CellResult(f"web kill -9 mid-stream ({path})", f"{streams} streams of ~6.5 s, killed after ~3 s")
+_ANSWERS = ("SELECT m.status, m.output_tokens, m.cost_micros FROM conversations_message m JOIN "
+            "conversations_conversation c ON c.id = m.conversation_id "
+            "WHERE c.public_id = ANY(%s::uuid[]) AND m.role = 'assistant'")  # fmt: skip
+UNFINISHED = ("pending", "streaming")  # an answer's statuses while its process is writing it
+
+
+def cell_web_kill_mid_call(cluster: Cluster, surface: str = "anthropic", *, streamed: bool = True,
+                           calls: int = 4) -> CellResult:  # fmt: skip
+    """kill -9 of a web process with `calls` calls half-way through (`surface`: STREAM_SURFACES or
+    TURN_SURFACES): each is billed exactly once by the in-flight reaper, the budget holds are gone, and a
+    turn's saved answer is left in a final state. A stream is billed its exact input and the output
+    delivered at its last checkpoint; a non-streamed call that never got its answer is billed at its bound
+    (input bound + max_tokens), which covers whatever upstream charged for it."""
+    load = f"{calls} streams of ~6.5 s, killed after ~3 s" if streamed else f"{calls} calls answered after 6 s"
+    result = CellResult(f"web kill -9 mid-{'stream' if streamed else 'call'} ({_PATHS[surface]})", load)
     budget = _budget(cluster)
-    victim = cluster.spawn_web()  # a process of its own: the other cells' web processes are not touched
+    # A process of its own (the other cells' web processes are not touched), warmed by one call so that
+    # the calls below are all under way at once.
+    victim = cluster.spawn_web(**({} if streamed else _SLOW_REPLY_ENV))
+    cluster.call("warm-up", url=victim.url)
+    targets = _targets(cluster, surface, victim.url, streamed=streamed, calls=calls)
     since = cluster.mark()
-    readers = [_Reader() for _ in range(streams)]
-    threads = [threading.Thread(target=_read_stream, args=(cluster, surface, victim.url, r), daemon=True)
-               for r in readers]  # fmt: skip
+    readers = [_Reader() for _ in targets]
+    threads = [
+        threading.Thread(target=_read_call, args=(t, r), daemon=True) for t, r in zip(targets, readers, strict=True)
+    ]
     for thread in threads:
         thread.start()
+
+    def under_way() -> bool:
+        if streamed:  # about 3 s in (a chunk every 80 ms): past two output checkpoints (1 s apart)
+            return all(r.events >= 40 for r in readers)
+        return cluster.sql("SELECT count(*) FROM billing_reservation")[0][0] >= calls  # every call admitted
+
     try:
-        # About 3 s in (a chunk every 80 ms): past two output checkpoints (CALLS_INFLIGHT_CHECKPOINT_SECONDS).
-        wait_until(lambda: all(r.events >= 40 for r in readers), timeout=60, what="every stream under way")
+        wait_until(under_way, timeout=60, what="every call under way")
+        if not streamed:
+            time.sleep(1.0)  # from admission to upstream is milliseconds; upstream answers 6 s later
     finally:
         victim.proc.kill()
         victim.proc.wait(10)
     killed_at = time.monotonic()
     for thread in threads:
         thread.join(30)
-    result.calls_sent = streams
+    result.calls_sent = calls
 
-    def charged() -> list[dict[str, Any]]:  # the emulator charges a stream once it notices the reader gone
+    def charged() -> list[dict[str, Any]]:  # a stream is charged once the emulator notices its reader gone
         return [c for c in cluster.emulator.charges()[since.charges :] if not c["batch"]]
 
-    def billed() -> dict[str, tuple[Any, ...]]:
-        rows = cluster.sql(
+    def billed() -> list[tuple[Any, ...]]:
+        # A stream's row names its upstream request (message_start's); a call killed before its answer named
+        # it is billed blind, under its in-flight record's own key.
+        return cluster.sql(
             "SELECT upstream_request_id, input_tokens, output_tokens, event_key FROM billing_ledgerentry "
-            "WHERE id > %s AND upstream_request_id = ANY(%s)",
+            "WHERE id > %s AND (upstream_request_id = ANY(%s) OR "
+            "(upstream_request_id = '' AND event_key LIKE 'interrupted:%%'))",
             since.ledger_id, [c["request_id"] for c in charged()],
         )  # fmt: skip
-        return {row[0]: row for row in rows}
 
     try:
-        wait_until(lambda: len(charged()) == streams and len(billed()) == streams, timeout=60,
-                   what="the killed streams to be billed", interval=0.25)  # fmt: skip
+        wait_until(lambda: len(charged()) >= calls and len(billed()) >= calls, timeout=60,
+                   what="the killed calls to be billed", interval=0.25)  # fmt: skip
         result.recovery_seconds = time.monotonic() - killed_at
     except TimeoutError as exc:
         result.notes.append(f"{exc}: {len(charged())} charges, {len(billed())} rows")
     charges, rows = charged(), billed()
-    # Every stream was cut by the kill (the client saw its connection drop): "completed" is a cut stream
-    # billed once for what it used upstream, "lost" one the ledger never got.
-    result.completed = len(rows)
-    result.lost = streams - len(rows)
+    # Every call was cut by the kill (the client saw its connection drop): "completed" is a cut call
+    # billed for what it used upstream, "lost" one the ledger never got.
+    result.completed = min(len(rows), calls)
+    result.lost = max(calls - len(rows), 0)
     cut = sum(1 for r in readers if r.error and not r.done)
-    if cut != streams:
-        result.notes.append(f"only {cut} of {streams} streams were cut by the kill: {[r.error for r in readers]}")
+    if cut != calls:
+        result.notes.append(f"only {cut} of {calls} calls were cut by the kill: {[r.error for r in readers]}")
     _bill(result, cluster, since)
     held = cluster.sql("SELECT count(*) FROM billing_reservation")[0][0]
     ((reserved,),) = cluster.sql("SELECT reserved_micros FROM billing_budget WHERE id = %s", budget)
-    upstream_out = sum(c["usage"]["output_tokens"] for c in charges)
-    ledger_out = sum(r[2] for r in rows.values())
-    seen = sum(-(-len(r.text.encode()) // 3) for r in readers)
-    exact_input = all(
-        rows[c["request_id"]][1] == c["usage"]["input_tokens"] for c in charges if c["request_id"] in rows
+    named = {row[0]: row for row in rows if row[0]}
+    blind = [row for row in rows if not row[0]]
+    unnamed = [c["usage"] for c in charges if c["request_id"] not in named]
+    # message_start's input on each row that names its charge (None: no row does, all were billed blind)
+    exact_input = (
+        all(named[c["request_id"]][1] == c["usage"]["input_tokens"] for c in charges if c["request_id"] in named)
+        if named
+        else None
     )
+    # A blind row is not tied to one charge: each must cover any of the charges no row names.
+    covered = not unnamed or (
+        len(blind) >= len(unnamed)
+        and min(row[1] for row in blind) >= max(u["input_tokens"] for u in unnamed)
+        and min(row[2] for row in blind) >= max(u["output_tokens"] for u in unnamed)
+    )
+    upstream = (sum(c["usage"]["input_tokens"] for c in charges), sum(c["usage"]["output_tokens"] for c in charges))
+    ledger = (sum(row[1] for row in rows), sum(row[2] for row in rows))
+    seen = sum(-(-len(r.text.encode()) // 3) for r in readers)
     result.notes.append(
-        f"output tokens: billed {ledger_out}, upstream charged {upstream_out}, text the clients saw ~{seen} "
-        f"(bytes/3); input billed exactly as charged: {exact_input}; holds left {held}, reserved {reserved}"
+        f"tokens in/out: billed {ledger[0]}/{ledger[1]}, upstream charged {upstream[0]}/{upstream[1]}, text the "
+        f"clients saw ~{seen} out (bytes/3); rows naming their upstream request {len(named)}, billed blind at the "
+        f"bound {len(blind)}; input billed exactly as charged: {exact_input}; blind rows cover the charges: "
+        f"{covered}; holds left {held}, reserved {reserved}"
     )  # fmt: skip
-    result.extra = {"exact_input": exact_input, "held": held, "reserved": reserved, "ledger_out": ledger_out,
-                    "upstream_out": upstream_out, "rows": len(rows), "charges": len(charges)}  # fmt: skip
+    result.extra = {"exact_input": exact_input, "covered": covered, "held": held, "reserved": reserved,
+                    "ledger_out": ledger[1], "upstream_out": upstream[1], "rows": len(rows), "charges": len(charges),
+                    "blind": len(blind), "event_keys": len({row[3] for row in rows})}  # fmt: skip
+    if surface in TURN_SURFACES:
+        result.extra["answers"] = _answers_after_reaping(cluster, result, [t.conversation for t in targets])
     return result
+
+
+def _answers_after_reaping(cluster: Cluster, result: CellResult, conversations: list[str]) -> list[str]:
+    """The killed turns' saved answers' statuses, given a moment past their billing to be repaired."""
+
+    def answers() -> list[tuple[Any, ...]]:
+        return cluster.sql(_ANSWERS, conversations)
+
+    with contextlib.suppress(TimeoutError):
+        wait_until(lambda: not any(a[0] in UNFINISHED for a in answers()), timeout=3, what="the answers repaired")
+    found = answers()
+    result.notes.append(f"the killed turns' answers (status, output tokens, cost): {sorted(found)}")
+    return [a[0] for a in found]
+
+
+def cell_web_kill_mid_stream(cluster: Cluster, surface: str = "anthropic", *, streams: int = 4) -> CellResult:
+    """`cell_web_kill_mid_call` with `streams` streamed calls (the figures' cell)."""
+    return cell_web_kill_mid_call(cluster, surface, streamed=True, calls=streams)
 
 
 def _outage(

@@ -3,8 +3,9 @@
 product recovers on its own. The same cells, with more load, make docs/reliability.md
 (scripts/reliability.py).
 
-A process killed mid-call (a web process mid-stream, a worker mid-job) is billed by the in-flight
-reaper (claudeapp/calls/inflight.py) from the write-ahead record its call left in Redis.
+A process killed mid-call (a web process mid-stream or waiting on a non-streamed answer, mid-turn of a
+conversation or of the chat; a worker mid-job) is billed by the in-flight reaper
+(claudeapp/calls/inflight.py) from the write-ahead record its call left in Redis.
 """
 
 from __future__ import annotations
@@ -39,20 +40,62 @@ def test_a_killed_worker_s_jobs_all_run_again_within_a_minute_and_are_billed_onc
     assert any("2" in note for note in result.notes if note.startswith("attempts")), "no job was re-run"
 
 
+def _each_killed_call_billed_once_and_no_hold_left(result: CellResult, calls: int) -> None:
+    figures = result.extra
+    _nothing_lost_nor_billed_twice(result)
+    assert result.unbilled == 0, _report(result)
+    assert figures["rows"] == figures["event_keys"] == calls, _report(result)  # one ledger row per killed call
+    assert (figures["held"], figures["reserved"]) == (0, 0), _report(result)  # no hold outlives the reaper
+
+
+def _each_stream_billed_as_delivered(result: CellResult, streams: int) -> None:
+    figures = result.extra
+    assert figures["charges"] == streams and figures["blind"] == 0, _report(result)  # each row names its charge
+    assert figures["exact_input"], _report(result)  # message_start's input, not the bound held
+    # Output as delivered at the last checkpoint: beyond message_start's 1 token per stream, within max_tokens.
+    assert streams < figures["ledger_out"] < streams * harness._MAX_TOKENS, _report(result)
+
+
 @pytest.mark.parametrize("surface", harness.STREAM_SURFACES)
 def test_a_web_process_killed_mid_stream_has_every_stream_billed_once_and_no_hold_left(
     cluster: Cluster, surface: str
 ) -> None:
     result = harness.cell_web_kill_mid_stream(cluster, surface, streams=3)
+
+    _each_killed_call_billed_once_and_no_hold_left(result, 3)
+    _each_stream_billed_as_delivered(result, 3)
+
+
+@pytest.mark.parametrize("surface", harness.STREAM_SURFACES)
+def test_a_web_process_killed_mid_call_has_every_non_streamed_call_billed_once_at_its_bound_and_no_hold_left(
+    cluster: Cluster, surface: str
+) -> None:
+    result = harness.cell_web_kill_mid_call(cluster, surface, streamed=False, calls=3)
     figures = result.extra
 
-    _nothing_lost_nor_billed_twice(result)
-    assert result.unbilled == 0, _report(result)
-    assert figures["rows"] == figures["charges"] == 3, _report(result)  # one ledger row per upstream charge
-    assert figures["exact_input"], _report(result)  # message_start's input, not the bound held
-    # Output as delivered at the last checkpoint: beyond message_start's 1 token per stream, within max_tokens.
-    assert 3 < figures["ledger_out"] < 3 * harness._STREAM_MAX_TOKENS, _report(result)
-    assert (figures["held"], figures["reserved"]) == (0, 0), _report(result)  # no hold outlives the reaper
+    _each_killed_call_billed_once_and_no_hold_left(result, 3)
+    # No answer reached the process: each call billed blind at its bound (input bound + max_tokens), the
+    # conservative side, which covers what upstream charged once its answer was ready.
+    assert figures["blind"] == 3, _report(result)
+    assert figures["ledger_out"] == 3 * harness._MAX_TOKENS, _report(result)
+    assert figures["charges"] == 3 and figures["covered"], _report(result)
+
+
+@pytest.mark.parametrize("surface", harness.TURN_SURFACES)
+def test_a_web_process_killed_mid_turn_has_every_turn_billed_once_no_hold_left_and_no_answer_left_streaming(
+    cluster: Cluster, surface: str
+) -> None:
+    result = harness.cell_web_kill_mid_call(cluster, surface, streamed=True, calls=3)
+    answers = result.extra["answers"]
+
+    _each_killed_call_billed_once_and_no_hold_left(result, 3)
+    _each_stream_billed_as_delivered(result, 3)
+    assert len(answers) == 3, _report(result)
+    if any(status in harness.UNFINISHED for status in answers):
+        # Known gap: the reaper bills the turn but nothing touches its saved answer (calls may not import
+        # conversations; the record does not name the answer), so it stays "streaming" for good.
+        pytest.xfail(f"a killed turn's answer is left unfinished: {answers}")
+    assert set(answers) <= {"truncated", "failed"}, _report(result)  # cut by the kill, and said so
 
 
 def test_redis_restarted_mid_run_calls_go_on_and_readyz_names_it(cluster: Cluster) -> None:
