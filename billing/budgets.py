@@ -185,12 +185,22 @@ def _hold(reservation: Reservation, ids: list[int]) -> Reservation:
     return reservation
 
 
+# A hold that is its own transaction commits without waiting for the WAL flush (~0.25 ms, with a tail of
+# several ms, on every call). All it risks is the hold itself, on a Postgres crash in the next few hundred
+# ms: the reservation row and the budget's reserved_micros go together (one statement), and the call's
+# settlement bills it all the same ("a reservation already released is still billed"). The bill, the
+# settlement, stays a synchronous commit; so does a hold on several budgets (a transaction of several
+# statements, the rarer case). Inside a caller's transaction the hold never changes how that one commits.
+_ASYNC_COMMIT = "a AS (SELECT set_config('synchronous_commit', 'off', true)), "
+
+
 def _hold_one(reservation: Reservation, pk: int) -> Reservation:
     """The common case, one covering budget: the conditional UPDATE and the reservation row in one
     statement (one round trip, atomic on its own), the row written only when the hold was taken."""
     reservation.budget_ids = [pk]
-    insert, values = rows.insert_sql(reservation, select_from="h")
-    sql = f"WITH h AS ({_HOLD_SQL} RETURNING id) {insert}"
+    alone = not connection.in_atomic_block
+    insert, values = rows.insert_sql(reservation, select_from="h, a" if alone else "h")
+    sql = f"WITH {_ASYNC_COMMIT if alone else ''}h AS ({_HOLD_SQL} RETURNING id) {insert}"
     with prepared.cursor() as cursor:
         cursor.execute(sql, {**_starts(timezone.now()), "id": pk, "amount": reservation.amount_micros, **values})
         row = cursor.fetchone()
