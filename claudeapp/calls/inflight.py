@@ -42,7 +42,7 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -160,6 +160,37 @@ def _beat_forever() -> None:
 # --- the record -------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class SettlesAs:
+    """The ledger identity a caller's record step bills its call under (a conversation turn bills its
+    answer: `message:<id>`). On the in-flight record, the reaper bills an orphan under the same key, so
+    the call is billed once whoever gets there, and the cost is found under its answer."""
+
+    event_key: str
+    subject: str
+
+
+Interrupted = Callable[[Mapping[str, str], Any], None]
+_when_interrupted: list[Interrupted] = []
+
+
+def when_interrupted(hook: Interrupted) -> None:
+    """Run `hook(record, entry)` for every orphan the reaper settles: `entry` is the LedgerEntry it
+    billed, or None when the call never reached upstream's first text (its hold went back). For the
+    owner of what the call was for (a turn's answer) to leave it in a final state: the package that
+    owns it registers, as calls must not import it."""
+    if hook not in _when_interrupted:
+        _when_interrupted.append(hook)
+
+
+def _tell(record: Mapping[str, str], entry: Any) -> None:
+    for hook in list(_when_interrupted):
+        try:
+            hook(record, entry)
+        except Exception:  # the bill is in: a hook failing must not make the reaper settle it again
+            log.exception("calls: an interrupted-call hook failed for %s", record.get("id"))
+
+
 @dataclass
 class Tracker:
     """One call's record, as its process sees it (attached to its Admission or Reservation)."""
@@ -170,12 +201,13 @@ class Tracker:
     output: int = 0  # the output bound delivered so far
     last_checkpoint: float = 0.0
     started: asyncio.Future[Any] | None = None  # the async start write (awaited before settlement)
+    keyed: bool = False  # the record names the event key its caller settles under (a turn's answer)
 
     # stream progress (async path)
 
     def first_text(self, *, message_id: str | None, request_id: str | None, model: str,
                    input_usage: Mapping[str, int] | None) -> None:  # fmt: skip
-        fields = {"ek": f"upstream:{message_id}"} if message_id else {}
+        fields = {"ek": f"upstream:{message_id}"} if message_id and not self.keyed else {}
         fields.update(msg=message_id or "", rid=request_id or "", model_used=model)
         if input_usage:
             fields["usage"] = json.dumps(dict(input_usage))
@@ -259,10 +291,10 @@ async def _write_checkpoints(queued: list[tuple[Tracker, dict[str, str]]]) -> No
             raise result
 
 
-def _final_fields(result: GatewayResult) -> dict[str, str]:
+def _final_fields(result: GatewayResult, *, keyed: bool = False) -> dict[str, str]:
     fields = {"rid": result.request_id or "", "msg": result.message_id or "", "model_used": result.model_used,
               "final": json.dumps(dict(result.usage))}  # fmt: skip
-    if result.message_id:
+    if result.message_id and not keyed:
         fields["ek"] = f"upstream:{result.message_id}"
     return fields
 
@@ -316,7 +348,7 @@ def _start_pipe(pipe: Any, fields: dict[str, str]) -> None:
     pipe.zadd(index_key(), {fields["id"]: float(fields["at"])})
 
 
-def open_async(*, admission: Any, streamed: bool) -> Tracker:
+def open_async(*, admission: Any, streamed: bool, settles_as: SettlesAs | None = None) -> Tracker:
     """The async pipeline's start: the record is written from a task of its own (the upstream call
     does not wait for it); `Tracker.landed()` before settlement keeps the delete after it."""
     call_id = uuid.uuid4().hex
@@ -325,7 +357,9 @@ def open_async(*, admission: Any, streamed: bool) -> Tracker:
         model_id=admission.decision.model_id, input_tokens=admission.input_tokens, max_tokens=admission.max_tokens,
         streamed=streamed, kind="message",
     )  # fmt: skip
-    tracker = Tracker(call_id=call_id, streamed=streamed, max_tokens=admission.max_tokens)
+    if settles_as is not None:
+        fields.update(ek=settles_as.event_key, subject=settles_as.subject)
+    tracker = Tracker(call_id=call_id, streamed=streamed, max_tokens=admission.max_tokens, keyed=settles_as is not None)
     tracker.last_checkpoint = time.monotonic()
     tracker.started = asyncio.ensure_future(_quietly(_astart(fields)))
     admission.inflight = tracker
@@ -356,11 +390,13 @@ def open_at_admission(*, admission: Any, streamed: bool) -> None:
     )
 
 
-def for_call(*, admission: Any, streamed: bool) -> Tracker:
+def for_call(*, admission: Any, streamed: bool, settles_as: SettlesAs | None = None) -> Tracker:
     """The call's record: the one admission wrote (when it did: one record per call, never a second
-    one beside it), else written now from a task."""
+    one beside it), else written now from a task, naming `settles_as` when the caller gives it."""
     tracker = getattr(admission, "inflight", None)
-    return tracker if tracker is not None else open_async(admission=admission, streamed=streamed)
+    if tracker is not None:
+        return tracker
+    return open_async(admission=admission, streamed=streamed, settles_as=settles_as)
 
 
 def ended_sync(admission: Any, result: GatewayResult) -> None:
@@ -370,7 +406,7 @@ def ended_sync(admission: Any, result: GatewayResult) -> None:
     tracker = getattr(admission, "inflight", None)
     if tracker is None or not tracker.call_id:
         return
-    checkpoint_sync(tracker.call_id, **_final_fields(result))
+    checkpoint_sync(tracker.call_id, **_final_fields(result, keyed=tracker.keyed))
 
 
 def open_sync(
@@ -565,6 +601,7 @@ def _settle_orphan(record: Mapping[str, str], report: Reaped) -> None:
         budgets.release(reservation=reservation)  # the stream never reached its first text
         report.released += 1
         observe.interrupted(record=record, entry=None)
+        _tell(record, None)
         return
     model_used = record.get("model_used") or record["model"]
     entry = budgets.settle(
@@ -579,3 +616,4 @@ def _settle_orphan(record: Mapping[str, str], report: Reaped) -> None:
     )
     report.billed += 1
     observe.interrupted(record=record, entry=entry)
+    _tell(record, entry)

@@ -290,20 +290,30 @@ async def _in_db(step: Callable[..., Any], *args: Any) -> Any:
 
 
 async def complete(
-    *, admission: Admission, spec: CallSpec, record: Record | None = None, on_error: OnError | None = None
+    *,
+    admission: Admission,
+    spec: CallSpec,
+    record: Record | None = None,
+    on_error: OnError | None = None,
+    settles_as: inflight.SettlesAs | None = None,
 ) -> Completed | Failed:
     """One full answer. The call and its bookkeeping run in their own task: a caller that leaves
     does not cut it. Gateway errors give the hold back and propagate; with `on_error` they are
-    recorded by it and returned as Failed."""
+    recorded by it and returned as Failed. `settles_as`: the event key and subject `record` bills
+    under, for the write-ahead record (a call whose process dies is then billed under them)."""
     record = observe.recording(record or settle_ending)  # every ending counted and logged once, where it is recorded
-    task = _keep(asyncio.ensure_future(_complete(admission, spec, record, on_error)))
+    task = _keep(asyncio.ensure_future(_complete(admission, spec, record, on_error, settles_as)))
     return await asyncio.shield(task)
 
 
 async def _complete(
-    admission: Admission, spec: CallSpec, record: Record, on_error: OnError | None
+    admission: Admission,
+    spec: CallSpec,
+    record: Record,
+    on_error: OnError | None,
+    settles_as: inflight.SettlesAs | None,
 ) -> Completed | Failed:
-    tracker = inflight.for_call(admission=admission, streamed=False)  # the write-ahead record
+    tracker = inflight.for_call(admission=admission, streamed=False, settles_as=settles_as)  # the write-ahead record
     try:
         result = await gateway.acomplete(**_params(admission, spec))
     except Exception as exc:
@@ -338,13 +348,16 @@ async def stream(
     record: Record | None = None,
     on_error: OnError | None = None,
     on_detach: OnDetach | None = None,
+    settles_as: inflight.SettlesAs | None = None,
 ) -> AsyncIterator[StreamEvent | Completed | Failed]:
     """The gateway's stream events, then one Completed once recorded.
 
     Errors before any output: raised after the hold is given back, or, with `on_error`, recorded by
     it and yielded as Failed. A reader that stops iterating leaves the call running to its end;
-    `on_detach(admission, seen_text)` then runs at once (e.g. to show "stopped" before the bill lands)."""
-    pump = _Pump(admission, spec, raw_events, observe.recording(record or settle_ending), on_error, on_detach)
+    `on_detach(admission, seen_text)` then runs at once (e.g. to show "stopped" before the bill lands).
+    `settles_as` as for `complete`."""
+    record = observe.recording(record or settle_ending)
+    pump = _Pump(admission, spec, raw_events, record, on_error, on_detach, settles_as)
     pump.start()
     try:
         while True:
@@ -369,6 +382,7 @@ class _Pump:
         record: Record,
         on_error: OnError | None,
         on_detach: OnDetach | None = None,
+        settles_as: inflight.SettlesAs | None = None,
     ) -> None:
         self.admission, self.spec, self.raw_events = admission, spec, raw_events
         self.record, self.on_error, self.on_detach = record, on_error, on_detach
@@ -377,7 +391,7 @@ class _Pump:
         self.detached_at: float | None = None
         self.seen: list[str] = []
         self.task: asyncio.Task[None] | None = None
-        self.tracker = inflight.for_call(admission=admission, streamed=True)  # the write-ahead record
+        self.tracker = inflight.for_call(admission=admission, streamed=True, settles_as=settles_as)  # write-ahead
 
     def start(self) -> None:
         self.task = _keep(asyncio.ensure_future(self._run()))

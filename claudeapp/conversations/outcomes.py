@@ -19,6 +19,7 @@ from claudeapp.attachments.models import Attachment
 from claudeapp.calls import run, settlement
 from claudeapp.calls.admission import Admission
 from claudeapp.calls.errors import UpstreamBusy
+from claudeapp.calls.inflight import SettlesAs
 from claudeapp.calls.run import CallSpec, Ending
 from claudeapp.claude.errors import NoModelAvailable, UpstreamError
 from claudeapp.claude.results import GatewayResult
@@ -304,6 +305,13 @@ def plain_words(exc: Exception) -> str:
     return str(exc)[:500] or type(exc).__name__
 
 
+def settles_as(prepared: Prepared) -> SettlesAs:
+    """The answer's ledger identity: its one bill, by `record` or, when its process dies mid-call, by
+    the in-flight reaper (which then leaves the answer failed: conversations/interrupted.py)."""
+    answer_id = str(prepared.answer.public_id)
+    return SettlesAs(event_key=f"message:{answer_id}", subject=answer_id)
+
+
 @transaction.atomic
 def record(prepared: Prepared, admission: Admission, ending: Ending) -> Message:
     """The call's one bill and the saved answer, in one transaction, for every ending: complete,
@@ -311,13 +319,13 @@ def record(prepared: Prepared, admission: Admission, ending: Ending) -> Message:
     tokens upstream produced to the end are billed)."""
     result = ending.result
     usage = run.billed_usage(result, input_bound=admission.input_tokens, max_tokens=admission.max_tokens)
-    answer = prepared.answer
+    answer, identity = prepared.answer, settles_as(prepared)
     entry = settlement.settle(
         admission=admission,
         usage=usage,
-        event_key=f"message:{answer.public_id}",
+        event_key=identity.event_key,
         kind="message",
-        subject=str(answer.public_id),
+        subject=identity.subject,
         model_used=result.model_used,
         upstream_request_id=result.request_id or "",
         upstream_message_id=result.message_id or "",

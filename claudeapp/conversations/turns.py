@@ -123,6 +123,7 @@ async def stream_answer(prepared: Prepared) -> AsyncIterator[TurnEvent]:
         record=partial(outcomes.record, prepared),
         on_error=partial(outcomes.record_failure, prepared),
         on_detach=partial(outcomes.mark_stopped, prepared),
+        settles_as=outcomes.settles_as(prepared),
     )
     async with aclosing(events):
         async for event in events:
@@ -143,5 +144,6 @@ async def complete_answer(prepared: Prepared) -> Message:
         spec=prepared.spec,
         record=partial(outcomes.record, prepared),
         on_error=partial(outcomes.record_failure, prepared),
+        settles_as=outcomes.settles_as(prepared),
     )
     return done.entry if isinstance(done, Completed) else done.recorded

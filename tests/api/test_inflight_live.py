@@ -71,7 +71,7 @@ def test_a_stream_s_record_carries_its_progress_and_is_gone_once_settled(
         wait_until(lambda: any(int(r.get("out") or 0) > 0 for r in inflight.records()), timeout=20,
                    what="a checkpoint of the stream's output")  # fmt: skip
         (record,) = inflight.records()
-        assert record["msg"].startswith("msg_") and record["rid"] and record["ek"] == f"upstream:{record['msg']}"
+        assert record["msg"].startswith("msg_") and record["rid"]
         assert record["res"] and record["streamed"] == "1" and record["proc"] != inflight.process_id()
         assert '"input_tokens"' in record["usage"]  # message_start's exact figures, not the bound
     finally:
@@ -80,6 +80,12 @@ def test_a_stream_s_record_carries_its_progress_and_is_gone_once_settled(
     (entry,) = settled_ledger()
     wait_until(lambda: inflight.records() == [], timeout=10, what="the record dropped at settlement")
     assert entry.upstream_message_id == record["msg"]
+    # The record names the key the call was settled under: a turn's answer, else upstream's message id
+    # (a process dying mid-call has its call billed under it by the reaper: once, and under its answer).
+    assert record["ek"] == entry.event_key
+    turn = surface in ("chat", "api_conversation")
+    assert entry.event_key.startswith("message:") if turn else entry.event_key == f"upstream:{record['msg']}"
+    assert record.get("subject", "") == (entry.subject if turn else "")
 
 
 @pytest.mark.parametrize("ending", ["complete", "cut", "disconnect", "retry-after-cut"])

@@ -945,8 +945,9 @@ def cell_web_kill_mid_call(cluster: Cluster, surface: str = "anthropic", *, stre
     return result
 
 
-def _answers_after_reaping(cluster: Cluster, result: CellResult, conversations: list[str]) -> list[str]:
-    """The killed turns' saved answers' statuses, given a moment past their billing to be repaired."""
+def _answers_after_reaping(cluster: Cluster, result: CellResult, conversations: list[str]) -> list[tuple[Any, ...]]:
+    """The killed turns' saved answers (status, output tokens, cost), given a moment past their billing
+    to be repaired (the reaper bills, then hands each answer to conversations/interrupted.py)."""
 
     def answers() -> list[tuple[Any, ...]]:
         return cluster.sql(_ANSWERS, conversations)
@@ -955,7 +956,7 @@ def _answers_after_reaping(cluster: Cluster, result: CellResult, conversations: 
         wait_until(lambda: not any(a[0] in UNFINISHED for a in answers()), timeout=3, what="the answers repaired")
     found = answers()
     result.notes.append(f"the killed turns' answers (status, output tokens, cost): {sorted(found)}")
-    return [a[0] for a in found]
+    return found
 
 
 def cell_web_kill_mid_stream(cluster: Cluster, surface: str = "anthropic", *, streams: int = 4) -> CellResult:
