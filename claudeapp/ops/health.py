@@ -111,32 +111,39 @@ class CallFigures:
     since: dt.datetime
     until: dt.datetime
     total: CallCounts
-    surfaces: dict[str, CallCounts]  # each of SURFACES, in order; zeros when it had no call
+    # Each of SURFACES, in order (zeros when it had no call), then OTHER when it had any: the rows add up
+    # to the total.
+    surfaces: dict[str, CallCounts]
 
 
-SURFACES = ("chat", "api", "anthropic", "jobs")
+SURFACES = ("chat", "api", "anthropic", "jobs", "batches")
+# Calls logged with no surface of SURFACES: outside any request or task (the surface is blank).
+OTHER = "other"
 
 
 def calls(*, now: dt.datetime | None = None) -> CallFigures:
     """Calls that ended in the last 15 minutes, from the request log (one row per call any surface
-    answered): all of them and per surface, in one query. A call ran unless it was refused (429/402,
+    answered): all of them and per surface, in one query; a row with a surface not in SURFACES (a blank one)
+    counts under OTHER. A call ran unless it was refused (429/402,
     counted apart); its errors are the statuses in requestlog.services.ERROR_STATUSES; latency is the
     duration_ms of the calls that ran (an interrupted call has none). Rows are written in bulk a moment
     after the call ends, so the last half second may be missing."""
     until = now or timezone.now()
     since = until - CALL_WINDOW
     errors = ", ".join(f"'{status}'" for status in requestlog.ERROR_STATUSES)
+    known = ", ".join(f"'{surface}'" for surface in SURFACES)
     sql = f"""
-        SELECT GROUPING(surface), surface,
+        SELECT GROUPING(row_surface), row_surface,
                count(*) FILTER (WHERE status <> 'refused'),
                count(*) FILTER (WHERE status IN ({errors})),
                count(*) FILTER (WHERE status = 'refused'),
                percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_ms) FILTER (WHERE status <> 'refused'),
                percentile_cont(0.99) WITHIN GROUP (ORDER BY duration_ms) FILTER (WHERE status <> 'refused')
-        FROM {RequestLog._meta.db_table}
-        WHERE created_at >= %s AND created_at <= %s
-        GROUP BY GROUPING SETS ((surface), ())
-    """  # noqa: S608  (table name and statuses from the code, values bound)
+        FROM (SELECT *, CASE WHEN surface IN ({known}) THEN surface ELSE '{OTHER}' END AS row_surface
+              FROM {RequestLog._meta.db_table}
+              WHERE created_at >= %s AND created_at <= %s) AS windowed
+        GROUP BY GROUPING SETS ((row_surface), ())
+    """  # noqa: S608  (table name, statuses and surfaces from the code, values bound)
     with connection.cursor() as cursor:
         cursor.execute(sql, [since, until])
         rows = cursor.fetchall()
@@ -144,7 +151,7 @@ def calls(*, now: dt.datetime | None = None) -> CallFigures:
     for is_total, surface, *counts in rows:
         if is_total:
             figures.total = CallCounts(*counts)
-        elif surface in figures.surfaces:
+        else:
             figures.surfaces[surface] = CallCounts(*counts)
     return figures
 

@@ -86,13 +86,14 @@ class Cell:
 
 def _call_cells(calls: health.CallFigures, counts: health.CallCounts, surface: str, linked: bool) -> dict[str, Cell]:
     """One row of call figures (all surfaces, or one), each linked to the request log rows it counts:
-    the same window, outcome and surface."""
+    the same window, outcome and surface (for OTHER, the blank surface: the one other surface logged)."""
     suffix = f"-{surface}" if surface else ""
+    surface_filter = {"surface__exact": "" if surface == health.OTHER else surface} if surface else {}
 
     def url(outcome: str) -> str | None:
         if not linked:
             return None
-        filters = {"outcome": outcome, **({"surface__exact": surface} if surface else {})}
+        filters = {"outcome": outcome, **surface_filter}
         window = {"created_at__gte": calls.since.isoformat(), "created_at__lte": calls.until.isoformat()}
         return _changelist("requestlog", "requestlog", **filters, **window)
 

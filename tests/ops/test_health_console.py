@@ -215,7 +215,7 @@ def test_each_call_figure_links_the_request_log_rows_it_counts(operator, logged_
 
     counted = {"calls": "ran", "errors": "errors", "refused": "refused"}
     for name, outcome in counted.items():
-        for suffix in ("", "-chat", "-api", "-anthropic", "-jobs"):
+        for suffix in ("", "-chat", "-api", "-anthropic", "-jobs", "-batches"):
             href, text = figure(body, name + suffix)
             assert f"outcome={outcome}" in href and (not suffix or f"surface__exact={suffix[1:]}" in href)
             response = operator.get(href)
@@ -223,9 +223,30 @@ def test_each_call_figure_links_the_request_log_rows_it_counts(operator, logged_
             assert response.context["cl"].result_count == int(text), href  # the list shows what was counted
 
     links = re.findall(r'href="([^"]+)"', calls_module(body))
-    assert len(links) == 5 * 6  # six figures, for all surfaces and for each of the four
+    assert len(links) == 6 * 6  # six figures, for all surfaces and for each of the five (no "other": none logged)
     for href in set(links):
         assert operator.get(href).status_code == 200, href
+
+
+def test_calls_logged_with_no_surface_show_as_an_other_row_so_the_rows_add_up_to_the_total(operator, logged_calls):
+    assert 'data-figure="calls-other"' not in calls_module(page(operator))  # none yet: no row
+    log_call("batches", "complete", None, ago=SECONDS)  # a batch item: no duration
+    log_call("batches", "failed", None, ago=SECONDS)
+    log_call("", "complete", 50, ago=SECONDS)  # e.g. logged outside any request or task
+    log_call("", "refused", 1, ago=SECONDS, http_status=429)
+    body = page(operator)
+
+    names = ("calls", "errors", "refused")
+    assert tuple(figure(body, f"{name}-other")[1] for name in names) == ("1", "0", "1")
+    assert (figure(body, "p50-other")[1], figure(body, "p50-batches")[1]) == ("50 ms", "—")
+    assert tuple(figure(body, f"{name}-batches")[1] for name in names) == ("2", "1", "0")
+    rows = ("chat", "api", "anthropic", "jobs", "batches", "other")
+    for name in names:
+        assert sum(int(figure(body, f"{name}-{row}")[1]) for row in rows) == int(figure(body, name)[1]), name
+    assert figure(body, "calls")[1] == "13" and figure(body, "p50")[1] == "450 ms"  # batch items have no latency
+    href, _ = figure(body, "refused-other")
+    response = operator.get(href)  # the rows it counts: the blank surface's
+    assert response.status_code == 200 and response.context["cl"].result_count == 1, href
 
 
 def test_without_the_request_log_permission_the_call_figures_show_without_links(client, user_factory, seeded):
@@ -248,7 +269,7 @@ def test_the_outcome_filter_groups_the_statuses_as_the_console_counts_them(opera
 def test_no_call_in_the_window_shows_zero_and_dashes(operator):
     log_call("chat", "complete", 100, ago=dt.timedelta(minutes=16))
     body = page(operator)
-    for suffix in ("", "-chat", "-api", "-anthropic", "-jobs"):
+    for suffix in ("", "-chat", "-api", "-anthropic", "-jobs", "-batches"):
         assert figure(body, "calls" + suffix)[1] == figure(body, "errors" + suffix)[1] == "0"
         assert figure(body, "error-rate" + suffix)[1] == figure(body, "p50" + suffix)[1] == "—"
         assert figure(body, "p99" + suffix)[1] == "—"
