@@ -2,7 +2,8 @@
 
 run.py wraps the record step (and the failure step) of every call with `recording` / `failing`, so
 the line is written once, where the ending is recorded, whatever the surface's own record step is;
-`refused` does the same for a call refused before any upstream call (429, 402). Tokens and cost come
+`refused` does the same for a call refused before any upstream call (429, 402), and `batch_item` for a
+Message Batches item, when its settlement applied (no call of ours ran it). Tokens and cost come
 from what the record step billed. Never a key or prompt text: ids, model names, figures and error
 types only (an upstream error's message can quote the request, so it is left out).
 """
@@ -24,6 +25,7 @@ from claudeapp.core import logcontext, metrics
 log = logging.getLogger("claudeapp.calls")
 
 REFUSALS = (RateLimited, BudgetExceeded, UpstreamBusy)
+BATCHES = "batches"  # the surface of Message Batches items, whichever process settles them
 # Also handed every call's fields (the request log's in-process buffer registers here): each must be cheap.
 _sinks: list[Callable[[dict[str, Any]], None]] = []
 
@@ -139,6 +141,56 @@ def interrupted(*, record: Any, entry: Any) -> None:
         **_billed(entry, {}),
     }
     emit(fields)
+
+
+def batch_item(
+    *,
+    request_id: str,
+    status: str,
+    principal_kind: str,
+    principal_id: int,
+    model_requested: str,
+    model_used: str,
+    upstream_request_id: str,
+    entry: Any = None,
+    error_type: str | None = None,
+    route_decision_id: int | None = None,
+    route_reason: str = "",
+    job_id: str | None = None,
+    **extra: Any,
+) -> None:
+    """One Message Batches item settled (a partner batch's request, api/anthropic_batches.py, or a batch
+    job's, jobs/batches.py): counted and logged under the surface `batches`, with `request_id` as its
+    request id. Their settlements call it once per item, after the commit of the conditional update that
+    applied it, so a settlement redone (a re-poll, a read racing the beat) logs nothing twice. `status`:
+    complete (billed: `entry` is its ledger line) or failed (`error_type` says why; nothing billed). An
+    item has no call of its own to time: no duration, no HTTP status. `extra` goes on the log line only."""
+    fields = {
+        "event": "call",
+        "status": status,
+        "principal_kind": principal_kind,
+        "principal_id": principal_id,
+        "route_decision_id": route_decision_id,
+        "route_reason": route_reason,
+        "model_requested": model_requested,
+        "model_used": model_used,
+        "upstream_request_id": upstream_request_id,
+        "error_type": error_type,
+        "http_status": None,
+        "duration_ms": None,
+        **_billed(entry, {}),
+        **extra,
+    }
+    _safely(_batch_item, fields, request_id, job_id)
+
+
+def _batch_item(fields: dict[str, Any], request_id: str, job_id: str | None) -> None:
+    model = fields["model_used"] or fields["model_requested"]
+    metrics.call_ended(surface=BATCHES, status=fields["status"], model=model)
+    if not (_sinks or log.isEnabledFor(logging.INFO)):
+        return
+    with logcontext.bound(request_id=request_id, surface=BATCHES, job_id=job_id):
+        emit(fields)
 
 
 # A stream that stopped without an error from upstream: it ended before message_stop, its connection

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +24,7 @@ HEADER = "request_id"
 @dataclass(frozen=True, slots=True)
 class Context:
     request_id: str | None = None
-    surface: str = ""  # chat, api, anthropic, jobs; "" outside a request or task
+    surface: str = ""  # chat, api, anthropic, jobs, batches; "" outside a request or task
     started: float = 0.0  # time.perf_counter() when the request or task began
     job_id: str | None = None
 
@@ -33,6 +35,17 @@ _current: ContextVar[Context] = ContextVar("claudeapp_log_context", default=_EMP
 
 def bind(*, request_id: str | None, surface: str, job_id: str | None = None) -> None:
     _current.set(Context(request_id, surface, time.perf_counter(), job_id))
+
+
+@contextmanager
+def bound(*, request_id: str | None, surface: str, job_id: str | None = None) -> Iterator[None]:
+    """The context for a few lines about something other than the request or task at hand (a batch item
+    settled while a request reads its batch), then the context as it was."""
+    token = _current.set(Context(request_id, surface, time.perf_counter(), job_id))
+    try:
+        yield
+    finally:
+        _current.reset(token)
 
 
 def current() -> Context:

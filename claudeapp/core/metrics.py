@@ -25,8 +25,9 @@ TOKEN_CLASSES = ("input", "output", "cache_write", "cache_read")
 
 REQUESTS = Counter(
     "claudeapp_requests",
-    "Billed calls by surface (chat, api, anthropic, jobs), ending (complete, cut, error, disconnect, failed, "
-    "refused) and model (the one that answered; the one decided or asked for when none did).",
+    "Billed calls by surface (chat, api, anthropic, jobs; batches: Message Batches items, one per result; other: "
+    "none of these), ending (complete, cut, error, disconnect, failed, refused) and model (the one that answered; "
+    "the one decided or asked for when none did).",
     ["surface", "status", "model"],
 )
 UPSTREAM_LATENCY = Histogram(
