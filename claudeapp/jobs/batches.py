@@ -12,7 +12,9 @@ A batch job waits in `queued` and is never published to Celery. Each tick:
    upstream id (`in_progress`).
 3. poll: retrieve open batches; once `ended`, apply each result to its job in its own short
    transaction, only if the job is still `running` in this batch (a canceled job, or a result
-   applied by an earlier tick that died half way, is skipped). Billing is keyed `job:<id>`.
+   applied by an earlier tick that died half way, is skipped). Billing is keyed `job:<id>`. Each
+   result applied (a `canceled` one aside: it never ran) is one request log line, surface `batches`,
+   written after its transaction commits (calls/observe.py `batch_item`).
 
 The job row still owns retries: attempts are counted at claim, as for queued jobs.
 """
@@ -260,7 +262,8 @@ def fan_out(batch: MessageBatch) -> None:
     missing = Job.objects.filter(batch=batch, status=Job.Status.RUNNING).values_list("pk", flat=True)
     lost = upstream.Failure(True, None, None, "batch_result_missing", "no result for this request", "")
     for job_id in list(missing):
-        _settle_one(job_id, batch, partial(_back_to_waiting, failure=lost, refund=False))
+        action = partial(_back_to_waiting, failure=lost, refund=False)
+        _settle_one(job_id, batch, partial(_observed, action=action, batch=batch, result_type="missing"))
     _mark(batch, status=MessageBatch.Status.DONE)
 
 
@@ -278,23 +281,38 @@ def apply_result(*, batch: MessageBatch, job_id: UUID | str, result: dict[str, A
     else:
         expired = upstream.Failure(True, None, None, "batch_expired", "the batch expired before this request ran", "")
         action = partial(_back_to_waiting, failure=expired, refund=False)
-    applied = _settle_one(job_id, batch, action)
+    applied = _settle_one(job_id, batch, partial(_observed, action=action, batch=batch, result_type=str(kind)))
     if not applied and kind == "succeeded":
         _bill_canceled(job_id, batch, result["message"])
 
 
+def _observed(job: Job, *, action: Any, batch: MessageBatch, result_type: str) -> None:
+    """Apply a result, then log the item (once this applied settlement commits). A `canceled` result
+    never ran upstream and bills nothing: the job waits for the next batch, and no call is logged."""
+    entry = action(job)
+    if result_type != "canceled":
+        upstream.observe_batch_item(
+            job=job, model_id=batch.model, upstream_batch_id=batch.upstream_id, result_type=result_type, entry=entry
+        )
+
+
 def _bill_canceled(job_id: UUID | str, batch: MessageBatch, message: dict[str, Any]) -> None:
     """A job canceled after its batch went upstream: upstream still ran it and charged it. The
-    caller never sees the result, but the ledger (and the budgets) must hold what upstream billed."""
+    caller never sees the result, but the ledger (and the budgets) must hold what upstream billed,
+    and the request log the call: once, though every later poll of the batch comes back here."""
+    event_key = f"{upstream.ledger_event_key(job_id)}:canceled-in:{batch.pk}"
     with transaction.atomic():
         job = Job.objects.select_for_update().filter(pk=job_id, batch=batch, status=Job.Status.CANCELED).first()
-        if job is None:
+        if job is None or upstream.billed(event_key=event_key):  # the job's lock orders the pollers
             return
-        upstream.settle_message(
+        entry = upstream.settle_message(
             job=job,
             reservation=upstream.held_reservation(job=job, model_id=batch.model),
             message=message,
-            event_key=f"{upstream.ledger_event_key(job.pk)}:canceled-in:{batch.pk}",
+            event_key=event_key,
+        )
+        upstream.observe_batch_item(
+            job=job, model_id=batch.model, upstream_batch_id=batch.upstream_id, result_type="succeeded", entry=entry
         )
 
 
@@ -324,17 +342,20 @@ def _settle_one(job_id: UUID | str, batch: MessageBatch, action: Any) -> bool:
         return True
 
 
-def _succeed(job: Job, *, message: dict[str, Any], model_id: str) -> None:
+def _succeed(job: Job, *, message: dict[str, Any], model_id: str) -> Any:
+    """Bill the result and end the job; returns the ledger line."""
     reservation = upstream.held_reservation(job=job, model_id=model_id)
+    entry = upstream.settle_message(job=job, reservation=reservation, message=message)
     transitions.succeed(
         job=job,
-        cost_micros=upstream.settle_message(job=job, reservation=reservation, message=message),
+        cost_micros=int(entry.cost_micros),
         result=message,
         usage=message.get("usage") or {},
         model_used=message.get("model") or model_id,
         upstream_request_id=job.upstream_request_id,
         upstream_message_id=message.get("id") or "",
     )
+    return entry
 
 
 def _finish_failed(job: Job, failure: upstream.Failure) -> None:

@@ -9,9 +9,11 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from django.conf import settings
+from django.db import transaction
 
 from claudeapp.accounts.principals import Principal
 from claudeapp.claude import errors as claude_errors
@@ -282,15 +284,50 @@ def release_held(*, reservation_id: int | None) -> None:
         release(reservation=held)
 
 
-def settle_message(*, job: Any, reservation: Any, message: dict[str, Any], event_key: str | None = None) -> int:
-    """Bill a batch result (a Messages response body) once, under the same key as a queued run."""
+def settle_message(*, job: Any, reservation: Any, message: dict[str, Any], event_key: str | None = None) -> Any:
+    """Bill a batch result (a Messages response body) once, under the same key as a queued run; returns
+    the ledger line (the one already written, when the key was billed before)."""
     from claudeapp.calls import queued
 
-    entry = queued.settle_message(
+    return queued.settle_message(
         reservation=reservation,
         message=message,
         event_key=event_key or ledger_event_key(job.id),
         kind="job",
         subject=str(job.id),
     )
-    return int(entry.cost_micros)
+
+
+def billed(*, event_key: str) -> bool:
+    from billing.models import LedgerEntry
+
+    return LedgerEntry.objects.filter(event_key=event_key).exists()
+
+
+def observe_batch_item(*, job: Any, model_id: str, upstream_batch_id: str, result_type: str, entry: Any = None) -> None:
+    """The request log line and the request counter for one batch item, once the settlement's
+    transaction commits (never for one rolled back). The job id is its request id: a batch job has no
+    request of its own, and the job id is what its owner and the operator know it by."""
+    from claudeapp.calls import observe
+
+    complete = entry is not None
+    transaction.on_commit(
+        partial(
+            observe.batch_item,
+            request_id=str(job.pk),
+            status="complete" if complete else "failed",
+            principal_kind=job.principal_kind,
+            principal_id=job.principal_id,
+            model_requested=model_id,
+            model_used=(entry.model_id if complete else "") or model_id,
+            upstream_request_id=upstream_batch_id,
+            entry=entry,
+            error_type=None if complete else job.last_error_type or result_type,
+            route_decision_id=job.routing_decision_id,
+            route_reason=job.routing_reason,
+            job_id=str(job.pk),
+            job_status=job.status,
+            job_attempt=job.attempts,
+            batch_result=result_type,
+        )
+    )

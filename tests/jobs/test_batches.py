@@ -4,8 +4,9 @@ against the real emulator and the test database; no Celery worker is involved (o
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import pytest
@@ -19,8 +20,11 @@ from billing import costs, prices
 from billing.models import Budget, LedgerEntry, RateLimitPolicy, Reservation
 from claudeapp.api import keys
 from claudeapp.claude import batches as api
+from claudeapp.core import logcontext, metrics
 from claudeapp.jobs import batches, runner, services
 from claudeapp.jobs.models import Job, MessageBatch
+from claudeapp.requestlog import buffer
+from claudeapp.requestlog.models import RequestLog
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -308,3 +312,97 @@ def test_a_poller_killed_mid_fan_out_is_redone_by_the_next_tick_and_none_is_bill
     for job in jobs:
         assert LedgerEntry.objects.filter(event_key=f"job:{job.pk}").count() == 1
     assert MessageBatch.objects.get(pk=batch.pk).status == "done"
+
+
+# --- the request log: one line per batch item settled, surface `batches`
+
+ENDINGS = {  # prompt -> (the line's status, error type); a canceled result never ran: no line
+    "Say hello.": ("complete", None),
+    "Bad [[batch:errored:invalid_request_error]]": ("failed", "invalid_request_error"),
+    "Flaky [[batch:errored:overloaded_error]]": ("failed", "overloaded_error"),  # back to wait: still an ending
+    "Slow [[batch:expired]]": ("failed", "batch_expired"),
+    "Stop [[batch:canceled]]": (None, None),
+}
+
+
+def _batch_lines(jobs: Iterable[Job]) -> dict[str, RequestLog]:
+    """The jobs' lines (by job id): this process's rows, where the poller runs. By id, since a row another
+    test's poll queued may be written by the flusher thread after that test's tables were emptied."""
+    buffer.flush()
+    return {row.request_id: row for row in RequestLog.objects.filter(request_id__in=[str(j.pk) for j in jobs])}
+
+
+def _requests_counted(status: str, model: str) -> float:
+    labels = {"surface": "batches", "status": status, "model": model}
+    return metrics.registry().get_sample_value("claudeapp_requests_total", labels) or 0.0
+
+
+def test_each_batch_result_is_one_request_log_line_with_what_the_ledger_billed_and_a_redo_adds_none(batch_job):
+    buffer._rows.clear()  # rows other tests' calls left in this process
+    jobs = {prompt: batch_job(prompt) for prompt in ENDINGS}
+    counted = {status: _requests_counted(status, "claude-haiku-5-5") for status in ("complete", "failed")}
+    _tick()
+    (batch,) = MessageBatch.objects.all()
+    MessageBatch.objects.filter(pk=batch.pk).update(status=MessageBatch.Status.ENDED)
+    batches.fan_out(batch)  # the fan-out redone (a poller killed before marking the batch done): nothing new
+
+    lines = _batch_lines(jobs.values())
+    assert set(lines) == {str(job.pk) for prompt, job in jobs.items() if ENDINGS[prompt][0]}
+    for prompt, (status, error_type) in ENDINGS.items():
+        job = Job.objects.get(pk=jobs[prompt].pk)
+        if status is None:
+            assert (job.status, job.attempts) == ("queued", 0)  # back to wait, attempt refunded, not a call
+            continue
+        line = lines[str(job.pk)]
+        assert (line.status, line.error_type or None, line.duration_ms) == (status, error_type, None), prompt
+        assert (line.principal_kind, line.principal_id) == (job.principal_kind, job.principal_id)
+        assert (line.model_requested, line.upstream_request_id) == (batch.model, batch.upstream_id)
+        assert line.route_decision_id == job.routing_decision_id
+        entry = LedgerEntry.objects.filter(event_key=f"job:{job.pk}").first()
+        if status == "complete":
+            assert line.http_status == 200 and line.model_used == entry.model_id == job.model_used
+            billed = (entry.input_tokens, entry.output_tokens, entry.cache_read_tokens, entry.cost_micros)
+            assert (line.input_tokens, line.output_tokens, line.cache_read_tokens, line.cost_micros) == billed
+            assert line.cache_write_tokens == entry.cache_write_5m_tokens + entry.cache_write_1h_tokens
+            assert line.cost_micros == job.cost_micros > 0
+        else:
+            assert entry is None and line.http_status is None and line.model_used == batch.model
+            assert (line.input_tokens, line.output_tokens, line.cost_micros) == (0, 0, 0)
+    assert _requests_counted("complete", batch.model) - counted["complete"] == 1
+    assert _requests_counted("failed", batch.model) - counted["failed"] == 3
+
+
+def test_a_job_canceled_in_its_batch_but_billed_upstream_is_one_complete_line_however_often_polled(
+    batch_job, principal
+):
+    buffer._rows.clear()
+    kept, dropped = batch_job(), batch_job()
+    (batch,) = batches.submit_due()
+    services.cancel(job_id=dropped.pk, principal=principal)
+    batches.poll_open()
+    batch.refresh_from_db()
+    MessageBatch.objects.filter(pk=batch.pk).update(status=MessageBatch.Status.ENDED)
+    batches.fan_out(batch)  # read again: the canceled job's bill is known, not logged twice
+
+    lines = _batch_lines([kept, dropped])
+    assert set(lines) == {str(kept.pk), str(dropped.pk)}
+    bill = LedgerEntry.objects.get(subject=str(dropped.pk))
+    line = lines[str(dropped.pk)]
+    assert (line.status, line.cost_micros, line.output_tokens) == ("complete", bill.cost_micros, bill.output_tokens)
+    assert bill.cost_micros > 0 and LedgerEntry.objects.filter(subject=str(dropped.pk)).count() == 1
+
+
+def test_a_batch_line_carries_the_batches_surface_and_the_job_id_whatever_context_polls(batch_job, caplog):
+    buffer._rows.clear()
+    job = batch_job()
+    logcontext.bind(request_id="req_beat_task", surface="jobs")  # what the beat task's worker has bound
+    try:
+        with caplog.at_level(logging.INFO, logger="claudeapp.calls"):
+            _tick()
+        assert logcontext.current().request_id == "req_beat_task"  # the poller's own context, unchanged after
+    finally:
+        logcontext.clear()
+    (record,) = [r for r in caplog.records if getattr(r, "event", None) == "call"]
+    assert (record.surface, record.request_id, record.job_id) == ("batches", str(job.pk), str(job.pk))
+    assert (record.batch_result, record.job_status) == ("succeeded", "succeeded")
+    assert _batch_lines([job])[str(job.pk)].surface == "batches"
