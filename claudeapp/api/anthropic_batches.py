@@ -8,6 +8,7 @@
     settle    each `succeeded` result billed once at the batch price from its own usage (ledger key
               `anthropic-batch:<id>:<custom_id>`); errored, canceled and expired results give their
               hold back. The beat (tasks.settle_anthropic_batches) does it for batches nobody reads.
+              Each result but a canceled one is one request log line (surface `batches`).
     results   upstream's JSONL lines as they are (the partner's custom_ids, upstream's messages)
     delete    an ended batch only (as Anthropic): settled first, then deleted upstream and here
 
@@ -22,18 +23,19 @@ import logging
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 from rest_framework import serializers
 
-from billing.models import Reservation
+from billing.models import LedgerEntry, Reservation
 from claudeapp.accounts.principals import Principal
 from claudeapp.api import anthropic_version
 from claudeapp.api.batch_models import AnthropicBatch, AnthropicBatchRequest
 from claudeapp.api.message_inputs import anthropic_request
-from claudeapp.calls import admission, queued, run
+from claudeapp.calls import admission, observe, queued, run
 from claudeapp.calls.errors import MaxTokensTooLarge
 from claudeapp.claude import batches as upstream
 from claudeapp.claude.errors import UpstreamError, UpstreamNotFound
@@ -46,6 +48,8 @@ CUSTOM_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 MAX_REQUESTS = upstream.MAX_REQUESTS
 # Upstream keeps a batch at most 24 h; the holds outlive that, with time to notice the end.
 HOLD_FOR = dt.timedelta(hours=26)
+# The request log's error type of a result that carries none of upstream's (an errored one carries its own).
+ITEM_ERRORS = {"errored": "api_error", "expired": "batch_expired", "missing": "batch_result_missing"}
 
 
 class BatchNotFound(Exception):
@@ -282,7 +286,7 @@ def settle(batch: AnthropicBatch) -> None:
     for line in upstream.result_lines(batch.upstream_id):
         _settle_one(batch, principal, str(line.get("custom_id")), line.get("result") or {})
     for row in AnthropicBatchRequest.objects.filter(batch=batch, result_type="").values_list("pk", flat=True):
-        _settle_row(row, "missing", lambda r: _release(r.reservation_id))  # upstream reported nothing for it
+        _settle_row(batch, row, "missing", _release_row)  # upstream reported nothing for it
     batch.settled_at = timezone.now()
     batch.save(update_fields=["settled_at"])
 
@@ -295,33 +299,61 @@ def _settle_one(batch: AnthropicBatch, principal: Principal, custom_id: str, res
     kind = str(result.get("type") or "errored")
     if kind == "succeeded":
         message = result.get("message") or {}
-        _settle_row(row, kind, lambda r: _bill(batch, principal, r, message))
+        _settle_row(batch, row, kind, lambda r: _bill(batch, principal, r, message))
     else:
-        _settle_row(row, kind, lambda r: _release(r.reservation_id))
+        error = (result.get("error") or {}).get("error") or {}
+        _settle_row(batch, row, kind, _release_row, error_type=str(error.get("type") or "") or None)
 
 
-def _settle_row(row_id: int, kind: str, action: Any) -> None:
+def _settle_row(batch: AnthropicBatch, row_id: int, kind: str, action: Any, *, error_type: str | None = None) -> None:
+    """Apply one result to its request row, only while the row is unsettled: the one settlement that
+    applies it also logs it (after commit), so a read racing the beat logs it once."""
     with transaction.atomic():
         row = AnthropicBatchRequest.objects.select_for_update().filter(pk=row_id, result_type="").first()
         if row is None:
             return  # settled by someone else already
-        cost = action(row)
-        row.result_type, row.cost_micros = kind, int(cost or 0)
+        entry = action(row)
+        row.result_type, row.cost_micros = kind, int(entry.cost_micros if entry is not None else 0)
         row.save(update_fields=["result_type", "cost_micros"])
+        if kind != "canceled":  # never ran upstream, billed nothing: not a call
+            transaction.on_commit(partial(_observe, batch, row, entry, error_type or ITEM_ERRORS.get(kind, kind)))
 
 
-def _bill(batch: AnthropicBatch, principal: Principal, row: AnthropicBatchRequest, message: Mapping[str, Any]) -> int:
+def _observe(batch: AnthropicBatch, row: AnthropicBatchRequest, entry: LedgerEntry | None, error_type: str) -> None:
+    """The request log line of one settled request: request id our batch id (the one its owner knows;
+    the custom_id rides on the log line), upstream request id upstream's batch id."""
+    observe.batch_item(
+        request_id=batch.public_id,
+        status="complete" if entry is not None else "failed",
+        principal_kind=batch.principal_kind,
+        principal_id=batch.principal_id,
+        model_requested=row.model_id,
+        model_used=entry.model_id if entry is not None else row.model_id,
+        upstream_request_id=batch.upstream_id,
+        entry=entry,
+        error_type=None if entry is not None else error_type,
+        custom_id=row.custom_id,
+        batch_result=row.result_type,
+    )
+
+
+def _release_row(row: AnthropicBatchRequest) -> None:
+    _release(row.reservation_id)
+
+
+def _bill(
+    batch: AnthropicBatch, principal: Principal, row: AnthropicBatchRequest, message: Mapping[str, Any]
+) -> LedgerEntry:
     held = Reservation.objects.filter(pk=row.reservation_id).first() if row.reservation_id else None
     # The hold is gone (reaped) or there was none: bill the ledger all the same (upstream charged it).
     reservation = held or queued.empty_hold(principal=principal, model_id=row.model_id, batch=True)
-    entry = queued.settle_message(
+    return queued.settle_message(
         reservation=reservation,
         message=message,
         event_key=f"anthropic-batch:{batch.pk}:{row.custom_id}",
         kind="batch",
         subject=batch.public_id,
     )
-    return int(entry.cost_micros)
 
 
 def results(*, principal: Principal, batch_id: str) -> Iterator[dict[str, Any]]:

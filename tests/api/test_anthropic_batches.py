@@ -5,12 +5,19 @@ the tests move (docs/emulator.md, "Batches")."""
 
 from __future__ import annotations
 
+import threading
+
 import anthropic
 import pytest
+from django.db import connection
 
 from billing.models import Budget, LedgerEntry, Reservation
 from claudeapp.api import anthropic_batches
 from claudeapp.api.batch_models import AnthropicBatch
+from claudeapp.core import metrics
+from claudeapp.requestlog import buffer
+from claudeapp.requestlog.models import RequestLog
+from tests.chaos.harness import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -189,3 +196,82 @@ def test_delete_refuses_a_batch_still_processing_and_deletes_an_ended_one_after_
     with pytest.raises(anthropic.NotFoundError):
         client.messages.batches.retrieve(batch.id)
     assert client.messages.batches.list().data == []
+
+
+# --- the request log: one line per settled request, surface `batches`, under the batch's id
+
+ENDINGS = {  # custom_id -> (prompt, the line's status, error type); a canceled request never ran: no line
+    "ok": ("Tell me about tide pools", "complete", None),
+    "bad": ("[[batch:errored:invalid_request_error]] hi", "failed", "invalid_request_error"),
+    "late": ("[[batch:expired]] hi", "failed", "batch_expired"),
+    "stop": ("[[batch:canceled]] hi", None, None),
+}
+
+
+def test_each_settled_request_is_one_request_log_line_with_what_the_ledger_billed(live_gateway, key, budget, emulator):
+    buffer._rows.clear()  # rows other tests' calls left in this process
+    client = sdk(live_gateway, key.raw)
+    batch = client.messages.batches.create(requests=[request(cid, prompt) for cid, (prompt, *_) in ENDINGS.items()])
+    end_upstream(emulator)
+    # A partner's read settles it, in the live gateway, under the read's own request id: not the lines'.
+    client.messages.batches.retrieve(batch.id, extra_headers={"x-request-id": "req_batch_reader"})
+    lines = RequestLog.objects.filter(request_id=batch.id)
+    wait_until(lambda: lines.count() == 3, timeout=20, what="the batch's request log lines")
+
+    ours = AnthropicBatch.objects.get(public_id=batch.id)
+    entry = LedgerEntry.objects.get(kind="batch", subject=batch.id)
+    by_status = {(line.status, line.error_type or None): line for line in lines}
+    assert set(by_status) == {(status, error) for _, status, error in ENDINGS.values() if status}
+    for line in lines:
+        assert (line.surface, line.principal_kind, line.principal_id) == ("batches", "partner_key", key.pk)
+        assert (line.upstream_request_id, line.model_requested) == (ours.upstream_id, "claude-haiku-5-5")
+        assert line.duration_ms is None
+    done = by_status[("complete", None)]
+    assert (done.http_status, done.model_used) == (200, entry.model_id)
+    billed = (entry.input_tokens, entry.output_tokens, entry.cache_read_tokens, entry.cost_micros)
+    assert (done.input_tokens, done.output_tokens, done.cache_read_tokens, done.cost_micros) == billed
+    assert done.cache_write_tokens == entry.cache_write_5m_tokens + entry.cache_write_1h_tokens and entry.cost_micros
+    for key_ in (("failed", "invalid_request_error"), ("failed", "batch_expired")):
+        failed = by_status[key_]
+        assert (failed.http_status, failed.cost_micros, failed.output_tokens) == (None, 0, 0)
+    assert not RequestLog.objects.filter(request_id="req_batch_reader").exists()
+
+    anthropic_batches.settle(ours)  # settled again (the beat after a read): every row is settled, no line
+    assert buffer.pending() == 0 and LedgerEntry.objects.filter(kind="batch").count() == 1
+
+
+def test_a_read_and_the_beat_settling_at_once_log_each_request_once(live_gateway, key, budget, emulator):
+    buffer._rows.clear()
+    batch = sdk(live_gateway, key.raw).messages.batches.create(requests=[request(f"r{i}") for i in range(4)])
+    end_upstream(emulator)
+    before = (
+        metrics.registry().get_sample_value(
+            "claudeapp_requests_total", {"surface": "batches", "status": "complete", "model": "claude-haiku-5-5"}
+        )
+        or 0.0
+    )
+    barrier = threading.Barrier(2)
+
+    def settle(step) -> None:
+        barrier.wait()
+        try:
+            step()
+        finally:
+            connection.close()
+
+    def read() -> None:
+        anthropic_batches.refresh(AnthropicBatch.objects.get(public_id=batch.id))
+
+    threads = [threading.Thread(target=settle, args=(step,)) for step in (read, anthropic_batches.settle_open)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    buffer.flush()
+    assert RequestLog.objects.filter(request_id=batch.id, surface="batches", status="complete").count() == 4
+    assert LedgerEntry.objects.filter(kind="batch", subject=batch.id).count() == 4
+    after = metrics.registry().get_sample_value(
+        "claudeapp_requests_total", {"surface": "batches", "status": "complete", "model": "claude-haiku-5-5"}
+    )
+    assert after - before == 4
