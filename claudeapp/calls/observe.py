@@ -154,6 +154,7 @@ def batch_item(
     upstream_request_id: str,
     entry: Any = None,
     error_type: str | None = None,
+    http_status: int | None = None,
     route_decision_id: int | None = None,
     route_reason: str = "",
     job_id: str | None = None,
@@ -163,8 +164,10 @@ def batch_item(
     job's, jobs/batches.py): counted and logged under the surface `batches`, with `request_id` as its
     request id. Their settlements call it once per item, after the commit of the conditional update that
     applied it, so a settlement redone (a re-poll, a read racing the beat) logs nothing twice. `status`:
-    complete (billed: `entry` is its ledger line) or failed (`error_type` says why; nothing billed). An
-    item has no call of its own to time: no duration, no HTTP status. `extra` goes on the log line only."""
+    complete (billed: `entry` is its ledger line), failed (`error_type` says why; nothing billed) or, for a
+    batch job refused before its batch went up, refused (`http_status` 429 or 402, counted as a refusal).
+    An item has no call of its own to time: no duration, and an HTTP status only for a refusal or a
+    refused create. `extra` goes on the log line only."""
     fields = {
         "event": "call",
         "status": status,
@@ -176,7 +179,7 @@ def batch_item(
         "model_used": model_used,
         "upstream_request_id": upstream_request_id,
         "error_type": error_type,
-        "http_status": None,
+        "http_status": http_status,
         "duration_ms": None,
         **_billed(entry, {}),
         **extra,
@@ -186,7 +189,10 @@ def batch_item(
 
 def _batch_item(fields: dict[str, Any], request_id: str, job_id: str | None) -> None:
     model = fields["model_used"] or fields["model_requested"]
-    metrics.call_ended(surface=BATCHES, status=fields["status"], model=model)
+    if fields["status"] == "refused":
+        metrics.refused(surface=BATCHES, kind="budget" if fields["http_status"] == 402 else "limit", model=model)
+    else:
+        metrics.call_ended(surface=BATCHES, status=fields["status"], model=model)
     if not (_sinks or log.isEnabledFor(logging.INFO)):
         return
     with logcontext.bound(request_id=request_id, surface=BATCHES, job_id=job_id):

@@ -16,6 +16,11 @@ A batch job waits in `queued` and is never published to Celery. Each tick:
    result applied (a `canceled` one aside: it never ran) is one request log line, surface `batches`,
    written after its transaction commits (calls/observe.py `batch_item`).
 
+A job that ends short of a result is logged the same way, by the step that moves it: `refused` (429 a
+token limit, 402 a budget) when submit refuses it, `failed` when the model map refuses it at claim or
+the create is refused (sent back or failed), `failed` when recover_stale buries it at its last attempt.
+One sent back by recover_stale is not: no call ended, and its next batch logs it.
+
 The job row still owns retries: attempts are counted at claim, as for queued jobs.
 """
 
@@ -112,6 +117,9 @@ def _by_model(jobs: Iterable[Job]) -> dict[str, list[Job]]:
             if failure is None:
                 raise
             _finish_failed(job, failure)  # the model map refuses it now; waiting would not help
+            upstream.observe_batch_item(
+                job=job, model_id=job.routed_model, upstream_batch_id="", result_type="unrouted"
+            )
             continue
         groups[resolved[job.routed_model]].append(job)
     return groups
@@ -175,15 +183,19 @@ def _note_hold(job: Job, reservation: Any) -> None:
 
 
 def _not_submitted(job: Job, batch: MessageBatch, exc: Exception) -> None:
-    """The token limits had no room (wait for a later batch, attempt refunded) or the budget refused (fail)."""
+    """The token limits had no room (wait for a later batch, attempt refunded) or the budget refused (fail):
+    logged as a refusal either way (429, 402), as a queued job's would be."""
     failure = upstream.classify(exc)
     if failure is None:
         raise exc
     if failure.limited:
         retry_at = timezone.now() + dt.timedelta(seconds=failure.retry_after or settings.JOBS_BATCH_POLL_SECONDS)
-        _settle_one(job.pk, batch, partial(_back_to_waiting, failure=failure, refund=True, not_before=retry_at))
+        action = partial(_back_to_waiting, failure=failure, refund=True, not_before=retry_at)
     else:
-        _settle_one(job.pk, batch, partial(_finish_failed, failure=failure))
+        action = partial(_finish_failed, failure=failure)
+    refused_with = upstream.refusal_status(failure)
+    observed = partial(_observed, action=action, batch=batch, result_type="not_submitted", refused_with=refused_with)
+    _settle_one(job.pk, batch, observed)
 
 
 def _submitted(batch: MessageBatch, status: api.BatchStatus, *, count: int) -> None:
@@ -209,9 +221,11 @@ def _submit_failed(batch: MessageBatch, jobs: list[Job], exc: UpstreamError) -> 
     for job in jobs:
         if failure.retryable or (culprit is not None and job.pk != culprit):
             retry_at = timezone.now() + dt.timedelta(seconds=settings.JOBS_BATCH_POLL_SECONDS)
-            _settle_one(job.pk, batch, partial(_back_to_waiting, failure=failure, refund=True, not_before=retry_at))
+            action = partial(_back_to_waiting, failure=failure, refund=True, not_before=retry_at)
         else:
-            _settle_one(job.pk, batch, partial(_finish_failed, failure=failure))
+            action = partial(_finish_failed, failure=failure)
+        # Sent back or failed, each job's request was in the refused create: one `failed` line each.
+        _settle_one(job.pk, batch, partial(_observed, action=action, batch=batch, result_type="create_refused"))
     logger.warning("message batch %s: create refused (%s)", batch.pk, exc.describe())
 
 
@@ -286,14 +300,16 @@ def apply_result(*, batch: MessageBatch, job_id: UUID | str, result: dict[str, A
         _bill_canceled(job_id, batch, result["message"])
 
 
-def _observed(job: Job, *, action: Any, batch: MessageBatch, result_type: str) -> None:
-    """Apply a result, then log the item (once this applied settlement commits). A `canceled` result
-    never ran upstream and bills nothing: the job waits for the next batch, and no call is logged."""
+def _observed(job: Job, *, action: Any, batch: MessageBatch, result_type: str, refused_with: int | None = None) -> None:
+    """Apply a result (or a refusal at submit), then log the item (once this applied settlement commits).
+    A `canceled` result never ran upstream and bills nothing: the job waits for the next batch, and no
+    call is logged."""
     entry = action(job)
     if result_type != "canceled":
         upstream.observe_batch_item(
-            job=job, model_id=batch.model, upstream_batch_id=batch.upstream_id, result_type=result_type, entry=entry
-        )
+            job=job, model_id=batch.model, upstream_batch_id=batch.upstream_id, result_type=result_type,
+            entry=entry, refused_with=refused_with,
+        )  # fmt: skip
 
 
 def _bill_canceled(job_id: UUID | str, batch: MessageBatch, message: dict[str, Any]) -> None:
@@ -399,8 +415,18 @@ def recover_stale(*, now: dt.datetime | None = None) -> int:
             locked = Job.objects.select_for_update(skip_locked=True).filter(pk=job.pk, status=Job.Status.RUNNING)
             if (locked := locked.first()) is not None:
                 _back_to_waiting(locked, failure=lost, refund=False)
+                _observe_lost(locked, job.batch)
                 count += 1
     return count
+
+
+def _observe_lost(job: Job, batch: MessageBatch | None) -> None:
+    """A job buried here (its last attempt's batch never ended, or never went up) ends with no result
+    that would log it: one `failed` line. One sent back is not logged: a lease running out ends no call,
+    and the batch it goes into next logs its ending."""
+    if job.status == Job.Status.DEAD:
+        model_id, upstream_id = (batch.model, batch.upstream_id) if batch else (job.routed_model, "")
+        upstream.observe_batch_item(job=job, model_id=model_id, upstream_batch_id=upstream_id, result_type="lost")
 
 
 def cancel_upstream(*, batch_id: int) -> MessageBatch:

@@ -304,25 +304,39 @@ def billed(*, event_key: str) -> bool:
     return LedgerEntry.objects.filter(event_key=event_key).exists()
 
 
-def observe_batch_item(*, job: Any, model_id: str, upstream_batch_id: str, result_type: str, entry: Any = None) -> None:
+def observe_batch_item(
+    *,
+    job: Any,
+    model_id: str,
+    upstream_batch_id: str,
+    result_type: str,
+    entry: Any = None,
+    refused_with: int | None = None,
+) -> None:
     """The request log line and the request counter for one batch item, once the settlement's
     transaction commits (never for one rolled back). The job id is its request id: a batch job has no
-    request of its own, and the job id is what its owner and the operator know it by."""
+    request of its own, and the job id is what its owner and the operator know it by.
+
+    `complete` with `entry` (its ledger line); `refused` with `refused_with` (429 a token limit, 402 a
+    budget: refused before its batch went up); else `failed`, with the job's last error (the status of a
+    refused create, or none for a result)."""
     from claudeapp.calls import observe
 
     complete = entry is not None
+    status = "complete" if complete else "refused" if refused_with else "failed"
     transaction.on_commit(
         partial(
             observe.batch_item,
             request_id=str(job.pk),
-            status="complete" if complete else "failed",
+            status=status,
             principal_kind=job.principal_kind,
             principal_id=job.principal_id,
             model_requested=model_id,
-            model_used=(entry.model_id if complete else "") or model_id,
-            upstream_request_id=upstream_batch_id,
+            model_used=(entry.model_id if complete else "") or ("" if refused_with else model_id),
+            upstream_request_id=upstream_batch_id or job.last_error_request_id,
             entry=entry,
             error_type=None if complete else job.last_error_type or result_type,
+            http_status=None if complete else refused_with or job.last_error_status,
             route_decision_id=job.routing_decision_id,
             route_reason=job.routing_reason,
             job_id=str(job.pk),
@@ -331,3 +345,11 @@ def observe_batch_item(*, job: Any, model_id: str, upstream_batch_id: str, resul
             batch_result=result_type,
         )
     )
+
+
+def refusal_status(failure: Failure) -> int | None:
+    """The HTTP status a job refused before any upstream call is logged with, as claudeapp/ops/job_calls.py
+    logs a queued job's: 429 for our token limits, 402 for a budget; None when it was no refusal."""
+    if failure.limited:
+        return 429
+    return 402 if failure.error_type == "budget_exceeded" else None

@@ -406,3 +406,136 @@ def test_a_batch_line_carries_the_batches_surface_and_the_job_id_whatever_contex
     assert (record.surface, record.request_id, record.job_id) == ("batches", str(job.pk), str(job.pk))
     assert (record.batch_result, record.job_status) == ("succeeded", "succeeded")
     assert _batch_lines([job])[str(job.pk)].surface == "batches"
+
+
+# --- endings short of a result: refused at submit, a refused create, a lease run out
+
+
+def _lines_of(job: Job) -> list[RequestLog]:
+    """Every line of one job, oldest first (a job sent back and run again has one per ending)."""
+    buffer.flush()
+    return list(RequestLog.objects.filter(request_id=str(job.pk)).order_by("created_at", "pk"))
+
+
+def _refusals_counted(kind: str) -> float:
+    name = "claudeapp_limit_refusals_total" if kind == "limit" else "claudeapp_budget_refusals_total"
+    return metrics.registry().get_sample_value(name, {"surface": "batches"}) or 0.0
+
+
+def test_jobs_the_token_limit_keeps_out_of_the_batch_are_refused_lines_with_429(batch_job, principal):
+    buffer._rows.clear()
+    RateLimitPolicy.objects.create(scope="user", scope_id=principal.user_id, output_tokens_per_minute=100)
+    jobs = [batch_job() for _ in range(3)]  # 64 output tokens each: one fits the minute
+    refused_before = (_requests_counted("refused", "claude-haiku-5-5"), _refusals_counted("limit"))
+
+    _tick()
+    batches.submit_due()  # the refused two are not due yet: nothing new
+
+    (batch,) = MessageBatch.objects.all()
+    sent, *waiting = sorted(_refresh(jobs), key=lambda job: job.status != "succeeded")
+    assert [(line.status, line.http_status) for line in _lines_of(sent)] == [("complete", 200)]
+    for job in waiting:
+        (line,) = _lines_of(job)
+        assert (job.status, job.attempts) == ("queued", 0)
+        assert (line.surface, line.status, line.http_status, line.error_type) == (
+            "batches",
+            "refused",
+            429,
+            "rate_limited",
+        )
+        assert (line.principal_kind, line.principal_id) == (job.principal_kind, job.principal_id)
+        assert (line.model_requested, line.model_used, line.upstream_request_id) == (batch.model, "", "")
+        assert (line.cost_micros, line.duration_ms) == (0, None)
+    refused_after = (_requests_counted("refused", "claude-haiku-5-5"), _refusals_counted("limit"))
+    assert [after - before for after, before in zip(refused_after, refused_before, strict=True)] == [2, 2]
+
+
+def test_a_job_its_budget_refuses_at_submit_fails_with_one_refused_line_with_402(batch_job, budget_factory, principal):
+    buffer._rows.clear()
+    job = batch_job()
+    budget_factory(scope="user", scope_id=principal.user_id, limit_micros=1)  # set after the job was taken
+    refused_before = _refusals_counted("budget")
+
+    assert batches.submit_due() == []
+    batches.tick()  # a later beat: the job is failed, nothing to redo
+
+    job.refresh_from_db()
+    (line,) = _lines_of(job)
+    assert (job.status, job.last_error_type) == ("failed", "budget_exceeded")
+    assert (line.surface, line.status, line.http_status, line.error_type) == (
+        "batches",
+        "refused",
+        402,
+        "budget_exceeded",
+    )
+    assert (line.model_requested, line.cost_micros) == (MessageBatch.objects.get().model, 0)
+    assert _refusals_counted("budget") - refused_before == 1
+    assert not Reservation.objects.exists() and not LedgerEntry.objects.exists()
+
+
+def test_a_refused_create_is_one_failed_line_for_each_job_sent_back_or_failed_and_none_again(batch_job):
+    buffer._rows.clear()
+    good = batch_job()
+    bad = batch_job(temperature=0.5)  # the create answers 400 for requests.1
+    failed_before = _requests_counted("failed", "claude-haiku-5-5")
+
+    batches.submit_due()
+    _tick()  # the good one goes up again and succeeds; the failed one is not touched again
+
+    good, bad = _refresh([good, bad])
+    refused, later = MessageBatch.objects.order_by("pk")
+    (bad_line,) = _lines_of(bad)
+    assert (bad.status, bad_line.status, bad_line.http_status) == ("failed", "failed", 400)
+    assert bad_line.error_type == bad.last_error_type == "invalid_request_error"
+    assert bad_line.upstream_request_id == bad.last_error_request_id != ""  # the create's request-id
+    assert (bad_line.model_requested, bad_line.model_used) == (refused.model, refused.model)
+    sent_back, done = _lines_of(good)
+    assert (sent_back.status, sent_back.http_status, sent_back.error_type) == ("failed", 400, "invalid_request_error")
+    assert (done.status, done.upstream_request_id, good.status, good.attempts) == (
+        "complete",
+        later.upstream_id,
+        "succeeded",
+        1,
+    )
+    assert all(line.surface == "batches" and line.cost_micros == 0 for line in (bad_line, sent_back))
+    assert _requests_counted("failed", "claude-haiku-5-5") - failed_before == 2
+
+
+def test_a_lost_batch_job_is_logged_only_when_buried_at_its_last_attempt(batch_job):
+    buffer._rows.clear()
+    later, last = batch_job(), batch_job()
+    Job.objects.filter(pk=last.pk).update(max_attempts=1)
+    batches.claim_due(now=timezone.now())  # the submitter "dies" before the create
+    after_grace = timezone.now() + batches.SUBMIT_GRACE + dt.timedelta(seconds=1)
+
+    assert batches.recover_stale(now=after_grace) == 2
+    assert batches.recover_stale(now=after_grace) == 0  # redone: nothing left running, nothing logged
+
+    later, last = _refresh([later, last])
+    assert (later.status, last.status) == ("queued", "dead")
+    assert _lines_of(later) == []  # a lease run out ends no call: its next batch logs it
+    (line,) = _lines_of(last)
+    assert (line.surface, line.status, line.error_type, line.http_status) == ("batches", "failed", "batch_lost", None)
+    assert (line.model_requested, line.upstream_request_id, line.cost_micros) == ("claude-haiku-5-5", "", 0)
+
+
+def test_a_job_the_model_map_refuses_at_claim_is_one_failed_line(batch_job):
+    from routing import modelmap
+    from routing.models import Model
+
+    buffer._rows.clear()
+    job = batch_job()
+    Model.objects.filter(model_id=job.routed_model).update(enabled=False)  # disabled after the job was taken
+    modelmap.invalidate_local()
+    try:
+        assert batches.submit_due() == [] and batches.submit_due() == []
+    finally:
+        Model.objects.filter(model_id=job.routed_model).update(enabled=True)
+        modelmap.invalidate_local()
+        modelmap.bump_version()
+
+    job.refresh_from_db()
+    (line,) = _lines_of(job)
+    assert (job.status, line.surface, line.status) == ("failed", "batches", "failed")
+    assert (line.error_type, line.http_status, line.model_requested) == ("model_disabled", None, job.routed_model)
+    assert not MessageBatch.objects.exists()
