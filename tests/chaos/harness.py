@@ -1127,6 +1127,10 @@ def run_all(
     if "web-kill" in only:
         for surface in STREAM_SURFACES:
             done(cell_web_kill_mid_stream(cluster, surface, streams=4 * scale))
+        for surface in STREAM_SURFACES:
+            done(cell_web_kill_mid_call(cluster, surface, streamed=False, calls=4 * scale))
+        for surface in TURN_SURFACES:
+            done(cell_web_kill_mid_call(cluster, surface, streamed=True, calls=4 * scale))
     if "redis" in only:
         done(cell_redis_restart(cluster, jobs=6 * scale)[0])
     if "postgres" in only:

@@ -314,33 +314,40 @@ def budget_for(principal: Any, payload: dict[str, Any], *, holds: float, batch: 
     return Budget.objects.create(scope="user", scope_id=principal.user_id, period="day", limit_micros=int(hold * holds))
 
 
-def assert_two_billed_and_the_rest_refused(jobs: list[Job], budget: Budget, emulator: Any) -> None:
+def assert_two_billed_and_the_rest_refused(
+    jobs: list[Job], budget: Budget, emulator: Any, *, settled_room_reused: bool = False
+) -> None:
+    """Two held and billed, the rest refused. `settled_room_reused`: jobs that start one after another
+    (a loaded worker) may find room a settled one gave back (billed below its worst case), so two or more."""
     budget.refresh_from_db()
     assert budget.spent_micros <= budget.limit_micros and budget.reserved_micros == 0
     succeeded = [job for job in jobs if job.status == "succeeded"]
-    assert len(succeeded) == 2, [(job.status, job.last_error_type, job.last_error_message) for job in jobs]
+    found = [(job.status, job.last_error_type, job.last_error_message) for job in jobs]
+    assert len(succeeded) >= 2 if settled_room_reused else len(succeeded) == 2, found
     refused = {(job.status, job.last_error_type) for job in jobs if job.status != "succeeded"}
     assert refused == {("failed", "budget_exceeded")}
     entries = list(LedgerEntry.objects.all())
     assert sorted(e.subject for e in entries) == sorted(str(job.id) for job in succeeded)  # each billed once
     assert budget.spent_micros == sum(e.cost_micros for e in entries)
     charges = emulator.charges()
-    assert len(charges) == 2 and ledger_usage(entries) == totals([c["usage"] for c in charges])
+    assert len(charges) == len(succeeded) and ledger_usage(entries) == totals([c["usage"] for c in charges])
 
 
 def test_queued_jobs_with_large_documents_never_take_a_budget_past_its_limit(
     worker, gateway_settings, emulator, principal
 ):
     """Six jobs each carrying a 108k-character document and a PDF against a budget for 2.5 of them,
-    run at once by the worker: two are held, billed and succeed, the others fail with the budget error
-    (a budget refusal fails the job; only a rate limit makes it wait)."""
+    run at once by the worker: two are held, billed and succeed (a third when it starts after one of them
+    settled below its worst case), the others fail with the budget error (a budget refusal fails the job;
+    only a rate limit makes it wait), and the budget is never passed."""
     payloads = [large_document_payload() for _ in range(6)]
     budget = budget_for(principal, payloads[0], holds=2.5, batch=False)
     emulator.clear_charges()
     with transaction.atomic():  # published together on commit: none runs before all are created
         jobs = [services.create(principal=principal, payload=p) for p in payloads]
 
-    assert_two_billed_and_the_rest_refused(settled([job.id for job in jobs]), budget, emulator)
+    ids = [job.id for job in jobs]
+    assert_two_billed_and_the_rest_refused(settled(ids), budget, emulator, settled_room_reused=True)
 
 
 def test_batch_jobs_with_large_documents_never_take_a_budget_past_its_limit(batch_settings, emulator, principal):
