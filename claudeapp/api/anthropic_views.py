@@ -18,7 +18,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
-from claudeapp.api import anthropic_version, gateway_headers, sse
+from claudeapp.api import anthropic_version, fastpath, gateway_headers, sse
 from claudeapp.api.anthropic_version import version_required
 from claudeapp.api.auth import partner_key_required
 from claudeapp.api.bodies import json_object
@@ -73,7 +73,10 @@ async def messages(request: HttpRequest) -> HttpResponse:
             first = await anext(events)  # nothing can answer: the last upstream error, as Anthropic would say it
             answered_by = first.model if isinstance(first, StreamStart) else None
             return sse.response(_relay(first, events), gateway_headers.for_stream(admission, answered_by))
-        done = await run.complete(admission=admission, spec=spec)
+        after = fastpath.after_reply(request)  # the reply carries no bill: it need not wait for the settlement
+        done = await run.complete(admission=admission, spec=spec, reply_first=after is not None)
+        if after is not None and done.settling is not None:
+            after.append(done.settling)
     except Exception as exc:
         return _error(request, exc, admission)
     response = JsonResponse(anthropic_body(done.result))

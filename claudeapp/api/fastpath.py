@@ -16,12 +16,18 @@ connection back): their receivers then have nothing a thread is needed for, and 
 cost about 2% of the process's CPU per call (py-spy, bench/cpu_per_call.sh). A request that did open a
 connection in its context, or a signal with an async receiver, takes Django's own path, on one
 long-lived thread instead of a new thread per request.
+
+A view may leave work for after its reply (`after_reply`: a call's settlement, when the reply does not
+carry the bill): the handler awaits it once the response is out, in the request's own task, so the
+reader does not wait for it and a graceful shutdown still does.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+from collections.abc import Awaitable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -40,9 +46,13 @@ from django.utils.module_loading import import_string
 
 from claudeapp.api.bodycap import CappedBodyMixin
 
+log = logging.getLogger(__name__)
+
 # Exact paths only: a path not listed here (even with a trailing slash) takes the full chain.
 PARTNER_CALL_PATHS = frozenset({"/anthropic/v1/messages", "/anthropic/v1/messages/count_tokens", "/api/v1/messages"})
 _thread_sensitive = ThreadPoolExecutor(max_workers=1, thread_name_prefix="partner-sync")
+# The scope key of the work a view leaves for after its response went out (`after_reply`).
+_AFTER_REPLY = "claudeapp.after_reply"
 
 
 def is_partner_call(path: str) -> bool:
@@ -69,6 +79,15 @@ class Inline:
         if self.process_response_hook:
             response = self.process_response_hook(request, response)
         return response
+
+
+def after_reply(request: HttpRequest) -> list[Awaitable[Any]] | None:
+    """Where a view puts work that need not delay its reply (a call's bookkeeping): the handler awaits
+    it once the response is out, before the request ends (so a graceful shutdown still waits for it).
+    None when the request did not come through this handler (Django's own, the test client): the view
+    then does that work before replying."""
+    scope = getattr(request, "scope", None)
+    return scope.get(_AFTER_REPLY) if scope is not None else None
 
 
 def chain() -> list[str]:
@@ -143,6 +162,8 @@ class LoopSignalsHandler(ASGIHandler):
         except RequestAborted:
             return
         set_script_prefix(get_script_prefix(scope))
+        after: list[Awaitable[Any]] = []
+        scope = {**scope, _AFTER_REPLY: after}
         await _send(signals.request_started, self.__class__, scope=scope)
         request, error_response = self.create_request(scope, body_file)
         if request is None:
@@ -174,6 +195,11 @@ class LoopSignalsHandler(ASGIHandler):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        for work in after:  # the reader has its answer (or left): nothing of this may be lost either way
+            try:
+                await asyncio.shield(work)
+            except Exception:
+                log.exception("work left for after the reply failed")
         try:
             response = tasks[1].result()
         except asyncio.CancelledError:

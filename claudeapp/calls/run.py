@@ -89,6 +89,9 @@ class Completed:
     result: GatewayResult
     entry: Any  # what the record step returned: the LedgerEntry by default
     truncated_by: Exception | None = None  # a stream that broke after output went out
+    # `complete(reply_first=True)`: the answer came back before its bookkeeping, which this task (whose
+    # result is the Completed with its entry) still runs; `entry` is None until then.
+    settling: asyncio.Task[Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -296,14 +299,26 @@ async def complete(
     record: Record | None = None,
     on_error: OnError | None = None,
     settles_as: inflight.SettlesAs | None = None,
+    reply_first: bool = False,
 ) -> Completed | Failed:
     """One full answer. The call and its bookkeeping run in their own task: a caller that leaves
     does not cut it. Gateway errors give the hold back and propagate; with `on_error` they are
     recorded by it and returned as Failed. `settles_as`: the event key and subject `record` bills
-    under, for the write-ahead record (a call whose process dies is then billed under them)."""
+    under, for the write-ahead record (a call whose process dies is then billed under them).
+
+    `reply_first`: return as soon as upstream has answered, with the bookkeeping (the end checkpoint,
+    the settlement, the log line) still running in `Completed.settling`, for a caller whose reply
+    does not carry the bill: the reader does not wait for it. Until it lands the hold stands for the
+    bill (never less), and a process killed meanwhile leaves the write-ahead record to the reaper."""
     record = observe.recording(record or settle_ending)  # every ending counted and logged once, where it is recorded
-    task = _keep(asyncio.ensure_future(_complete(admission, spec, record, on_error, settles_as)))
-    return await asyncio.shield(task)
+    answered: asyncio.Future[GatewayResult] | None = asyncio.get_running_loop().create_future() if reply_first else None
+    task = _keep(asyncio.ensure_future(_complete(admission, spec, record, on_error, settles_as, answered)))
+    if answered is None:
+        return await asyncio.shield(task)
+    await asyncio.wait((task, answered), return_when=asyncio.FIRST_COMPLETED)  # a caller leaving cancels neither
+    if task.done():
+        return task.result()
+    return Completed(admission, answered.result(), None, settling=task)
 
 
 async def _complete(
@@ -312,6 +327,7 @@ async def _complete(
     record: Record,
     on_error: OnError | None,
     settles_as: inflight.SettlesAs | None,
+    answered: asyncio.Future[GatewayResult] | None = None,
 ) -> Completed | Failed:
     tracker = inflight.for_call(admission=admission, streamed=False, settles_as=settles_as)  # the write-ahead record
     try:
@@ -323,7 +339,16 @@ async def _complete(
             raise
         return Failed(exc, recorded)
     await tracker.landed()
-    entry = await _in_db(_ended_then(record), admission, Ending(result))
+    if answered is None:
+        return Completed(admission, result, await _in_db(_ended_then(record), admission, Ending(result)))
+    answered.set_result(result)
+    try:
+        entry = await _in_db(_ended_then(record), admission, Ending(result))
+    except Exception:
+        # The reader has its answer; the write-ahead record still holds the call, and the reaper bills it
+        # once it is older than CALLS_INFLIGHT_MAX_AGE_SECONDS.
+        log.exception("settling an answered call failed; its in-flight record is left to the reaper")
+        entry = None
     return Completed(admission, result, entry)
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from billing.models import Budget, LedgerEntry, RateLimitPolicy, Reservation
 from tests.api.test_messages_api import fresh_buckets
+from tests.fixtures.reconcile import billed
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -32,7 +33,7 @@ def test_create_returns_an_anthropic_message_billed_once(live_gateway, key):
     assert message.model == "claude-haiku-5-5"
     assert message.content[0].type == "text" and message.content[0].text
     assert message.usage.input_tokens > 0 and message.usage.output_tokens > 0
-    entry = LedgerEntry.objects.get(upstream_message_id=message.id)
+    entry = billed(message.id)
     assert (entry.principal_kind, entry.principal_id) == ("partner_key", key.pk)
     assert entry.output_tokens == message.usage.output_tokens
     assert not Reservation.objects.exists()
@@ -108,7 +109,7 @@ def test_cache_control_and_system_blocks_pass_through_and_usage_shows_cache_toke
     second = client.messages.create(model="claude-haiku-5-5", max_tokens=32, system=system, messages=HI)
     assert first.usage.cache_creation_input_tokens > 0
     assert second.usage.cache_read_input_tokens == first.usage.cache_creation_input_tokens
-    entry = LedgerEntry.objects.get(upstream_message_id=second.id)
+    entry = billed(second.id)
     assert entry.cache_read_tokens == second.usage.cache_read_input_tokens
 
 
