@@ -11,7 +11,7 @@ import logging
 from billing.errors import BudgetExceeded, PriceMissing, RateLimited
 from claudeapp.api import refusals
 from claudeapp.api.errors import TYPE_BY_STATUS, ErrorInfo, describe, register_error, retry_after_headers
-from claudeapp.calls.errors import MaxTokensTooLarge, UpstreamBusy
+from claudeapp.calls.errors import LIMIT, REFUSAL_STATUS, MaxTokensTooLarge, UpstreamBusy
 from claudeapp.claude.errors import NoModelAvailable, UpstreamBadRequest, UpstreamError, UpstreamNotFound
 from routing.errors import ModelDisabled, UnknownModel
 
@@ -33,7 +33,7 @@ def register() -> None:
     """This module's mappings (ApiConfig.ready calls it after errors.register_defaults)."""
     register_error(
         UpstreamBusy,
-        429,
+        REFUSAL_STATUS[LIMIT],  # a refusal like our own limits' (calls/observe.py logs it as one)
         "rate_limit_error",
         lambda e: "The gateway is at its upstream rate limit for this model; retry later.",
         headers_fn=lambda e: retry_after_headers(e.retry_after_seconds),

@@ -26,6 +26,7 @@ from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
 from claudeapp.api import requestid
+from claudeapp.calls.errors import BUDGET, LIMIT, REFUSAL_STATUS
 from claudeapp.core import unavailable
 
 logger = logging.getLogger(__name__)
@@ -158,8 +159,10 @@ def register_defaults() -> None:
         _register_own()
         billing = _module("billing.errors")
         if billing is not None:
-            _maybe(billing, "BudgetExceeded", 402, "budget_exceeded", _budget_message, _budget_headers, _budget_info)
-            _maybe(billing, "RateLimited", 429, "rate_limit_error", _rate_message, _rate_headers, _rate_info)
+            # The statuses of calls/errors.py's one table of refusals, which the request log writes too.
+            budget, limit = REFUSAL_STATUS[BUDGET], REFUSAL_STATUS[LIMIT]
+            _maybe(billing, "BudgetExceeded", budget, "budget_exceeded", _budget_message, _budget_headers, _budget_info)
+            _maybe(billing, "RateLimited", limit, "rate_limit_error", _rate_message, _rate_headers, _rate_info)
         gateway = _module("claudeapp.claude.errors")
         if gateway is not None:
             _maybe(gateway, "NoModelAvailable", OVERLOADED, "overloaded_error", _no_model_message, None, _no_model)
@@ -191,8 +194,9 @@ def _budget_headers(exc: Any) -> dict[str, str]:
 
 
 def _budget_info(exc: Any) -> ErrorInfo:
+    message, headers = _budget_message(exc), _budget_headers(exc)
     return ErrorInfo(
-        402, "budget_exceeded", _budget_message(exc), headers=_budget_headers(exc), extra={"budget": exc.detail()}
+        REFUSAL_STATUS[BUDGET], "budget_exceeded", message, headers=headers, extra={"budget": exc.detail()}
     )
 
 
@@ -211,7 +215,8 @@ def _rate_info(exc: Any) -> ErrorInfo:
         "limit": getattr(exc, "limit_value", None),
         "retry_after_seconds": round(exc.retry_after_seconds, 3),
     }
-    return ErrorInfo(429, "rate_limit_error", _rate_message(exc), headers=_rate_headers(exc), extra={"limit": limit})
+    message, headers = _rate_message(exc), _rate_headers(exc)
+    return ErrorInfo(REFUSAL_STATUS[LIMIT], "rate_limit_error", message, headers=headers, extra={"limit": limit})
 
 
 def _no_model_message(exc: Any) -> str:

@@ -14,6 +14,7 @@ from typing import Any
 
 from claudeapp.api import anthropic_ratelimit
 from claudeapp.api.errors import ErrorInfo, describe
+from claudeapp.calls.errors import BUDGET, LIMIT, REFUSAL_STATUS
 
 AXIS_NAMES = {
     "requests": "requests per minute",
@@ -26,7 +27,7 @@ def budget_refusal(exc: Any) -> ErrorInfo:
     """402 billing_error naming the budget, what remains (and is held) and when it resets."""
     general = describe(exc)
     message = exc.explain() if hasattr(exc, "explain") else budget_message(exc)
-    return ErrorInfo(402, "billing_error", message, headers=general.headers)
+    return ErrorInfo(REFUSAL_STATUS[BUDGET], "billing_error", message, headers=general.headers)
 
 
 def budget_message(exc: Any) -> str:
@@ -45,7 +46,7 @@ def rate_limit_refusal(exc: Any) -> ErrorInfo:
     own = dict(getattr(exc, "headers", None) or {})
     headers = {**general.headers, **anthropic_ratelimit.headers(own)}
     message = exc.explain() if hasattr(exc, "explain") else rate_limit_message(exc, own)
-    return ErrorInfo(429, "rate_limit_error", message, headers=headers)
+    return ErrorInfo(REFUSAL_STATUS[LIMIT], "rate_limit_error", message, headers=headers)
 
 
 def rate_limit_message(exc: Any, own: dict[str, str]) -> str:

@@ -17,7 +17,7 @@ from typing import Any
 
 from billing.errors import BudgetExceeded, RateLimited
 from claudeapp.calls.admission import Admission
-from claudeapp.calls.errors import UpstreamBusy
+from claudeapp.calls.errors import BUDGET, LIMIT, REFUSAL_STATUS, UpstreamBusy, refusal_kind
 from claudeapp.claude.errors import NoModelAvailable, UpstreamError
 from claudeapp.claude.results import GatewayResult
 from claudeapp.core import logcontext, metrics
@@ -101,16 +101,17 @@ def failed(admission: Admission, error: BaseException, recorded: Any) -> None:
 
 
 def refused(*, principal: Any, requested_model: str, error: BaseException) -> None:
-    """Refused before any upstream call: 429 (a rate limit, or upstream room) or 402 (a budget)."""
+    """Refused before any upstream call: a limit (ours, or upstream room) or a budget, logged with its
+    status from calls/errors.py's REFUSAL_STATUS (429, 402)."""
     ctx = logcontext.current()
-    kind = "budget" if isinstance(error, BudgetExceeded) else "limit"
+    kind = BUDGET if isinstance(error, BudgetExceeded) else LIMIT
     metrics.refused(surface=ctx.surface or "other", kind=kind, model=requested_model)
     if not (_sinks or log.isEnabledFor(logging.INFO)):
         return
     fields = {
         "event": "call",
         "status": "refused",
-        "http_status": 402 if kind == "budget" else 429,
+        "http_status": REFUSAL_STATUS[kind],
         "error_type": _error_type(error),
         "principal_kind": principal.kind,
         "principal_id": principal.id,
@@ -190,7 +191,7 @@ def batch_item(
 def _batch_item(fields: dict[str, Any], request_id: str, job_id: str | None) -> None:
     model = fields["model_used"] or fields["model_requested"]
     if fields["status"] == "refused":
-        metrics.refused(surface=BATCHES, kind="budget" if fields["http_status"] == 402 else "limit", model=model)
+        metrics.refused(surface=BATCHES, kind=refusal_kind(fields["http_status"]), model=model)
     else:
         metrics.call_ended(surface=BATCHES, status=fields["status"], model=model)
     if not (_sinks or log.isEnabledFor(logging.INFO)):

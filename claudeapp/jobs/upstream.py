@@ -16,6 +16,7 @@ from django.conf import settings
 from django.db import transaction
 
 from claudeapp.accounts.principals import Principal
+from claudeapp.calls.errors import BUDGET, LIMIT, REFUSAL_STATUS
 from claudeapp.claude import errors as claude_errors
 
 CALL_KEYS = ("system", "metadata", "stop_sequences")
@@ -349,7 +350,8 @@ def observe_batch_item(
 
 def refusal_status(failure: Failure) -> int | None:
     """The HTTP status a job refused before any upstream call is logged with, as claudeapp/ops/job_calls.py
-    logs a queued job's: 429 for our token limits, 402 for a budget; None when it was no refusal."""
+    logs a queued job's: REFUSAL_STATUS's (429 for our token limits, 402 for a budget); None when it was
+    no refusal."""
     if failure.limited:
-        return 429
-    return 402 if failure.error_type == "budget_exceeded" else None
+        return REFUSAL_STATUS[LIMIT]
+    return REFUSAL_STATUS[BUDGET] if failure.error_type == "budget_exceeded" else None

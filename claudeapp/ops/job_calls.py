@@ -17,6 +17,7 @@ from typing import Any
 
 from django.utils import timezone
 
+from claudeapp.calls.errors import BUDGET, LIMIT, REFUSAL_STATUS  # imports nothing: safe this early
 from claudeapp.core import logcontext, metrics
 
 log = logging.getLogger("claudeapp.calls")
@@ -24,7 +25,6 @@ RUN_JOB = "claudeapp.jobs.tasks.run_job"
 FIELDS = ("status", "attempts", "principal_kind", "principal_id", "model_requested", "model_used",
           "routing_decision_id", "routing_reason", "usage", "cost_micros", "upstream_request_id",
           "last_error_type", "last_error_status", "last_error_request_id", "updated_at")  # fmt: skip
-REFUSAL_STATUS = {"limit": 429, "budget": 402}
 
 
 def log_attempt(task: Any = None, **_: Any) -> None:
@@ -91,7 +91,7 @@ def ending_of(row: dict[str, Any]) -> tuple[str, str | None]:
     if status == "succeeded":
         return "complete", None
     if status == "queued":  # back in the queue: our rate limit had no room, or a retry later
-        return ("refused", "limit") if error == "rate_limited" else ("error", None)
+        return ("refused", LIMIT) if error == "rate_limited" else ("error", None)
     if status == "failed" and error == "budget_exceeded":
-        return "refused", "budget"
+        return "refused", BUDGET
     return "failed", None
