@@ -11,11 +11,14 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from io import StringIO
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -175,6 +178,46 @@ def seeded_models(transactional_db) -> None:
     prices._cache.clear()
     # Every test reseeds prices with new ids: move the shared version key so workers reload theirs.
     prices._cache.bump()
+
+
+@pytest.fixture
+def slow_receiver() -> Iterator[SimpleNamespace]:
+    """A webhook receiver that records each POST and answers 204; the first one is held open for
+    `hold["seconds"]` first (a delivery in flight when its worker dies, or one longer than its lease)."""
+    received: list[dict] = []
+    first_arrived, release = threading.Event(), threading.Event()
+    hold = {"seconds": 0.0}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            received.append({"attempt": self.headers.get("X-Gateway-Delivery-Attempt")})
+            if len(received) == 1:
+                first_arrived.set()
+                release.wait(hold["seconds"])
+            try:
+                self.send_response(204)
+                self.end_headers()
+            except OSError:
+                pass  # the sender died while this POST was held
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield SimpleNamespace(url=f"http://127.0.0.1:{server.server_port}/hook", received=received,
+                          first_arrived=first_arrived, hold=hold)  # fmt: skip
+    release.set()
+    server.shutdown()
+
+
+def webhook_owed(job_id: Any) -> dict[str, Any]:
+    """What the job row says it owes of its webhook: the attempt, when it is due, its delivery's lease."""
+    from claudeapp.jobs.models import Job
+
+    return Job.objects.filter(pk=job_id).values("webhook_attempt", "webhook_due_at", "webhook_lease_expires_at")[0]
 
 
 @pytest.fixture
