@@ -1,4 +1,5 @@
-"""Signed webhooks on terminal states, and the SSRF guard at creation and at delivery."""
+"""Signed webhooks on terminal states, and the SSRF guard at delivery against a live receiver (each
+non-public target form: tests/jobs/test_webhook_targets.py)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from claudeapp.jobs import services, ssrf, webhooks
-from claudeapp.jobs.errors import InvalidWebhookUrl
+from claudeapp.jobs import services, webhooks
 from claudeapp.jobs.models import WebhookDelivery
-from tests.core.ssrf_forms import NON_PUBLIC_URLS
 from tests.jobs.conftest import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -66,36 +65,6 @@ def test_another_principals_secret_does_not_verify(principal):
     assert webhooks.secret_for(principal_kind="user", principal_id=1) != webhooks.secret_for(
         principal_kind="user", principal_id=2
     )
-
-
-@pytest.mark.parametrize("url", NON_PUBLIC_URLS)
-def test_the_ssrf_guard_refuses_non_public_targets(settings, url):
-    settings.JOBS_WEBHOOK_ALLOW_PRIVATE = False
-    with pytest.raises(InvalidWebhookUrl):
-        ssrf.check_url(url)
-
-
-@pytest.mark.parametrize("url", NON_PUBLIC_URLS)
-def test_a_job_with_a_non_public_webhook_is_refused_naming_webhook_url(settings, principal, payload_factory, url):
-    settings.JOBS_WEBHOOK_ALLOW_PRIVATE = False
-    with pytest.raises(InvalidWebhookUrl) as refused:
-        services.create(principal=principal, payload=payload_factory(), webhook_url=url)
-    assert refused.value.field == "webhook_url"
-
-
-@pytest.mark.parametrize("url", [u for u in NON_PUBLIC_URLS if u.startswith("http://") and "@" not in u])
-def test_a_job_webhook_to_a_non_public_target_is_refused_at_delivery(
-    no_worker, settings, principal, payload_factory, url
-):
-    settings.JOBS_WEBHOOK_ALLOW_PRIVATE = True  # accepted at creation (as if the name resolved outside then)
-    job = services.create(principal=principal, payload=payload_factory(), webhook_url=url)
-    settings.JOBS_WEBHOOK_ALLOW_PRIVATE = False
-
-    services.cancel(job_id=job.id)  # its end owes attempt 1 (no worker runs here: the test delivers it)
-    webhooks.deliver(job_id=job.id, attempt=1)
-
-    delivery = WebhookDelivery.objects.get(job_id=job.id)
-    assert delivery.status_code is None and delivery.error.startswith("webhook_url refused")
 
 
 def test_a_delivery_is_refused_when_the_target_turned_private_since_creation(
