@@ -6,6 +6,8 @@ environment, the test process through settings overrides (the sweeper runs in-pr
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import os
 import signal
 import subprocess
@@ -105,6 +107,9 @@ class Workers:
         self.log_dir = Path(tempfile.mkdtemp(prefix="jobs-workers-"))
         self.current: Worker | None = None
 
+    def alive(self) -> bool:
+        return self.current is not None and self.current.proc.poll() is None
+
     def ensure(self) -> Worker:
         if self.current is None or self.current.proc.poll() is not None:
             self.current = Worker(self.env, self.log_dir)
@@ -114,6 +119,9 @@ class Workers:
         if self.current is not None:
             self.current.stop()
             self.current = None
+
+
+_SESSION_WORKERS: list[Workers] = []  # for the teardown below, which must not start one
 
 
 @pytest.fixture(scope="session")
@@ -133,10 +141,12 @@ def job_workers(django_db_setup, django_db_blocker, emulator) -> Iterator[Worker
         **{name: str(value) for name, value in {**JOB_TIMINGS, **WORKER_ONLY}.items()},
     }
     workers = Workers(env)
+    _SESSION_WORKERS.append(workers)
     try:
         yield workers
     finally:
         workers.stop()
+        _SESSION_WORKERS.remove(workers)
 
 
 @pytest.fixture(autouse=True)
@@ -144,14 +154,52 @@ def quiet_queue_at_teardown(transactional_db) -> Iterator[None]:
     """Let the worker go idle before the test database is truncated.
 
     A worker still claiming a row while the flush truncates would deadlock with it, so queued
-    jobs are canceled (their messages become no-ops) and running ones are waited for.
+    jobs are canceled (their messages become no-ops), running ones are waited for, and then the
+    messages the worker still has to take.
     """
     yield
     from claudeapp.jobs.models import Job
 
     Job.objects.filter(status="queued").update(status="canceled")
     wait_for(lambda: not Job.objects.filter(status="running").exists(), timeout=15, what="running jobs to end")
-    time.sleep(0.2)
+    live = [workers for workers in _SESSION_WORKERS if workers.alive()]
+    if not live:
+        return  # nobody consumes: nothing can be claimed during the flush
+    # The worker has finished (acks late) what it was given: the queues are empty and nothing it took,
+    # or that came due, in the last second is unacked (a countdown not due yet is a no-op when it fires,
+    # the job being canceled). Looked at twice, as a popped message reaches the unacked hash a moment
+    # later. Older unacked messages are a killed worker's, left to Redis's visibility timeout. As long
+    # as the worker takes, instead of a fixed 0.2 s after every test.
+    broker = redis.Redis.from_url(live[0].env["CELERY_BROKER_URL"])
+    try:
+        wait_for(lambda: _broker_quiet(broker) and (time.sleep(0.05) or _broker_quiet(broker)), timeout=5,
+                 what="the worker to go idle")  # fmt: skip
+    except AssertionError:
+        pass  # a wedged worker is the test's own failure, not the teardown's
+    finally:
+        broker.close()
+
+
+def _broker_quiet(broker: redis.Redis) -> bool:
+    if broker.llen("interactive") or broker.llen("bulk"):
+        return False
+    now = time.time()
+    taken = dict(broker.zrange("unacked_index", 0, -1, withscores=True))  # when the worker took each
+    for tag, raw in broker.hgetall("unacked").items():
+        eta = _eta(raw)
+        if eta is not None and eta > now:
+            continue  # a countdown not due yet: the worker holds it without running anything
+        if (eta is not None and eta > now - 1.0) or taken.get(tag, 0.0) > now - 1.0:
+            return False  # taken, or come due, in the last second: may be running now
+    return True
+
+
+def _eta(raw: bytes) -> float | None:
+    try:
+        eta = json.loads(raw)[0]["headers"].get("eta")
+        return dt.datetime.fromisoformat(eta).timestamp() if eta else None
+    except (ValueError, KeyError, IndexError, TypeError):
+        return None
 
 
 @pytest.fixture
