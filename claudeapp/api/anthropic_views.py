@@ -22,7 +22,7 @@ from claudeapp.api import anthropic_version, fastpath, gateway_headers, sse
 from claudeapp.api.anthropic_version import version_required
 from claudeapp.api.auth import partner_key_required
 from claudeapp.api.bodies import json_object
-from claudeapp.api.call_errors import describe_call_error
+from claudeapp.api.call_errors import answer_call_error, describe_call_error
 from claudeapp.api.errors import ErrorInfo, response_for
 from claudeapp.api.message_bodies import anthropic_message
 from claudeapp.api.message_inputs import CountTokensInput, anthropic_request, check_no_upstream_override
@@ -40,7 +40,7 @@ COUNT_MODEL_FOR_AUTO = "moderate"  # `auto` is decided per request; count with t
 
 
 def _error(request: HttpRequest, exc: BaseException, admission: Admission | None = None) -> JsonResponse:
-    response = response_for(request, describe_call_error(exc, anthropic=True))
+    response = answer_call_error(request, exc, anthropic=True)
     for name, value in gateway_headers.for_error(admission, exc).items():
         response[name] = value
     return response

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import logging
 
+from django.http import HttpRequest, JsonResponse
+
 from billing.errors import BudgetExceeded, PriceMissing, RateLimited
 from claudeapp.api import refusals
-from claudeapp.api.errors import TYPE_BY_STATUS, ErrorInfo, describe, register_error, retry_after_headers
+from claudeapp.api.errors import TYPE_BY_STATUS, ErrorInfo, describe, register_error, response_for, retry_after_headers
+from claudeapp.calls import observe
 from claudeapp.calls.errors import LIMIT, REFUSAL_STATUS, MaxTokensTooLarge, UpstreamBusy
 from claudeapp.claude.errors import NoModelAvailable, UpstreamBadRequest, UpstreamError, UpstreamNotFound
 from routing.errors import ModelDisabled, UnknownModel
@@ -56,6 +59,14 @@ def register() -> None:
     register_error(UpstreamNotFound, 404, "not_found_error", lambda e: f"Upstream: {e.message}")
     # Anything else upstream said that was not retried away (e.g. our own upstream credentials): not the caller's fault.
     register_error(UpstreamError, 502, "api_error", lambda e: "The upstream API failed; retry later.")
+
+
+def answer_call_error(request: HttpRequest, exc: BaseException, *, anthropic: bool = False) -> JsonResponse:
+    """The error response of a message endpoint; a call the gateway failed to admit on its own account
+    (a 5xx) is logged as a failed call with that status (calls/observe.not_admitted)."""
+    info = describe_call_error(exc, anthropic=anthropic)
+    observe.not_admitted(exc, http_status=info.status)
+    return response_for(request, info)
 
 
 def describe_call_error(exc: BaseException, *, anthropic: bool = False) -> ErrorInfo:

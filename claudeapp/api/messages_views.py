@@ -17,7 +17,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from claudeapp.api import conversation_turns, sse
 from claudeapp.api.auth import partner_key_required
 from claudeapp.api.bodies import json_object
-from claudeapp.api.call_errors import describe_call_error
+from claudeapp.api.call_errors import answer_call_error
 from claudeapp.api.errors import ErrorInfo, response_for
 from claudeapp.api.message_bodies import conversation_message, queued_body, stateless_message
 from claudeapp.api.message_inputs import MessagesInput
@@ -31,7 +31,7 @@ from claudeapp.conversations.turns import Delta, Finished, stream_answer
 
 
 def _error(request: HttpRequest, exc: BaseException) -> JsonResponse:
-    return response_for(request, describe_call_error(exc))
+    return answer_call_error(request, exc)
 
 
 def _json(body: dict[str, Any], headers: dict[str, str], status: int = 200) -> JsonResponse:

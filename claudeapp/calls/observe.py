@@ -10,6 +10,7 @@ types only (an upstream error's message can quote the request, so it is left out
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -112,6 +113,43 @@ def refused(*, principal: Any, requested_model: str, error: BaseException) -> No
         "event": "call",
         "status": "refused",
         "http_status": REFUSAL_STATUS[kind],
+        "error_type": _error_type(error),
+        "principal_kind": principal.kind,
+        "principal_id": principal.id,
+        "model_requested": requested_model,
+        "duration_ms": _duration_ms(ctx),
+    }
+    emit(fields)
+
+
+# Set by `mark_not_admitted` on an error admission raised: who asked for which model.
+_NOT_ADMITTED = "_claudeapp_not_admitted"
+
+
+def mark_not_admitted(error: BaseException, *, principal: Any, requested_model: str) -> None:
+    """Admission raised `error` (not a refusal): the surface, which alone knows the status it answers
+    with, logs it through `not_admitted` if that is the gateway's own failure (a 5xx)."""
+    with contextlib.suppress(AttributeError):  # an exception type without a __dict__: it goes unlogged
+        setattr(error, _NOT_ADMITTED, (principal, requested_model))
+
+
+def not_admitted(error: BaseException, *, http_status: int) -> None:
+    """A call the gateway failed to admit on its own account (a 5xx before any upstream call: the
+    database gone, a bug): counted and logged as failed with the status the caller got, so an operator
+    sees it beside the calls that did run. A caller's mistake (a 4xx) is not a call and is not logged,
+    nor is an error admission did not raise (a failed call after it is logged where it is recorded)."""
+    marked = getattr(error, _NOT_ADMITTED, None)
+    if marked is None or http_status < 500:
+        return
+    principal, requested_model = marked
+    ctx = logcontext.current()
+    metrics.call_ended(surface=ctx.surface or "other", status="failed", model=requested_model)
+    if not (_sinks or log.isEnabledFor(logging.INFO)):
+        return
+    fields = {
+        "event": "call",
+        "status": "failed",
+        "http_status": http_status,
         "error_type": _error_type(error),
         "principal_kind": principal.kind,
         "principal_id": principal.id,

@@ -159,6 +159,9 @@ def _admit(
     except observe.REFUSALS as exc:  # 429 / 402: counted and logged as refused, then answered by the surface
         observe.refused(principal=principal, requested_model=requested_model, error=exc)
         raise
+    except Exception as exc:  # logged by the surface if its answer is a 5xx (observe.not_admitted)
+        observe.mark_not_admitted(exc, principal=principal, requested_model=requested_model)
+        raise
     # `auto` may have chosen a model with a smaller ceiling than the largest.
     spec = replace(spec, max_tokens=cap_max_tokens(spec.max_tokens, admitted.decision.model_id))
     if streamed is not None:
