@@ -14,6 +14,7 @@ from django.template.loader import render_to_string
 
 from claudeapp.accounts.principals import Principal
 from claudeapp.attachments.errors import AttachmentRefused
+from claudeapp.calls import observe
 from claudeapp.conversations import background, selectors
 from claudeapp.conversations.errors import InvalidTurn
 from claudeapp.conversations.models import Conversation, Message
@@ -27,6 +28,7 @@ from claudeapp.conversations.turns import (
     start_turn,
     stream_prepared,
 )
+from claudeapp.core.unavailable import DATABASE_ERRORS
 
 MAX_PROMPT_CHARS = 200_000
 EVENT_BY_STATUS = {
@@ -77,6 +79,9 @@ async def send(request: HttpRequest, public_id: str) -> HttpResponse:
         return _error(400, exc.message, exc.field)
     except AttachmentRefused as exc:  # not the sender's own unsent files, or too many: nothing was saved
         return JsonResponse(exc.body(), status=exc.status)
+    except Exception as exc:  # the page the browser gets (core/unavailable.py): 503 for the database, else a 500
+        observe.not_admitted(exc, http_status=503 if isinstance(exc, DATABASE_ERRORS) else 500)
+        raise
     return _sse_response(_encode_all(stream_prepared(prepared)))
 
 
