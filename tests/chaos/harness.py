@@ -35,7 +35,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Collection, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -342,6 +342,8 @@ class Cluster:
         self.broker_redis: PrivateRedis | None = None
         self.emulator: EmulatorProcess | None = None
         self._http = httpx.Client(timeout=30.0)
+        self._spares: dict[tuple[tuple[str, str], ...], Future[Web]] = {}  # see victim_web()
+        self._spare_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spare-web")
         self.pg = PrivatePostgres()
         try:
             self._start(webs=webs, workers=workers, beat=beat, broker=broker, extra_env=extra_env or {})
@@ -411,6 +413,21 @@ class Cluster:
     def spawn_web(self, **env: str) -> Web:
         return Web({**self.env, **env})
 
+    def victim_web(self, **env: str) -> Web:
+        """A web process of its own for a cell to kill, as spawn_web(**env) gives. The next one with the
+        same `env` is started in the background now, while this one's cell runs (mostly waiting on the
+        reaper), so the next such cell does not wait the ~2 s of a Django start-up for its victim."""
+        key = tuple(sorted(env.items()))
+        spare = self._spares.pop(key, None)
+        web = None
+        if spare is not None:
+            with contextlib.suppress(Exception):  # it failed to start: start one now, the error shows then
+                web = spare.result()
+        if web is None or web.proc.poll() is not None:
+            web = self.spawn_web(**env)
+        self._spares[key] = self._spare_pool.submit(self.spawn_web, **env)
+        return web
+
     def kill_web(self, index: int) -> None:
         """SIGKILL one web process (a crash mid-request); restart_web() brings a new one in its slot."""
         proc = self.webs[index].proc
@@ -435,6 +452,10 @@ class Cluster:
 
     def close(self) -> None:
         self._http.close()
+        self._spare_pool.shutdown(wait=True)
+        for spare in self._spares.values():
+            with contextlib.suppress(Exception):
+                spare.result().stop()
         for proc in [*self.workers, *([self.beat] if self.beat else [])]:
             proc.stop()
         for web in self.webs:
@@ -855,7 +876,7 @@ def cell_web_kill_mid_call(cluster: Cluster, surface: str = "anthropic", *, stre
     budget = _budget(cluster)
     # A process of its own (the other cells' web processes are not touched), warmed by one call so that
     # the calls below are all under way at once.
-    victim = cluster.spawn_web(**({} if streamed else _SLOW_REPLY_ENV))
+    victim = cluster.victim_web(**({} if streamed else _SLOW_REPLY_ENV))
     cluster.call("warm-up", url=victim.url)
     targets = _targets(cluster, surface, victim.url, streamed=streamed, calls=calls)
     since = cluster.mark()

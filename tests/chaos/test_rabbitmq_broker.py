@@ -5,6 +5,7 @@ starts it when it is down; only our vhost's queues are ever purged)."""
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from kombu import Connection
@@ -33,8 +34,15 @@ def amqp_url() -> str:
 
 def test_a_job_published_by_a_web_process_runs_on_a_worker_over_rabbitmq(chaos_cluster: Cluster, amqp_url: str):
     cluster = chaos_cluster
-    web = cluster.spawn_web(CELERY_BROKER_URL=amqp_url)
-    worker = cluster.spawn_worker(CELERY_BROKER_URL=amqp_url)
+    with ThreadPoolExecutor(max_workers=2) as pool:  # side by side: each is a Django start-up of seconds
+        starting = [pool.submit(cluster.spawn_web, CELERY_BROKER_URL=amqp_url),
+                    pool.submit(cluster.spawn_worker, CELERY_BROKER_URL=amqp_url)]  # fmt: skip
+    failed = [f.exception() for f in starting if f.exception() is not None]
+    if failed:
+        for started in [f.result() for f in starting if f.exception() is None]:
+            started.stop()
+        raise failed[0]
+    web, worker = starting[0].result(), starting[1].result()
     try:
         status, body = 0, {}
         for _ in range(3):
