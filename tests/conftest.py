@@ -34,6 +34,10 @@ def _finalise_leaked_async_clients(request):
     yield
     if "emulator" in request.fixturenames:
         gc.collect()
+        # What survived is long-lived (modules, settings, pools, session fixtures): moved out of the
+        # collector's sight, so the next collection, here or the interpreter's own, scans only what came
+        # after. A full one over the ~300k objects of this process took 0.2-0.4 s after every such test.
+        gc.freeze()
 
 
 @pytest.fixture(autouse=True)

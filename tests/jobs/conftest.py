@@ -121,6 +121,13 @@ class Workers:
             self.current = None
 
 
+@pytest.fixture(autouse=True)
+def _fast_password_hasher(settings) -> None:
+    # Most tests here make a principal, whose user gets a password: PBKDF2 took 0.24 s of each test's
+    # setup (about a minute over the folder). No test here is about passwords; workers never hash one.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 _SESSION_WORKERS: list[Workers] = []  # for the teardown below, which must not start one
 
 
