@@ -275,3 +275,42 @@ def test_a_read_and_the_beat_settling_at_once_log_each_request_once(live_gateway
         "claudeapp_requests_total", {"surface": "batches", "status": "complete", "model": "claude-haiku-5-5"}
     )
     assert after - before == 4
+
+
+def test_every_content_type_in_a_batch_is_billed_once_at_upstreams_own_usage(live_gateway, key, budget, emulator):
+    """The reconciliation matrix's contents (tests/api/test_reconciliation.py) as one batch's requests: each
+    result billed once, at the batch price, with the usage upstream charged for it (cache fields included)."""
+    from tests.api.test_reconciliation import CONTENTS, ENDINGS, anthropic_body
+    from tests.fixtures.reconcile import USAGE_FIELDS
+
+    client = sdk(live_gateway, key.raw)
+    requests = []
+    for content in CONTENTS:
+        params = anthropic_body(content, ENDINGS["complete"], stream=False)
+        params.pop("stream")
+        requests.append({"custom_id": content, "params": params})
+    batch = client.messages.batches.create(requests=requests)
+    held = {r.amount_micros for r in Reservation.objects.filter(principal_kind="partner_key", principal_id=key.pk)}
+    end_upstream(emulator)
+    results = {line.custom_id: line.result for line in client.messages.batches.results(batch.id)}
+
+    assert {custom_id: result.type for custom_id, result in results.items()} == dict.fromkeys(CONTENTS, "succeeded")
+    blocks = {custom_id: [block.type for block in result.message.content] for custom_id, result in results.items()}
+    assert "tool_use" in blocks["tools"] and blocks["thinking"][0] == "thinking", blocks
+    for content, result in results.items():
+        message = result.message
+        (entry,) = LedgerEntry.objects.filter(kind="batch", upstream_message_id=message.id)
+        (charge,) = emulator.charges(message_id=message.id)
+        assert charge["batch"] and entry.batch, content
+        billed = {
+            "input_tokens": entry.input_tokens,
+            "output_tokens": entry.output_tokens,
+            "cache_creation_input_tokens": entry.cache_write_5m_tokens + entry.cache_write_1h_tokens,
+            "cache_read_input_tokens": entry.cache_read_tokens,
+        }
+        assert billed == {field: int(charge["usage"].get(field) or 0) for field in USAGE_FIELDS}, content
+        assert entry.cost_micros <= max(held), content  # never past the hold its request was admitted under
+    assert not Reservation.objects.exists()
+    budget.refresh_from_db()
+    spent = sum(LedgerEntry.objects.filter(kind="batch", subject=batch.id).values_list("cost_micros", flat=True))
+    assert budget.reserved_micros == 0 and budget.spent_micros == spent > 0
