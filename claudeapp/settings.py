@@ -350,6 +350,9 @@ CALLS_REAPER_INTERVAL_SECONDS = env.float("CALLS_REAPER_INTERVAL_SECONDS", defau
 CALLS_ORPHAN_CONFIRM_SECONDS = env.float("CALLS_ORPHAN_CONFIRM_SECONDS", default=CALLS_HEARTBEAT_SECONDS + 1)
 CALLS_INFLIGHT_CHECKPOINT_SECONDS = env.float("CALLS_INFLIGHT_CHECKPOINT_SECONDS", default=1.0)
 CALLS_INFLIGHT_MAX_AGE_SECONDS = env.float("CALLS_INFLIGHT_MAX_AGE_SECONDS", default=STREAM_DRAIN_SECONDS + 1800)
+# A non-streamed /anthropic call's settlement, which its reply does not wait for, lets the admissions under
+# way in its process go first, for this long at most (claudeapp/calls/yielding.py); 0 turns that off.
+CALLS_SETTLE_YIELD_MAX_SECONDS = env.float("CALLS_SETTLE_YIELD_MAX_SECONDS", default=0.2)
 CELERY_IMPORTS = ["claudeapp.calls.tasks"]  # not an installed app: its beat task is loaded by name
 CELERY_BEAT_SCHEDULE["calls-reap-interrupted"] = {
     "task": "claudeapp.calls.tasks.reap_interrupted",

@@ -34,7 +34,7 @@ from django.conf import settings
 
 from claudeapp.accounts.principals import Principal
 from claudeapp.calls import admission as calls_admission
-from claudeapp.calls import inflight, observe, settlement
+from claudeapp.calls import inflight, observe, settlement, yielding
 from claudeapp.calls.admission import Admission
 from claudeapp.calls.errors import MaxTokensTooLarge
 from claudeapp.claude import gateway
@@ -183,9 +183,10 @@ async def admit(
 
     `streamed` says the upstream call follows at once (the stateless surfaces): its write-ahead record
     is then written by admission's thread (calls/inflight.py), not by a task of the call's own."""
-    return await in_db_thread(_admit)(
-        principal=principal, requested_model=requested_model, spec=spec, subject=subject, streamed=streamed
-    )
+    with yielding.admitting():
+        return await in_db_thread(_admit)(
+            principal=principal, requested_model=requested_model, spec=spec, subject=subject, streamed=streamed
+        )
 
 
 def _params(admission: Admission, spec: CallSpec) -> dict[str, Any]:
@@ -346,6 +347,7 @@ async def _complete(
         return Completed(admission, result, await _in_db(_ended_then(record), admission, Ending(result)))
     answered.set_result(result)
     try:
+        await yielding.settle_after_admissions()  # the next calls' admissions first: the reader has its answer
         entry = await _in_db(_ended_then(record), admission, Ending(result))
     except Exception:
         # The reader has its answer; the write-ahead record still holds the call, and the reaper bills it

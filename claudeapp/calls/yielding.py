@@ -1,0 +1,63 @@
+"""Bookkeeping that can wait yields to admissions under way in the same event loop.
+
+Calls from a closed-loop client (a pool of connections, each sending its next call when the last one is
+answered) arrive at a process in waves: the answers of one wave go out together and the next wave's calls
+come in at once. The settlement of an answered call whose reply did not wait for it (calls/run.py,
+`complete(reply_first=True)`) would then run on the same loop just as the next wave is being admitted,
+and every admission behind it waits for it. `settle_after_admissions` lets those admissions go first: it
+returns once no admission is under way in this loop, or after CALLS_SETTLE_YIELD_MAX_SECONDS at most.
+Until the settlement lands the call's hold stands for its bill (never less), and its write-ahead record
+already carries upstream's exact usage (a process killed meanwhile is billed by the reaper).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import weakref
+from collections.abc import Iterator
+
+from django.conf import settings
+
+
+class _Loop:
+    __slots__ = ("admitting", "idle")
+
+    def __init__(self) -> None:
+        self.admitting = 0
+        self.idle = asyncio.Event()
+        self.idle.set()
+
+
+_loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Loop] = weakref.WeakKeyDictionary()
+
+
+def _state() -> _Loop:
+    loop = asyncio.get_running_loop()
+    state = _loops.get(loop)
+    if state is None:
+        state = _loops[loop] = _Loop()
+    return state
+
+
+@contextlib.contextmanager
+def admitting() -> Iterator[None]:
+    """Around an admission on the loop: bookkeeping waiting in `settle_after_admissions` lets it go first."""
+    state = _state()
+    state.admitting += 1
+    state.idle.clear()
+    try:
+        yield
+    finally:
+        state.admitting -= 1
+        if not state.admitting:
+            state.idle.set()
+
+
+async def settle_after_admissions() -> None:
+    """Return once no admission is under way in this loop (at once when none is), or after the bound."""
+    state = _state()
+    if not state.admitting or settings.CALLS_SETTLE_YIELD_MAX_SECONDS <= 0:
+        return
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(state.idle.wait(), settings.CALLS_SETTLE_YIELD_MAX_SECONDS)
