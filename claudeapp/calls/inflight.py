@@ -41,7 +41,6 @@ import socket
 import threading
 import time
 import uuid
-import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -54,6 +53,7 @@ from billing.models import Reservation
 from claudeapp.accounts.principals import Principal
 from claudeapp.claude.results import GatewayResult, text_bound
 from claudeapp.core import logcontext
+from claudeapp.core.perloop import PerLoop
 
 log = logging.getLogger(__name__)
 
@@ -265,15 +265,7 @@ class _Checkpoints:
 
 
 CHECKPOINT_GATHER_SECONDS = 0.005
-_checkpoints: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Checkpoints] = weakref.WeakKeyDictionary()
-
-
-def _loop_checkpoints() -> _Checkpoints:
-    loop = asyncio.get_running_loop()
-    found = _checkpoints.get(loop)
-    if found is None:
-        found = _checkpoints[loop] = _Checkpoints()
-    return found
+_loop_checkpoints = PerLoop(_Checkpoints).get
 
 
 async def _write_checkpoints(queued: list[tuple[Tracker, dict[str, str]]]) -> None:

@@ -109,17 +109,7 @@ def refused(*, principal: Any, requested_model: str, error: BaseException) -> No
     metrics.refused(surface=ctx.surface or "other", kind=kind, model=requested_model)
     if not (_sinks or log.isEnabledFor(logging.INFO)):
         return
-    fields = {
-        "event": "call",
-        "status": "refused",
-        "http_status": REFUSAL_STATUS[kind],
-        "error_type": _error_type(error),
-        "principal_kind": principal.kind,
-        "principal_id": principal.id,
-        "model_requested": requested_model,
-        "duration_ms": _duration_ms(ctx),
-    }
-    emit(fields)
+    emit(_before_upstream(ctx, "refused", REFUSAL_STATUS[kind], error, principal, requested_model))
 
 
 # Set by `mark_not_admitted` on an error admission raised: who asked for which model.
@@ -146,9 +136,16 @@ def not_admitted(error: BaseException, *, http_status: int) -> None:
     metrics.call_ended(surface=ctx.surface or "other", status="failed", model=requested_model)
     if not (_sinks or log.isEnabledFor(logging.INFO)):
         return
-    fields = {
+    emit(_before_upstream(ctx, "failed", http_status, error, principal, requested_model))
+
+
+def _before_upstream(
+    ctx: logcontext.Context, status: str, http_status: int, error: BaseException, principal: Any, requested_model: str
+) -> dict[str, Any]:
+    """The line of a call that ended before any upstream call (refused, or not admitted)."""
+    return {
         "event": "call",
-        "status": "failed",
+        "status": status,
         "http_status": http_status,
         "error_type": _error_type(error),
         "principal_kind": principal.kind,
@@ -156,7 +153,6 @@ def not_admitted(error: BaseException, *, http_status: int) -> None:
         "model_requested": requested_model,
         "duration_ms": _duration_ms(ctx),
     }
-    emit(fields)
 
 
 def interrupted(*, record: Any, entry: Any) -> None:

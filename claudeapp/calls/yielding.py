@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import weakref
 from collections.abc import Iterator
 
 from django.conf import settings
+
+from claudeapp.core.perloop import PerLoop
 
 
 class _Loop:
@@ -29,15 +30,7 @@ class _Loop:
         self.idle.set()
 
 
-_loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Loop] = weakref.WeakKeyDictionary()
-
-
-def _state() -> _Loop:
-    loop = asyncio.get_running_loop()
-    state = _loops.get(loop)
-    if state is None:
-        state = _loops[loop] = _Loop()
-    return state
+_state = PerLoop(_Loop).get
 
 
 @contextlib.contextmanager

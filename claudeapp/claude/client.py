@@ -7,13 +7,13 @@ upstream.
 
 from __future__ import annotations
 
-import asyncio
-import weakref
 from functools import lru_cache
 
 import aiohttp
 import anthropic
 from django.conf import settings
+
+from claudeapp.core.perloop import PerLoop
 
 # The API version the gateway speaks upstream (the SDK's own default).
 API_VERSION = "2023-06-01"
@@ -35,26 +35,18 @@ def get_client() -> anthropic.Anthropic:
     )
 
 
-# Keyed by the loop object, weakly: a loop's id() can be reused by a later loop once the
-# first is gone, and a client whose pool belongs to a dead loop fails on first use.
-_async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, anthropic.AsyncAnthropic] = (
-    weakref.WeakKeyDictionary()
-)
-
-
 def get_async_client() -> anthropic.AsyncAnthropic:
     """An AsyncAnthropic bound to the running event loop (its connection pool cannot cross loops)."""
-    loop = asyncio.get_running_loop()
-    client = _async_clients.get(loop)
-    if client is None:
-        client = anthropic.AsyncAnthropic(
-            api_key=_api_key(), base_url=settings.ANTHROPIC_BASE_URL, timeout=_timeout(), max_retries=0
-        )
-        _async_clients[loop] = client
-    return client
+    return _async_clients.get()
 
 
-_sessions: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aiohttp.ClientSession] = weakref.WeakKeyDictionary()
+def _new_async_client() -> anthropic.AsyncAnthropic:
+    return anthropic.AsyncAnthropic(
+        api_key=_api_key(), base_url=settings.ANTHROPIC_BASE_URL, timeout=_timeout(), max_retries=0
+    )
+
+
+_async_clients = PerLoop(_new_async_client)
 
 
 def http_session() -> aiohttp.ClientSession:
@@ -62,21 +54,23 @@ def http_session() -> aiohttp.ClientSession:
 
     Sized for thousands of open streams per process (ANTHROPIC_POOL_SIZE connections, kept alive);
     timeouts as the SDK client's: connect, then each read (a stream may run for minutes)."""
-    loop = asyncio.get_running_loop()
-    session = _sessions.get(loop)
-    if session is None or session.closed:
-        connector = aiohttp.TCPConnector(
-            limit=settings.ANTHROPIC_POOL_SIZE,
-            limit_per_host=0,
-            keepalive_timeout=settings.ANTHROPIC_KEEPALIVE_SECONDS,
-            ttl_dns_cache=300,
-        )
-        timeout = aiohttp.ClientTimeout(
-            total=None, connect=settings.ANTHROPIC_CONNECT_TIMEOUT_SECONDS, sock_read=settings.ANTHROPIC_TIMEOUT_SECONDS
-        )
-        session = aiohttp.ClientSession(connector=connector, timeout=timeout, auto_decompress=True)
-        _sessions[loop] = session
-    return session
+    return _sessions.get()
+
+
+def _new_session() -> aiohttp.ClientSession:
+    connector = aiohttp.TCPConnector(
+        limit=settings.ANTHROPIC_POOL_SIZE,
+        limit_per_host=0,
+        keepalive_timeout=settings.ANTHROPIC_KEEPALIVE_SECONDS,
+        ttl_dns_cache=300,
+    )
+    timeout = aiohttp.ClientTimeout(
+        total=None, connect=settings.ANTHROPIC_CONNECT_TIMEOUT_SECONDS, sock_read=settings.ANTHROPIC_TIMEOUT_SECONDS
+    )
+    return aiohttp.ClientSession(connector=connector, timeout=timeout, auto_decompress=True)
+
+
+_sessions = PerLoop(_new_session, usable=lambda session: not session.closed)
 
 
 def messages_url() -> str:
@@ -96,11 +90,10 @@ def request_headers() -> dict[str, str]:
 async def aclose_async_client() -> None:
     """Close this loop's clients. Call it before a loop ends (ASGI lifespan shutdown, the end of an
     `asyncio.run()`), else the SDK closes the pool later from whichever loop is running then."""
-    loop = asyncio.get_running_loop()
-    client = _async_clients.pop(loop, None)
+    client = _async_clients.pop()
     if client is not None:
         await client.close()
-    session = _sessions.pop(loop, None)
+    session = _sessions.pop()
     if session is not None:
         await session.close()
 
