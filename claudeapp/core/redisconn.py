@@ -65,17 +65,32 @@ def client() -> redis.Redis:
 
 
 class _LoopPool(aioredis.BlockingConnectionPool):
-    """The blocking pool, for a loop that may lag (thousands of open streams): a wait for a connection
-    times out by the loop's clock, and on a loop busy with other callbacks the timeout can fire after a
-    connection came free but before the waiter was woken to take it. Such a wait takes the free one:
-    what it measured was the loop's lag, not Redis. A pool with none free still refuses."""
+    """The blocking pool, for a loop that may lag (thousands of open streams).
+
+    A wait for a connection times out by the loop's clock, and on a loop busy with other callbacks the
+    timeout can fire after a connection came free but before the waiter was woken to take it. Such a wait
+    takes the free one: what it measured was the loop's lag, not Redis.
+
+    A pool with every connection checked out is load, not a dead Redis: each of those connections is in
+    the middle of a command, which ends within REDIS_TIMEOUT_SECONDS either way (a dead Redis fails it,
+    and the connection comes back). So a wait that found it full waits once more (FULL_POOL_WAITS) before
+    the caller is told Redis is unavailable: 2,000 streams' admissions at once filled it for longer than
+    one wait, and the breaker's read then fell back to the process's own circuit."""
+
+    FULL_POOL_WAITS = 2
 
     async def get_connection(self, *args: object, **kwargs: object) -> Any:
-        try:
-            return await super().get_connection()
-        except redis.ConnectionError as exc:
-            if not isinstance(exc.__cause__, asyncio.TimeoutError) or not self.can_get_connection():
-                raise
+        for waits in range(1, self.FULL_POOL_WAITS + 1):
+            try:
+                return await super().get_connection()
+            except redis.ConnectionError as exc:
+                if not isinstance(exc.__cause__, asyncio.TimeoutError):
+                    raise
+                if self.can_get_connection():
+                    break
+                if waits == self.FULL_POOL_WAITS:
+                    raise
+                log.debug("redis pool: full for a whole wait (every connection mid-command); waiting once more")
         log.debug("redis pool: a wait outlived by the loop's lag took a connection that had come free")
         connection = self.get_available_connection()
         try:

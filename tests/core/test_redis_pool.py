@@ -1,7 +1,8 @@
 """The asyncio Redis pool (claudeapp/core/redisconn.py) on a lagging event loop: a wait for a connection
 that the loop's lag outlived, with a connection free by then, takes it instead of failing the caller
-(under 2,000 open streams that failure made the breaker fall back to its own circuit). A pool with
-none free still refuses. Real Redis; the lag is a blocking sleep on the loop, as a busy loop would be."""
+(under 2,000 open streams that failure made the breaker fall back to its own circuit); a pool full for a
+whole wait waits once more, and one with none free for every wait still refuses. Real Redis; the lag is
+a blocking sleep on the loop, as a busy loop would be."""
 
 from __future__ import annotations
 
@@ -59,7 +60,7 @@ def test_a_wait_outlived_by_the_loop_s_lag_takes_the_connection_that_came_free()
     asyncio.run(run())
 
 
-def test_a_pool_with_no_connection_free_still_refuses():
+def test_a_pool_with_no_connection_free_for_every_wait_still_refuses():
     async def run():
         pool = _pool(redisconn._LoopPool)
         held = await pool.get_connection()
@@ -68,6 +69,31 @@ def test_a_pool_with_no_connection_free_still_refuses():
                 await pool.get_connection()
         finally:
             await pool.release(held)
+            await pool.aclose()
+
+    asyncio.run(run())
+
+
+def test_a_pool_full_for_one_wait_waits_once_more_for_the_connection_that_comes_back():
+    """Every connection checked out is load (each is mid-command and comes back within the command's
+    timeout): a caller that found the pool full for one whole wait gets the next one that comes back."""
+
+    async def run():
+        pool = _pool(redisconn._LoopPool)
+        held = await pool.get_connection()
+
+        async def give_back_late() -> None:
+            await asyncio.sleep(0.07)  # past the first wait (0.05 s), within the second
+            await pool.release(held)
+
+        returning = asyncio.create_task(give_back_late())
+        try:
+            connection = await pool.get_connection()
+            await connection.send_command("PING")
+            assert await connection.read_response() == b"PONG"
+            await pool.release(connection)
+        finally:
+            await returning
             await pool.aclose()
 
     asyncio.run(run())
