@@ -49,6 +49,7 @@ from claudeapp.claude.results import (
     TextDelta,
 )
 from claudeapp.core.dbthread import in_db_thread
+from claudeapp.core.unavailable import DATABASE_ERRORS
 from routing import modelmap
 
 log = logging.getLogger(__name__)
@@ -349,10 +350,14 @@ async def _complete(
     try:
         await yielding.settle_after_admissions()  # the next calls' admissions first: the reader has its answer
         entry = await _in_db(_ended_then(record), admission, Ending(result))
-    except Exception:
+    except Exception as exc:
         # The reader has its answer; the write-ahead record still holds the call, and the reaper bills it
-        # once it is older than CALLS_INFLIGHT_MAX_AGE_SECONDS.
-        log.exception("settling an answered call failed; its in-flight record is left to the reaper")
+        # once it is older than CALLS_INFLIGHT_MAX_AGE_SECONDS. The database gone is one line per call, not
+        # a traceback each (an outage would bury the log); anything else is a bug and keeps its traceback.
+        if isinstance(exc, DATABASE_ERRORS):
+            log.warning("settling an answered call failed (database unavailable: %s); left to the reaper", exc)
+        else:
+            log.exception("settling an answered call failed; its in-flight record is left to the reaper")
         entry = None
     return Completed(admission, result, entry)
 

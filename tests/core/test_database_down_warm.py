@@ -115,6 +115,10 @@ def test_a_warm_process_answers_503_naming_the_database_or_bills_a_billless_repl
                          "WHERE upstream_message_id = ANY(%s)", unbilled)  # fmt: skip
     assert sorted(row[0] for row in billed) == sorted(unbilled), (billed, reaped.stdout, reaped.stderr[-2000:])
     assert dict(billed)[answered.id] == answered.usage.output_tokens
+    # The process said so once per call, without a traceback each (an outage would bury the log).
+    web_log = cluster.webs[0].log_path.read_text(errors="replace")
+    assert web_log.count("settling an answered call failed (database unavailable") == 2, web_log[-3000:]
+    assert "its in-flight record is left to the reaper" not in web_log, web_log[-3000:]
 
     # Back without a restart: the same process answers each surface again once its pool reconnects.
     for name, ask in surfaces.items():
