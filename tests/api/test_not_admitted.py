@@ -9,19 +9,16 @@ database gone), since nothing in a working product raises them on purpose.
 from __future__ import annotations
 
 import json
-import time
 import uuid
 
 import pytest
-from asgiref.sync import sync_to_async
 from django.db import OperationalError, ProgrammingError
 from django.test import AsyncClient
 
 from claudeapp.calls import admission
 from claudeapp.conversations.models import Conversation
-from claudeapp.requestlog import buffer
-from claudeapp.requestlog.models import RequestLog
 from routing.errors import UnknownModel
+from tests.fixtures.requestlog import arows_for
 
 pytestmark = [pytest.mark.anyio, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("seeded_api")]
 
@@ -36,19 +33,6 @@ FAILURES = {  # what admission raises: the status the caller gets, and the row i
 @pytest.fixture
 def key(partner_key_factory):
     return partner_key_factory(scopes=["messages", "conversations"])
-
-
-@sync_to_async
-def rows(request_id: str, *, expected: int) -> list[RequestLog]:
-    """The request log rows written for `request_id`, once `expected` are in (or after a few seconds).
-    This test flushes the buffer itself; the flusher thread may write them first."""
-    deadline = time.monotonic() + 5
-    while True:
-        buffer.flush()
-        found = list(RequestLog.objects.filter(request_id=request_id))
-        if len(found) >= expected or time.monotonic() > deadline:
-            return found
-        time.sleep(0.05)
 
 
 async def _call(surface: str, key, request_id: str):
@@ -80,7 +64,7 @@ async def test_a_call_failed_at_admission_is_logged_only_when_the_gateway_is_at_
     response = await _call(surface, key, request_id)
 
     assert response.status_code == status, response.content
-    logged_rows = await rows(request_id, expected=1 if row else 0)
+    logged_rows = await arows_for(request_id, expected=1 if row else 0)
     written = [(r.status, r.http_status, r.error_type) for r in logged_rows]
     assert written == ([row] if row else []), written
     if row:

@@ -5,7 +5,6 @@ a working product raises these on purpose."""
 
 from __future__ import annotations
 
-import time
 import uuid
 
 import pytest
@@ -15,9 +14,8 @@ from django.test import AsyncClient
 
 from claudeapp.calls import admission
 from claudeapp.conversations import services
-from claudeapp.requestlog import buffer
-from claudeapp.requestlog.models import RequestLog
 from routing.errors import UnknownModel
+from tests.fixtures.requestlog import arows_for
 
 pytestmark = [pytest.mark.anyio, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("gateway_settings")]
 
@@ -26,17 +24,6 @@ FAILURES = {  # what admission raises: the status the browser gets, and the row 
     "the database gone": (OperationalError("connection refused"), 503, ("failed", 503, "OperationalError")),
     "an unknown model": (UnknownModel("claude-nope"), None, None),
 }
-
-
-@sync_to_async
-def _rows(request_id: str, *, expected: int) -> list[RequestLog]:
-    deadline = time.monotonic() + 5
-    while True:
-        buffer.flush()  # the flusher thread may write them first
-        found = list(RequestLog.objects.filter(request_id=request_id))
-        if len(found) >= expected or time.monotonic() > deadline:
-            return found
-        time.sleep(0.05)
 
 
 @pytest.mark.parametrize("failure", FAILURES)
@@ -58,7 +45,7 @@ async def test_a_turn_failed_at_admission_is_logged_only_when_the_gateway_is_at_
 
     if status is not None:
         assert response.status_code == status, response.content
-    logged = await _rows(request_id, expected=1 if row else 0)
+    logged = await arows_for(request_id, expected=1 if row else 0)
     assert [(r.status, r.http_status, r.error_type) for r in logged] == ([row] if row else [])
     if row:
         assert (logged[0].principal_kind, logged[0].principal_id, logged[0].surface) == ("user", chat_user.pk, "chat")
