@@ -353,6 +353,8 @@ CALLS_INFLIGHT_MAX_AGE_SECONDS = env.float("CALLS_INFLIGHT_MAX_AGE_SECONDS", def
 # A non-streamed /anthropic call's settlement, which its reply does not wait for, lets the admissions under
 # way in its process go first, for this long at most (claudeapp/calls/yielding.py); 0 turns that off.
 CALLS_SETTLE_YIELD_MAX_SECONDS = env.float("CALLS_SETTLE_YIELD_MAX_SECONDS", default=0.2)
+# ...and goes with the others queued meanwhile, at most this many in one thread hop and connection.
+CALLS_SETTLE_BATCH_MAX = env.int("CALLS_SETTLE_BATCH_MAX", default=32)
 CELERY_IMPORTS = ["claudeapp.calls.tasks"]  # not an installed app: its beat task is loaded by name
 CELERY_BEAT_SCHEDULE["calls-reap-interrupted"] = {
     "task": "claudeapp.calls.tasks.reap_interrupted",

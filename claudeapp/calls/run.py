@@ -348,8 +348,8 @@ async def _complete(
         return Completed(admission, result, await _in_db(_ended_then(record), admission, Ending(result)))
     answered.set_result(result)
     try:
-        await yielding.settle_after_admissions()  # the next calls' admissions first: the reader has its answer
-        entry = await _in_db(_ended_then(record), admission, Ending(result))
+        # After the next calls' admissions, with the other answered calls' settlements: the reader has its answer.
+        entry = await yielding.settle_later(_ended_then(record), admission, Ending(result))
     except Exception as exc:
         # The reader has its answer; the write-ahead record still holds the call, and the reaper bills it
         # once it is older than CALLS_INFLIGHT_MAX_AGE_SECONDS. The database gone is one line per call, not

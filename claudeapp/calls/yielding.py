@@ -6,6 +6,8 @@ come in at once. The settlement of an answered call whose reply did not wait for
 `complete(reply_first=True)`) would then run on the same loop just as the next wave is being admitted,
 and every admission behind it waits for it. `settle_after_admissions` lets those admissions go first: it
 returns once no admission is under way in this loop, or after CALLS_SETTLE_YIELD_MAX_SECONDS at most.
+`settle_later` runs a settlement that way, together with the others queued meanwhile (one thread hop
+and one database connection for a wave's settlements, each still its own statement and transaction).
 Until the settlement lands the call's hold stands for its bill (never less), and its write-ahead record
 already carries upstream's exact usage (a process killed meanwhile is billed by the reaper).
 """
@@ -14,10 +16,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from django.conf import settings
 
+from claudeapp.core.dbthread import Batched
 from claudeapp.core.perloop import PerLoop
 
 
@@ -54,3 +58,12 @@ async def settle_after_admissions() -> None:
         return
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(state.idle.wait(), settings.CALLS_SETTLE_YIELD_MAX_SECONDS)
+
+
+_later = Batched(max_batch=lambda: settings.CALLS_SETTLE_BATCH_MAX, max_hops=lambda: 1, before=settle_after_admissions)
+
+
+async def settle_later(step: Callable[..., Any], *args: Any) -> Any:
+    """`step(*args)` (a settlement) on a database thread once the admissions under way are through, with
+    the other settlements queued meanwhile; its own value or exception comes back here."""
+    return await _later(step, *args)

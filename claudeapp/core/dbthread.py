@@ -16,10 +16,12 @@ import functools
 import threading
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from django.conf import settings
 from django.db import close_old_connections, connection
+
+from claudeapp.core.perloop import PerLoop
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -54,3 +56,91 @@ def in_db_thread(func: Callable[P, R]) -> Callable[P, Awaitable[R]]:
         return await asyncio.get_running_loop().run_in_executor(_executor(), call)
 
     return hop
+
+
+_Step = tuple[contextvars.Context, Callable[..., Any], tuple[Any, ...], dict[str, Any]]
+
+
+class _Queue:
+    __slots__ = ("flushers", "items")
+
+    def __init__(self) -> None:
+        self.items: list[tuple[_Step, asyncio.Future[Any]]] = []
+        self.flushers: set[asyncio.Task[None]] = set()  # running ones, held: the loop keeps only weak references
+
+
+class Batched:
+    """`in_db_thread` for a short step that many calls of one process run at about the same time (a
+    settlement): the steps queued while the event loop was busy go to one worker thread together, one
+    thread hop and one database connection for all of them, at most `max_batch` at a time and at most
+    `max_hops` batches in flight per loop. Each step runs in its caller's context, on its own (its own
+    statements and transactions), and its outcome (value or exception) goes to its caller alone. A hop
+    and a connection per step cost more CPU than a settlement's own statement (docs/benchmarks.md,
+    eighth pass). `before`, when given, is awaited before each batch is taken."""
+
+    def __init__(
+        self,
+        *,
+        max_batch: Callable[[], int],
+        max_hops: Callable[[], int],
+        before: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        self._max_batch, self._max_hops, self._before = max_batch, max_hops, before
+        self._queue = PerLoop(_Queue).get
+
+    async def __call__(self, step: Callable[..., R], *args: Any, **kwargs: Any) -> R:
+        queue = self._queue()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[R] = loop.create_future()
+        queue.items.append(((contextvars.copy_context(), step, args, kwargs), future))
+        if len(queue.flushers) < self._max_hops():
+            # A context of its own: the batch is nobody's request (each step runs in its caller's).
+            flusher = loop.create_task(self._flush(queue), context=contextvars.Context())
+            queue.flushers.add(flusher)
+            flusher.add_done_callback(functools.partial(_ended, queue))
+        return await asyncio.shield(future)  # a caller that leaves does not take its step out of the batch
+
+    async def _flush(self, queue: _Queue) -> None:
+        batch: list[tuple[_Step, asyncio.Future[Any]]] = []
+        try:
+            while queue.items:
+                if self._before is not None:
+                    await self._before()
+                size = max(1, self._max_batch())
+                batch, queue.items = queue.items[:size], queue.items[size:]
+                outcomes = await in_db_thread(_run_steps)([step for step, _ in batch])
+                for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
+                    if not future.done():
+                        future.set_result(value) if ok else future.set_exception(value)
+                batch = []
+        except BaseException as exc:  # the hop itself failed, or this task was cancelled (shutdown)
+            if len(queue.flushers) <= 1:  # no other flusher will take what is still queued
+                batch, queue.items = batch + queue.items, []
+            error = exc if isinstance(exc, Exception) else RuntimeError(f"batch ended: {exc!r}")
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(error)
+            raise
+        finally:  # at once, not in a done callback: a step queued from here on starts a flusher of its own
+            queue.flushers.discard(asyncio.current_task())  # type: ignore[arg-type]
+
+
+def _ended(queue: _Queue, flusher: asyncio.Task[None]) -> None:
+    """A flusher cancelled before it ran (a loop shutting down) never reached its own clean-up."""
+    queue.flushers.discard(flusher)
+    if flusher.cancelled() and not queue.flushers:
+        waiting, queue.items = queue.items, []
+        for _, future in waiting:
+            if not future.done():
+                future.set_exception(RuntimeError("batch ended: cancelled"))
+
+
+def _run_steps(steps: list[_Step]) -> list[tuple[bool, Any]]:
+    outcomes: list[tuple[bool, Any]] = []
+    for context, step, args, kwargs in steps:
+        try:
+            outcomes.append((True, context.run(step, *args, **kwargs)))
+        except Exception as exc:
+            outcomes.append((False, exc))
+            close_old_connections()  # a connection an error left unusable is not handed to the next step
+    return outcomes
