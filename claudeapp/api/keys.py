@@ -30,6 +30,7 @@ from claudeapp.accounts.principals import Principal
 from claudeapp.api import keycache
 from claudeapp.api.errors import InvalidKey, UnknownScope
 from claudeapp.api.models import PartnerKey, Scope
+from claudeapp.core import rows
 from claudeapp.jobs import services as job_services
 from claudeapp.jobs import webhooks
 
@@ -227,11 +228,17 @@ def _datetime(value: float | None) -> dt.datetime | None:
 
 
 def _instance(snapshot: keycache.Snapshot) -> PartnerKey:
-    # Built from the cache, not the database. The owner is a light instance (pk, username,
-    # is_active); reload it before relying on any other field.
-    owner = get_user_model()(pk=snapshot["owner_id"], username=snapshot["owner_username"], is_active=True)
-    key = PartnerKey(
-        pk=snapshot["id"],
+    # Built from the cache, not the database: the key and a light owner (pk, username, is_active); any
+    # other field is deferred (reading it loads it).
+    user_model = get_user_model()
+    owner = rows.loaded(
+        user_model,
+        **{user_model._meta.pk.attname: snapshot["owner_id"], user_model.USERNAME_FIELD: snapshot["owner_username"]},
+        is_active=True,
+    )
+    key = rows.loaded(
+        PartnerKey,
+        id=snapshot["id"],
         name=snapshot["name"],
         owner_id=snapshot["owner_id"],
         scopes=list(snapshot["scopes"]),
@@ -240,10 +247,10 @@ def _instance(snapshot: keycache.Snapshot) -> PartnerKey:
         last4=snapshot["last4"],
         created_at=_datetime(snapshot["created_at"]),
         expires_at=_datetime(snapshot["expires_at"]),
+        revoked_at=None,  # _accept refused a revoked one
+        previous_secret_hash=snapshot.get("previous_secret_hash") or "",
         previous_valid_until=_datetime(snapshot.get("previous_valid_until")),
     )
-    for instance in (owner, key):
-        instance._state.adding, instance._state.db = False, "default"
     key.owner = owner
     key.group_ids = frozenset(snapshot["group_ids"])  # type: ignore[attr-defined]
     return key

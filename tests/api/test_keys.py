@@ -220,3 +220,22 @@ def test_async_verify_hands_its_database_connection_back_before_the_view_runs(pa
     keys.revoke_key(key=partner_key_factory())  # bumps the version: the next lookup is cold everywhere
     async_to_sync(keys.averify)(key.raw)
     assert connection.connection is None  # a streaming view that follows holds no pool connection
+
+
+def test_a_warm_key_is_built_without_a_query_and_a_field_the_cache_does_not_hold_is_read_from_its_row(
+    partner_key_factory, django_assert_num_queries
+):
+    key = partner_key_factory()
+    PartnerKey.objects.filter(pk=key.pk).update(rotation_grace_seconds=7, last_used_at=timezone.now())
+    owner = PartnerKey.objects.get(pk=key.pk).owner
+    owner.email = "partner@example.com"
+    owner.save(update_fields=["email"])
+    keys.verify(key.raw)  # warms the cache
+    with django_assert_num_queries(0):
+        warm = keys.verify(key.raw)
+        assert (warm.pk, warm.prefix, warm.owner.pk, warm.owner.get_username()) == (
+            key.pk, key.prefix, owner.pk, owner.get_username()
+        )  # fmt: skip
+        assert warm.revoked_at is None and list(warm.scopes) == list(key.scopes)
+    assert warm.rotation_grace_seconds == 7 and warm.last_used_at is not None  # deferred: loaded, never a default
+    assert warm.owner.email == "partner@example.com"
