@@ -1,5 +1,6 @@
 """Run ORM work from async code: off the event loop, on a worker thread that hands its database
-connection back to the pool afterwards, so an open stream holds no connection.
+connection back to the pool once no more work is waiting (a busy process's steps reuse it), so an open
+stream holds no connection and an idle process none but the pool's own.
 
 A pool of our own, sized by DB_THREADS, instead of asgiref's `sync_to_async(thread_sensitive=False)`:
 that one runs on the loop's default executor (min(32, cores + 4) threads: 6 on two cores, shared with
@@ -19,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ParamSpec, TypeVar
 
 from django.conf import settings
-from django.db import close_old_connections, connection
+from django.db import connection
 
 from claudeapp.core.perloop import PerLoop
 
@@ -42,13 +43,26 @@ def _executor() -> ThreadPoolExecutor:
     return executor
 
 
+def _release_when_idle() -> None:
+    """Hand the thread's connection back to the pool unless more work is already waiting for a thread: a
+    busy process's steps then reuse it (a pool checkout, Django's connection set-up and a check-in per step
+    cost ~0.5 ms of CPU, docs/benchmarks.md, eighth pass), and an idle one holds none."""
+    executor = _pool["executor"]
+    # The queue is a private attribute, only read: a hint (reuse or not), never a question of correctness. A
+    # step that caught a database error of its own leaves a connection that may be broken: not reused.
+    if executor is None or executor._work_queue.empty() or connection.errors_occurred:
+        connection.close()
+
+
 def in_db_thread(func: Callable[P, R]) -> Callable[P, Awaitable[R]]:
     def run(*args: P.args, **kwargs: P.kwargs) -> R:
-        close_old_connections()
         try:
             return func(*args, **kwargs)
+        except BaseException:
+            connection.close()  # whatever state an error left it in is not handed to the next step
+            raise
         finally:
-            connection.close()
+            _release_when_idle()
 
     async def hop(*args: P.args, **kwargs: P.kwargs) -> R:
         context = contextvars.copy_context()
@@ -142,5 +156,5 @@ def _run_steps(steps: list[_Step]) -> list[tuple[bool, Any]]:
             outcomes.append((True, context.run(step, *args, **kwargs)))
         except Exception as exc:
             outcomes.append((False, exc))
-            close_old_connections()  # a connection an error left unusable is not handed to the next step
+            connection.close()  # a connection an error left unusable is not handed to the next step
     return outcomes
