@@ -60,7 +60,7 @@ async def settle_after_admissions() -> None:
         await asyncio.wait_for(state.idle.wait(), settings.CALLS_SETTLE_YIELD_MAX_SECONDS)
 
 
-_later = Batched(max_batch=lambda: settings.CALLS_SETTLE_BATCH_MAX, max_hops=lambda: 1, before=settle_after_admissions)
+_later = Batched(max_batch=lambda: settings.CALLS_SETTLE_BATCH_MAX, before=settle_after_admissions)
 
 
 async def settle_later(step: Callable[..., Any], *args: Any) -> Any:

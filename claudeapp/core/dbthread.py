@@ -43,25 +43,32 @@ def _executor() -> ThreadPoolExecutor:
     return executor
 
 
+def _close_if_spoiled(*, failed: bool) -> None:
+    """A connection an error touched (the step raised, or caught a database error of its own) is not handed
+    to the next step: it may be broken, or in a state the error left."""
+    if failed or connection.errors_occurred:
+        connection.close()
+
+
 def _release_when_idle() -> None:
     """Hand the thread's connection back to the pool unless more work is already waiting for a thread: a
     busy process's steps then reuse it (a pool checkout, Django's connection set-up and a check-in per step
-    cost ~0.5 ms of CPU, docs/benchmarks.md, eighth pass), and an idle one holds none."""
+    cost ~0.1-0.2 ms of CPU, docs/benchmarks.md, eighth pass), and an idle one holds none."""
     executor = _pool["executor"]
-    # The queue is a private attribute, only read: a hint (reuse or not), never a question of correctness. A
-    # step that caught a database error of its own leaves a connection that may be broken: not reused.
-    if executor is None or executor._work_queue.empty() or connection.errors_occurred:
+    # The queue is a private attribute, only read: a hint (reuse or not), never a question of correctness.
+    if executor is None or executor._work_queue.empty():
         connection.close()
 
 
 def in_db_thread(func: Callable[P, R]) -> Callable[P, Awaitable[R]]:
     def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        failed = True
         try:
-            return func(*args, **kwargs)
-        except BaseException:
-            connection.close()  # whatever state an error left it in is not handed to the next step
-            raise
+            result = func(*args, **kwargs)
+            failed = False
+            return result
         finally:
+            _close_if_spoiled(failed=failed)
             _release_when_idle()
 
     async def hop(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -72,46 +79,39 @@ def in_db_thread(func: Callable[P, R]) -> Callable[P, Awaitable[R]]:
     return hop
 
 
-_Step = tuple[contextvars.Context, Callable[..., Any], tuple[Any, ...], dict[str, Any]]
+_Step = tuple[contextvars.Context, Callable[..., Any], tuple[Any, ...]]
 
 
 class _Queue:
-    __slots__ = ("flushers", "items")
+    __slots__ = ("flusher", "items")
 
     def __init__(self) -> None:
         self.items: list[tuple[_Step, asyncio.Future[Any]]] = []
-        self.flushers: set[asyncio.Task[None]] = set()  # running ones, held: the loop keeps only weak references
+        self.flusher: asyncio.Task[None] | None = None  # held here: the loop keeps only weak references
 
 
 class Batched:
     """`in_db_thread` for a short step that many calls of one process run at about the same time (a
     settlement): the steps queued while the event loop was busy go to one worker thread together, one
-    thread hop and one database connection for all of them, at most `max_batch` at a time and at most
-    `max_hops` batches in flight per loop. Each step runs in its caller's context, on its own (its own
-    statements and transactions), and its outcome (value or exception) goes to its caller alone. A hop
-    and a connection per step cost more CPU than a settlement's own statement (docs/benchmarks.md,
-    eighth pass). `before`, when given, is awaited before each batch is taken."""
+    thread hop and one database connection for all of them, at most `max_batch` at a time, one batch at a
+    time per loop. Each step runs in its caller's context, on its own (its own statements and
+    transactions), and its outcome (value or exception) goes to its caller alone. A hop and a connection
+    per step cost more CPU than a settlement's own statement (docs/benchmarks.md, eighth pass). `before`,
+    when given, is awaited before each batch is taken."""
 
-    def __init__(
-        self,
-        *,
-        max_batch: Callable[[], int],
-        max_hops: Callable[[], int],
-        before: Callable[[], Awaitable[None]] | None = None,
-    ) -> None:
-        self._max_batch, self._max_hops, self._before = max_batch, max_hops, before
+    def __init__(self, *, max_batch: Callable[[], int], before: Callable[[], Awaitable[None]] | None = None) -> None:
+        self._max_batch, self._before = max_batch, before
         self._queue = PerLoop(_Queue).get
 
-    async def __call__(self, step: Callable[..., R], *args: Any, **kwargs: Any) -> R:
+    async def __call__(self, step: Callable[..., R], *args: Any) -> R:
         queue = self._queue()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[R] = loop.create_future()
-        queue.items.append(((contextvars.copy_context(), step, args, kwargs), future))
-        if len(queue.flushers) < self._max_hops():
+        queue.items.append(((contextvars.copy_context(), step, args), future))
+        if queue.flusher is None:
             # A context of its own: the batch is nobody's request (each step runs in its caller's).
-            flusher = loop.create_task(self._flush(queue), context=contextvars.Context())
-            queue.flushers.add(flusher)
-            flusher.add_done_callback(functools.partial(_ended, queue))
+            queue.flusher = loop.create_task(self._flush(queue), context=contextvars.Context())
+            queue.flusher.add_done_callback(functools.partial(_ended, queue))
         return await asyncio.shield(future)  # a caller that leaves does not take its step out of the batch
 
     async def _flush(self, queue: _Queue) -> None:
@@ -128,33 +128,33 @@ class Batched:
                         future.set_result(value) if ok else future.set_exception(value)
                 batch = []
         except BaseException as exc:  # the hop itself failed, or this task was cancelled (shutdown)
-            if len(queue.flushers) <= 1:  # no other flusher will take what is still queued
-                batch, queue.items = batch + queue.items, []
-            error = exc if isinstance(exc, Exception) else RuntimeError(f"batch ended: {exc!r}")
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(error)
+            _fail(batch + queue.items, exc if isinstance(exc, Exception) else RuntimeError(f"batch ended: {exc!r}"))
+            queue.items = []
             raise
         finally:  # at once, not in a done callback: a step queued from here on starts a flusher of its own
-            queue.flushers.discard(asyncio.current_task())  # type: ignore[arg-type]
+            queue.flusher = None
 
 
 def _ended(queue: _Queue, flusher: asyncio.Task[None]) -> None:
     """A flusher cancelled before it ran (a loop shutting down) never reached its own clean-up."""
-    queue.flushers.discard(flusher)
-    if flusher.cancelled() and not queue.flushers:
-        waiting, queue.items = queue.items, []
-        for _, future in waiting:
-            if not future.done():
-                future.set_exception(RuntimeError("batch ended: cancelled"))
+    if flusher.cancelled() and queue.flusher is flusher:
+        queue.flusher = None
+        _fail(queue.items, RuntimeError("batch ended: cancelled"))
+        queue.items = []
+
+
+def _fail(waiting: list[tuple[_Step, asyncio.Future[Any]]], error: Exception) -> None:
+    for _, future in waiting:
+        if not future.done():
+            future.set_exception(error)
 
 
 def _run_steps(steps: list[_Step]) -> list[tuple[bool, Any]]:
     outcomes: list[tuple[bool, Any]] = []
-    for context, step, args, kwargs in steps:
+    for context, step, args in steps:
         try:
-            outcomes.append((True, context.run(step, *args, **kwargs)))
+            outcomes.append((True, context.run(step, *args)))
         except Exception as exc:
             outcomes.append((False, exc))
-            connection.close()  # a connection an error left unusable is not handed to the next step
+        _close_if_spoiled(failed=not outcomes[-1][0])
     return outcomes

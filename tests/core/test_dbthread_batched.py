@@ -7,6 +7,7 @@ count is read by wrapping the real `in_db_thread`)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import threading
 
@@ -35,7 +36,7 @@ def hops(monkeypatch):
 
 
 def _batched(size: int = 32, before=None) -> Batched:
-    return Batched(max_batch=lambda: size, max_hops=lambda: 1, before=before)
+    return Batched(max_batch=lambda: size, before=before)
 
 
 def _backend_pid(tag: str) -> tuple[str, str, int, int]:
@@ -87,6 +88,16 @@ async def test_a_failing_step_fails_its_caller_alone_and_a_broken_statement_does
     assert isinstance(outcomes[2], ValueError) and str(outcomes[2]) == "this step only"
 
 
+async def test_a_step_that_caught_a_database_error_of_its_own_does_not_pass_its_connection_to_the_next():
+    def caught() -> None:
+        with contextlib.suppress(Exception):
+            _broken_sql()
+
+    batched = _batched()
+    outcomes = await asyncio.gather(batched(caught), batched(lambda: connection.connection is None))
+    assert outcomes == [None, True]
+
+
 async def test_before_is_awaited_before_each_batch():
     gate = asyncio.Event()
     ran: list[str] = []
@@ -136,8 +147,7 @@ async def test_a_flusher_that_dies_fails_its_waiting_callers_instead_of_leaving_
     waiting = [asyncio.ensure_future(batched(lambda: None)) for _ in range(3)]
     for _ in range(3 if started else 1):  # one pass: the callers queued, their flusher not yet started
         await asyncio.sleep(0)
-    (flusher,) = batched._queue().flushers
-    flusher.cancel()
+    batched._queue().flusher.cancel()
     outcomes = await asyncio.wait_for(asyncio.gather(*waiting, return_exceptions=True), 5)
     assert all(isinstance(outcome, RuntimeError) and "batch ended" in str(outcome) for outcome in outcomes)
-    assert not batched._queue().flushers and not batched._queue().items
+    assert batched._queue().flusher is None and not batched._queue().items
