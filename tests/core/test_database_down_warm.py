@@ -91,6 +91,11 @@ def test_a_warm_process_answers_503_naming_the_database_or_bills_a_billless_repl
                                      max_retries=0)  # fmt: skip
         answered = client.messages.create(model="claude-haiku-5-5", max_tokens=8, messages=HI)
         client.close()
+        # Each answered call's settlement waits up to DB_POOL_TIMEOUT for a connection after its reply went
+        # out: Postgres back within that wait bills it at once. Stay down until both have given up.
+        deadline = time.monotonic() + 60
+        while _settlements_given_up(cluster) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
     finally:
         cluster.pg.start()
 
@@ -117,7 +122,7 @@ def test_a_warm_process_answers_503_naming_the_database_or_bills_a_billless_repl
     assert dict(billed)[answered.id] == answered.usage.output_tokens
     # The process said so once per call, without a traceback each (an outage would bury the log).
     web_log = cluster.webs[0].log_path.read_text(errors="replace")
-    assert web_log.count("settling an answered call failed (database unavailable") == 2, web_log[-3000:]
+    assert _settlements_given_up(cluster) == 2, web_log[-3000:]
     assert "its in-flight record is left to the reaper" not in web_log, web_log[-3000:]
 
     # Back without a restart: the same process answers each surface again once its pool reconnects.
@@ -127,3 +132,8 @@ def test_a_warm_process_answers_503_naming_the_database_or_bills_a_billless_repl
             time.sleep(0.5)
         assert status == 200, name
     assert cluster.webs[0].proc.poll() is None
+
+
+def _settlements_given_up(cluster: Cluster) -> int:
+    web_log = cluster.webs[0].log_path.read_text(errors="replace")
+    return web_log.count("settling an answered call failed (database unavailable")
