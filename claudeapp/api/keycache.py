@@ -14,6 +14,7 @@ for its request but not kept (the listener's epoch moved).
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -173,10 +174,29 @@ def lookup(prefix: str, load: Loader) -> Snapshot | None:
 
 
 async def alookup(prefix: str, load: Callable[[str], Awaitable[Snapshot | None]]) -> Snapshot | None:
-    """`lookup` for async views; `load` runs only on a miss in both caches."""
+    """`lookup` for async views; `load` runs only on a miss in both caches. A miss is read once for the
+    callers of a moment (`_misses`)."""
+    entry, epoch = _local_hit(prefix), _listener["epoch"]
+    if entry is not None and _listening():
+        return entry.snapshot
+    snapshot, _ = await _misses.run((prefix, epoch), functools.partial(_aread, prefix, load, entry, epoch))
+    return snapshot
+
+
+# A key no copy in this process vouches for, asked by many calls at once (a cold process, or every copy
+# dropped by a revocation, under 2,000 streams opening together): one Redis read, and on a miss there one
+# Postgres load, for all of them, where each would otherwise send its own, run the Redis pool dry and fall
+# back to Postgres one by one. Keyed by the listener's epoch too: a caller after a revocation message never
+# takes a read begun before it.
+_misses: SingleFlight[Snapshot | None] = SingleFlight()
+
+
+async def _aread(
+    prefix: str, load: Callable[[str], Awaitable[Snapshot | None]], entry: _Entry | None, epoch: int
+) -> Snapshot | None:
     try:
-        client, entry, epoch = _aclient(), _local_hit(prefix), _listener["epoch"]
-        if entry is not None and (_listening() or (await _version(client)) == entry.version):
+        client = _aclient()
+        if entry is not None and (await _version(client)) == entry.version:
             return entry.snapshot
         version_raw, raw = await client.mget([_rkey("version"), _rkey("snap", prefix)])
         version = version_raw or b"0"

@@ -4,9 +4,11 @@ its copy at once; when it does not hear it, every lookup asks the version, as be
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
+import redis
 from django.conf import settings
 
 from claudeapp.api import keycache
@@ -97,3 +99,56 @@ def test_a_load_that_overlapped_a_revocation_is_used_once_but_not_kept(loads):
 
 def test_the_channel_is_scoped_by_the_cache_prefix():
     assert keycache._channel().startswith(settings.CACHES["default"].get("KEY_PREFIX", ""))
+
+
+def _cold_lookups(prefix: str, callers: int, load) -> list:
+    """`callers` async lookups of a key no cache holds yet, all at once on one loop."""
+
+    async def aload(p: str) -> dict:
+        await asyncio.sleep(0.02)  # Postgres takes a while: everyone else arrives meanwhile
+        return load(p)
+
+    async def scenario() -> list:
+        return await asyncio.gather(*(keycache.alookup(prefix, aload) for _ in range(callers)))
+
+    return asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("redis_up", [True, False], ids=["redis", "redis-unavailable"])
+def test_a_key_asked_by_many_calls_at_once_is_read_once_for_all(loads, redis_up, monkeypatch):
+    """2,000 streams opening together on a cold process each sent their own reads, ran the Redis pool dry,
+    and fell back to Postgres one by one (1,133 loads in one run)."""
+    calls, load = loads
+    redisconn.client().delete(keycache._rkey("snap", "kcr-herd"))
+    if not redis_up:
+        monkeypatch.setattr(keycache, "_aclient", _unavailable)
+    snapshots = _cold_lookups("kcr-herd", 200, load)
+    assert calls == ["kcr-herd"] and all(s == {"prefix": "kcr-herd", "n": 1} for s in snapshots)
+    if redis_up:  # and the next caller is served from this process's copy
+        assert asyncio.run(keycache.alookup("kcr-herd", _never)) == snapshots[0]
+
+
+def test_a_caller_after_a_revocation_message_does_not_share_a_read_begun_before_it(loads):
+    calls, load = loads
+    redisconn.client().delete(keycache._rkey("snap", "kcr-late"))
+
+    async def scenario() -> None:
+        async def aload(p: str) -> dict:
+            await asyncio.sleep(0.02)
+            return load(p)
+
+        first = asyncio.ensure_future(keycache.alookup("kcr-late", aload))
+        await asyncio.sleep(0.005)  # its read is on its way
+        keycache._drop_all()  # the listener applies a revocation message
+        await asyncio.gather(first, keycache.alookup("kcr-late", aload))
+
+    asyncio.run(scenario())
+    assert calls == ["kcr-late", "kcr-late"]
+
+
+def _unavailable():
+    raise redis.ConnectionError("Redis is away")
+
+
+async def _never(prefix: str) -> dict:
+    raise AssertionError("loaded again")

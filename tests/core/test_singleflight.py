@@ -69,3 +69,27 @@ def test_each_event_loop_has_its_own_runs(callers):
     asyncio.run(scenario())
     asyncio.run(scenario())  # a second loop: nothing shared with the first
     assert len(runs) == 2
+
+
+def test_the_caller_that_started_a_run_leaving_does_not_fail_the_others():
+    flight: SingleFlight[int] = SingleFlight()
+    runs: list[int] = []
+
+    async def read() -> int:
+        runs.append(1)
+        await asyncio.sleep(0.02)
+        return 7
+
+    async def scenario() -> tuple[bool, list[tuple[int, bool]]]:
+        leader = asyncio.ensure_future(flight.run("k", read))
+        await asyncio.sleep(0)  # the leader's run is on its way
+        followers = [asyncio.ensure_future(flight.run("k", read)) for _ in range(3)]
+        await asyncio.sleep(0.005)
+        leader.cancel()  # its client went away
+        shared = await asyncio.gather(*followers)
+        with pytest.raises(asyncio.CancelledError):
+            await leader
+        return leader.cancelled(), shared
+
+    cancelled, shared = asyncio.run(scenario())
+    assert cancelled and shared == [(7, True)] * 3 and runs == [1]
