@@ -12,11 +12,13 @@ runs in a copy of the caller's context (request id, surface), and Django's conne
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import functools
+import os
+import queue
 import threading
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ParamSpec, TypeVar
 
 from django.conf import settings
@@ -27,20 +29,57 @@ from claudeapp.core.perloop import PerLoop
 P = ParamSpec("P")
 R = TypeVar("R")
 
-_pool: dict[str, ThreadPoolExecutor | None] = {"executor": None}
+
+class _Threads:
+    """DB_THREADS daemon threads taking steps from one queue and handing each outcome back to its loop.
+
+    Not a ThreadPoolExecutor: `run_in_executor` builds a concurrent Future (a Condition, an RLock) and
+    chains it to an asyncio one for every step, ~27 us of CPU a hop on the loop where this costs ~7
+    (docs/benchmarks.md, ninth pass). A step whose caller left before a thread took it (its future
+    cancelled: the client went away) is not run, as an executor's queued work item would not be."""
+
+    def __init__(self, size: int) -> None:
+        self.pid = os.getpid()
+        self.work: queue.SimpleQueue[tuple[asyncio.AbstractEventLoop, asyncio.Future[Any], Callable[[], Any]]]
+        self.work = queue.SimpleQueue()
+        for number in range(size):
+            threading.Thread(target=self._serve, name=f"db_{number}", daemon=True).start()
+
+    def submit(self, loop: asyncio.AbstractEventLoop, step: Callable[[], R]) -> asyncio.Future[R]:
+        future: asyncio.Future[R] = loop.create_future()
+        self.work.put((loop, future, step))
+        return future
+
+    def _serve(self) -> None:
+        while True:
+            loop, future, step = self.work.get()
+            if future.cancelled():  # read across threads: at worst a step whose caller just left runs anyway
+                continue
+            try:
+                outcome, ok = step(), True
+            except BaseException as exc:  # handed to the caller, whatever it is
+                outcome, ok = exc, False
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody is waiting
+                loop.call_soon_threadsafe(_settle, future, ok, outcome)
+
+
+def _settle(future: asyncio.Future[Any], ok: bool, outcome: Any) -> None:
+    if not future.done():
+        future.set_result(outcome) if ok else future.set_exception(outcome)
+
+
+_pool: dict[str, _Threads | None] = {"threads": None}
 _lock = threading.Lock()
 
 
-def _executor() -> ThreadPoolExecutor:
-    executor = _pool["executor"]
-    if executor is None:
+def _threads() -> _Threads:
+    threads = _pool["threads"]
+    if threads is None or threads.pid != os.getpid():  # a forked child starts threads of its own
         with _lock:
-            executor = _pool["executor"]
-            if executor is None:
-                executor = _pool["executor"] = ThreadPoolExecutor(
-                    max_workers=settings.DB_THREADS, thread_name_prefix="db"
-                )
-    return executor
+            threads = _pool["threads"]
+            if threads is None or threads.pid != os.getpid():
+                threads = _pool["threads"] = _Threads(settings.DB_THREADS)
+    return threads
 
 
 def _close_if_spoiled(*, failed: bool) -> None:
@@ -54,9 +93,8 @@ def _release_when_idle() -> None:
     """Hand the thread's connection back to the pool unless more work is already waiting for a thread: a
     busy process's steps then reuse it (a pool checkout, Django's connection set-up and a check-in per step
     cost ~0.1-0.2 ms of CPU, docs/benchmarks.md, eighth pass), and an idle one holds none."""
-    executor = _pool["executor"]
-    # The queue is a private attribute, only read: a hint (reuse or not), never a question of correctness.
-    if executor is None or executor._work_queue.empty():
+    threads = _pool["threads"]
+    if threads is None or threads.work.empty():
         connection.close()
 
 
@@ -74,7 +112,7 @@ def in_db_thread(func: Callable[P, R]) -> Callable[P, Awaitable[R]]:
     async def hop(*args: P.args, **kwargs: P.kwargs) -> R:
         context = contextvars.copy_context()
         call = functools.partial(context.run, run, *args, **kwargs)
-        return await asyncio.get_running_loop().run_in_executor(_executor(), call)
+        return await _threads().submit(asyncio.get_running_loop(), call)
 
     return hop
 

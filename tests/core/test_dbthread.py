@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from concurrent.futures import ThreadPoolExecutor
+import threading
 
 import pytest
 from django.db import connection
@@ -20,11 +20,9 @@ pytestmark = [pytest.mark.anyio, pytest.mark.django_db(transaction=True)]
 
 @pytest.fixture
 def one_thread(monkeypatch):
-    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="db-test")
-    monkeypatch.setitem(dbthread._pool, "executor", executor)
+    monkeypatch.setitem(dbthread._pool, "threads", dbthread._Threads(1))
     yield
-    executor.submit(lambda: connection.close()).result()  # resolved on that thread: its own connection
-    executor.shutdown(wait=True)
+    asyncio.run(in_db_thread(lambda: connection.close())())  # resolved on that thread: its own connection
 
 
 def _backend_pid() -> int:
@@ -74,3 +72,31 @@ async def test_a_step_that_caught_a_database_error_of_its_own_does_not_pass_its_
 
     outcomes = await asyncio.gather(in_db_thread(caught)(), in_db_thread(_holds_none)())
     assert outcomes == [None, True]
+
+
+async def test_a_step_whose_caller_left_before_a_thread_took_it_is_not_run(one_thread):
+    ran: list[str] = []
+    started, release = asyncio.Event(), threading.Event()
+    loop = asyncio.get_running_loop()
+
+    def busy() -> None:
+        loop.call_soon_threadsafe(started.set)
+        release.wait(5)
+
+    first = asyncio.ensure_future(in_db_thread(busy)())
+    await started.wait()  # the one thread is taken
+    queued = asyncio.ensure_future(in_db_thread(ran.append)("queued"))
+    await asyncio.sleep(0)
+    queued.cancel()  # its client went away while it waited for a thread
+    release.set()
+    await first
+    assert await in_db_thread(ran.append)("after") is None
+    assert ran == ["after"] and queued.cancelled()
+
+
+async def test_a_step_s_exception_reaches_its_caller_alone(one_thread):
+    def boom() -> None:
+        raise ValueError("bad step")
+
+    outcomes = await asyncio.gather(in_db_thread(boom)(), in_db_thread(lambda: 7)(), return_exceptions=True)
+    assert isinstance(outcomes[0], ValueError) and outcomes[1] == 7
