@@ -12,12 +12,14 @@ runs in a copy of the caller's context (request id, surface), and Django's conne
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import contextvars
 import functools
 import os
 import queue
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, TypeVar
 
@@ -36,14 +38,27 @@ class _Threads:
     Not a ThreadPoolExecutor: `run_in_executor` builds a concurrent Future (a Condition, an RLock) and
     chains it to an asyncio one for every step, ~27 us of CPU a hop on the loop where this costs ~7
     (docs/benchmarks.md, ninth pass). A step whose caller left before a thread took it (its future
-    cancelled: the client went away) is not run, as an executor's queued work item would not be."""
+    cancelled: the client went away) is not run, as an executor's queued work item would not be. At exit
+    the steps under way and queued are finished first (`stop`), as an executor's would be: a settlement
+    cut off there would leave its call to the reaper."""
 
     def __init__(self, size: int) -> None:
         self.pid = os.getpid()
-        self.work: queue.SimpleQueue[tuple[asyncio.AbstractEventLoop, asyncio.Future[Any], Callable[[], Any]]]
+        self.work: queue.SimpleQueue[tuple[asyncio.AbstractEventLoop, asyncio.Future[Any], Callable[[], Any]] | None]
         self.work = queue.SimpleQueue()
-        for number in range(size):
-            threading.Thread(target=self._serve, name=f"db_{number}", daemon=True).start()
+        self.threads = [threading.Thread(target=self._serve, name=f"db_{n}", daemon=True) for n in range(size)]
+        for thread in self.threads:
+            thread.start()
+        atexit.register(self.stop)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        if os.getpid() != self.pid:  # a forked child inherited this hook, not the threads
+            return
+        for _ in self.threads:
+            self.work.put(None)
+        deadline = time.monotonic() + timeout
+        for thread in self.threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
 
     def submit(self, loop: asyncio.AbstractEventLoop, step: Callable[[], R]) -> asyncio.Future[R]:
         future: asyncio.Future[R] = loop.create_future()
@@ -51,8 +66,8 @@ class _Threads:
         return future
 
     def _serve(self) -> None:
-        while True:
-            loop, future, step = self.work.get()
+        while (item := self.work.get()) is not None:
+            loop, future, step = item
             if future.cancelled():  # read across threads: at worst a step whose caller just left runs anyway
                 continue
             try:

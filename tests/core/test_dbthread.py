@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import time
 
 import pytest
 from django.db import connection
@@ -20,9 +21,11 @@ pytestmark = [pytest.mark.anyio, pytest.mark.django_db(transaction=True)]
 
 @pytest.fixture
 def one_thread(monkeypatch):
-    monkeypatch.setitem(dbthread._pool, "threads", dbthread._Threads(1))
+    threads = dbthread._Threads(1)
+    monkeypatch.setitem(dbthread._pool, "threads", threads)
     yield
     asyncio.run(in_db_thread(lambda: connection.close())())  # resolved on that thread: its own connection
+    threads.stop()
 
 
 def _backend_pid() -> int:
@@ -100,3 +103,15 @@ async def test_a_step_s_exception_reaches_its_caller_alone(one_thread):
 
     outcomes = await asyncio.gather(in_db_thread(boom)(), in_db_thread(lambda: 7)(), return_exceptions=True)
     assert isinstance(outcomes[0], ValueError) and outcomes[1] == 7
+
+
+def test_at_exit_the_steps_under_way_and_queued_are_finished_before_the_threads_end():
+    threads, done = dbthread._Threads(1), []
+    loop = asyncio.new_event_loop()
+    try:
+        threads.submit(loop, lambda: (time.sleep(0.1), done.append("under way")))
+        threads.submit(loop, lambda: done.append("queued"))
+        threads.stop()  # what atexit runs
+        assert done == ["under way", "queued"] and not any(thread.is_alive() for thread in threads.threads)
+    finally:
+        loop.close()
