@@ -41,7 +41,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -229,6 +229,16 @@ class Tracker:
         if self.started is not None:
             await asyncio.shield(self.started)
 
+    async def final(self, result: GatewayResult) -> bool:
+        """Upstream's exact figures on the record now, with the other checkpoints of this moment (one
+        pipelined round trip), for a call whose settlement may wait a while: True once written. Until its
+        settlement lands, a process killed meanwhile has the call billed from them, not at its bound."""
+        if not self.call_id:
+            return False
+        checkpoints = _loop_checkpoints()
+        self._fire(_final_fields(result, keyed=self.keyed))
+        return await asyncio.shield(checkpoints.written(self.call_id))
+
 
 class _Checkpoints:
     """The stream checkpoints of one event loop, written together: what the streams of a moment have
@@ -240,6 +250,7 @@ class _Checkpoints:
 
     def __init__(self) -> None:
         self.waiting: dict[str, tuple[Tracker, dict[str, str]]] = {}
+        self.landing: dict[str, asyncio.Future[bool]] = {}  # call id -> whether its queued fields were written
         self.writer: asyncio.Task[None] | None = None
 
     def add(self, tracker: Tracker, fields: dict[str, str]) -> None:
@@ -251,6 +262,13 @@ class _Checkpoints:
         if self.writer is None:
             self.writer = asyncio.ensure_future(self._write())
 
+    def written(self, call_id: str) -> asyncio.Future[bool]:
+        """Resolves once the fields queued for `call_id` are written (True) or failed to be (False)."""
+        future = self.landing.get(call_id)
+        if future is None:
+            future = self.landing[call_id] = asyncio.get_running_loop().create_future()
+        return future
+
     async def _write(self) -> None:
         try:
             while self.waiting:
@@ -259,9 +277,17 @@ class _Checkpoints:
                 for call_id in ready:
                     del self.waiting[call_id]
                 if ready:
-                    await _quietly(_write_checkpoints(list(ready.values())))
+                    ok = await _quietly(_write_checkpoints(list(ready.values())))
+                    self._landed(ready, ok)
         finally:
             self.writer = None
+            self._landed(self.landing, False)  # cancelled (shutdown) with writes still owed
+
+    def _landed(self, call_ids: Collection[str], ok: bool) -> None:
+        for call_id in list(call_ids):
+            future = self.landing.pop(call_id, None)
+            if future is not None and not future.done():
+                future.set_result(ok)
 
 
 CHECKPOINT_GATHER_SECONDS = 0.005
@@ -291,11 +317,13 @@ def _final_fields(result: GatewayResult, *, keyed: bool = False) -> dict[str, st
     return fields
 
 
-async def _quietly(write: Any) -> None:
+async def _quietly(write: Any) -> bool:
     try:
         await write
     except Exception as exc:  # the record is a safety net: a call never fails for it
         log.warning("calls: in-flight record write failed (%s)", exc)
+        return False
+    return True
 
 
 def _start_fields(

@@ -348,8 +348,11 @@ async def _complete(
         return Completed(admission, result, await _in_db(_ended_then(record), admission, Ending(result)))
     answered.set_result(result)
     try:
+        # Upstream's figures on the write-ahead record first: the settlement may wait in a batch behind a slow
+        # one, and a process killed meanwhile then has the call billed from them by the reaper, not at its bound.
+        step = record if await tracker.final(result) else _ended_then(record)
         # After the next calls' admissions, with the other answered calls' settlements: the reader has its answer.
-        entry = await yielding.settle_later(_ended_then(record), admission, Ending(result))
+        entry = await yielding.settle_later(step, admission, Ending(result))
     except Exception as exc:
         # The reader has its answer; the write-ahead record still holds the call, and the reaper bills it
         # once it is older than CALLS_INFLIGHT_MAX_AGE_SECONDS. The database gone is one line per call, not

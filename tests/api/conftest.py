@@ -75,10 +75,12 @@ def gateway_web(django_db_setup, django_db_blocker, emulator):
 @pytest.fixture
 def live_gateway(transactional_db, gateway_web, emulator_reset, gateway_settings):
     """A seeded database (models, prices, rules), closed circuits and a fresh emulator, for the live server."""
-    from tests.fixtures.live_web import seed_for_web
+    from tests.fixtures.live_web import seed_for_web, unsettled, wait_settled
 
     seed_for_web()
-    return gateway_web
+    before = unsettled()
+    yield gateway_web
+    wait_settled(before)  # before the flush
 
 
 @pytest.fixture

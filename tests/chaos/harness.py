@@ -980,6 +980,73 @@ def _answers_after_reaping(cluster: Cluster, result: CellResult, conversations: 
     return found
 
 
+def cell_web_kill_answered_unsettled(cluster: Cluster, *, calls: int = 4) -> CellResult:
+    """kill -9 of a web process whose non-streamed /anthropic calls were answered (the reply goes out before
+    its bill, docs/reliability.md) while their settlements wait together in one batch, held back by a lock
+    another transaction holds on the budget row they settle against: each is billed exactly once, at
+    upstream's own figures, by the in-flight reaper, and the budget's spend grows by exactly that."""
+    result = CellResult("web kill -9, answered calls unsettled (/anthropic/v1/messages)",
+                        f"{calls} calls answered, their settlements held back")  # fmt: skip
+    budget = _budget(cluster)
+    victim = cluster.victim_web(**_SLOW_REPLY_ENV)
+    cluster.call("warm-up", url=victim.url)
+    wait_until(lambda: cluster.sql("SELECT count(*) FROM billing_reservation")[0][0] == 0, timeout=30,
+               what="the warm-up's settlement")  # fmt: skip
+    targets = _targets(cluster, "anthropic", victim.url, streamed=False, calls=calls)
+    since = cluster.mark()
+    ((spent_before,),) = cluster.sql("SELECT spent_micros FROM billing_budget WHERE id = %s", budget)
+    with ThreadPoolExecutor(calls) as pool, psycopg.connect(cluster.database_url) as lock:
+        asked = [pool.submit(httpx.post, target.url, timeout=60, **target.request) for target in targets]
+        wait_until(lambda: cluster.sql("SELECT count(*) FROM billing_reservation")[0][0] >= calls, timeout=60,
+                   what="every call admitted")  # fmt: skip
+        lock.execute("SELECT 1 FROM billing_budget WHERE id = %s FOR UPDATE", (budget,))  # held until rollback
+        try:
+            replies = [future.result(timeout=60) for future in asked]  # upstream answers ~6 s after admission
+            wait_until(lambda: cluster.sql(_LOCK_WAITS)[0][0] >= 1, timeout=30, what="a settlement held back")
+            time.sleep(0.5)  # the others queue behind it meanwhile
+            held_back = cluster.sql(_LOCK_WAITS)[0][0]
+        finally:
+            victim.proc.kill()
+            victim.proc.wait(10)
+            lock.rollback()
+    killed_at = time.monotonic()
+    result.calls_sent = calls
+    answered = {r.json()["id"]: r.json()["usage"] for r in replies if r.status_code == 200}
+    if len(answered) != calls:
+        result.notes.append(f"answered {len(answered)} of {calls}: {[r.status_code for r in replies]}")
+
+    def billed() -> list[tuple[Any, ...]]:
+        return cluster.sql("SELECT upstream_message_id, input_tokens, output_tokens, cost_micros, event_key "
+                           "FROM billing_ledgerentry WHERE id > %s AND upstream_message_id = ANY(%s)",
+                           since.ledger_id, list(answered))  # fmt: skip
+
+    try:
+        wait_until(lambda: len(billed()) >= len(answered), timeout=60, what="the answered calls to be billed",
+                   interval=0.25)  # fmt: skip
+        result.recovery_seconds = time.monotonic() - killed_at
+    except TimeoutError as exc:
+        result.notes.append(f"{exc}: {len(billed())} rows")
+    rows = billed()
+    result.completed, result.lost = len(rows), max(len(answered) - len(rows), 0)
+    _bill(result, cluster, since)
+    ((spent_after, reserved),) = cluster.sql("SELECT spent_micros, reserved_micros FROM billing_budget "
+                                             "WHERE id = %s", budget)  # fmt: skip
+    exact = all(
+        (row[1], row[2]) == (answered[row[0]]["input_tokens"], answered[row[0]]["output_tokens"]) for row in rows
+    )
+    result.extra = {
+        "answered": len(answered), "rows": len(rows), "event_keys": len({row[4] for row in rows}),
+        "held_back": held_back, "exact": exact, "spent": spent_after - spent_before,
+        "ledger_cost": sum(row[3] for row in rows), "reserved": reserved,
+        "held": cluster.sql("SELECT count(*) FROM billing_reservation")[0][0],
+    }  # fmt: skip
+    result.notes.append(f"settlements held back at the kill: {held_back}; {result.extra}")
+    return result
+
+
+_LOCK_WAITS = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+
+
 def cell_web_kill_mid_stream(cluster: Cluster, surface: str = "anthropic", *, streams: int = 4) -> CellResult:
     """`cell_web_kill_mid_call` with `streams` streamed calls (the figures' cell)."""
     return cell_web_kill_mid_call(cluster, surface, streamed=True, calls=streams)

@@ -81,6 +81,22 @@ def test_a_web_process_killed_mid_call_has_every_non_streamed_call_billed_once_a
     assert figures["charges"] == 3 and figures["covered"], _report(result)
 
 
+def test_a_web_process_killed_with_answered_calls_waiting_to_settle_has_each_billed_once_exactly(
+    cluster: Cluster,
+) -> None:
+    """The replies went out; their settlements waited in one batch behind a locked budget row when the
+    process died. The reaper bills each from its in-flight record: upstream's figures, once, and the budget
+    takes exactly what the ledger billed (a settlement half-done before the kill would show here)."""
+    result = harness.cell_web_kill_answered_unsettled(cluster, calls=4)
+    figures = result.extra
+
+    assert figures["answered"] == 4 and figures["held_back"] >= 1, _report(result)
+    _nothing_lost_nor_billed_twice(result)
+    assert figures["rows"] == figures["event_keys"] == 4 and figures["exact"], _report(result)
+    assert figures["spent"] == figures["ledger_cost"] > 0, _report(result)
+    assert (figures["held"], figures["reserved"]) == (0, 0), _report(result)
+
+
 @pytest.mark.parametrize("surface", harness.TURN_SURFACES)
 def test_a_web_process_killed_mid_turn_has_every_turn_billed_once_no_hold_left_and_no_answer_left_streaming(
     cluster: Cluster, surface: str
