@@ -1217,6 +1217,7 @@ def run_all(
             done(cell_web_kill_mid_stream(cluster, surface, streams=4 * scale))
         for surface in STREAM_SURFACES:
             done(cell_web_kill_mid_call(cluster, surface, streamed=False, calls=4 * scale))
+        done(cell_web_kill_answered_unsettled(cluster, calls=4 * scale))
         for surface in TURN_SURFACES:
             done(cell_web_kill_mid_call(cluster, surface, streamed=True, calls=4 * scale))
     if "redis" in only:
