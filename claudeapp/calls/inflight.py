@@ -41,7 +41,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -220,24 +220,20 @@ class Tracker:
         if now - self.last_checkpoint >= settings.CALLS_INFLIGHT_CHECKPOINT_SECONDS:
             self._fire({"out": str(self.output)})
 
-    def _fire(self, fields: dict[str, str]) -> None:
+    def _fire(self, fields: dict[str, str], *, soon: bool = False) -> None:
         self.last_checkpoint = time.monotonic()
-        _loop_checkpoints().add(self, fields)
+        _loop_checkpoints().add(self, fields, soon=soon)
 
     async def landed(self) -> None:
         """Wait for the start write (so settlement's delete comes after it); usually long done."""
         if self.started is not None:
             await asyncio.shield(self.started)
 
-    async def final(self, result: GatewayResult) -> bool:
-        """Upstream's exact figures on the record now, with the other checkpoints of this moment (one
-        pipelined round trip), for a call whose settlement may wait a while: True once written. Until its
-        settlement lands, a process killed meanwhile has the call billed from them, not at its bound."""
-        if not self.call_id:
-            return False
-        checkpoints = _loop_checkpoints()
-        self._fire(_final_fields(result, keyed=self.keyed))
-        return await asyncio.shield(checkpoints.written(self.call_id))
+    def final_soon(self, result: GatewayResult) -> None:
+        """Upstream's exact figures on the record at the loop's next turn, with the other checkpoints of that
+        moment (one pipelined round trip): for an answered call whose settlement is slow to land."""
+        if self.call_id:
+            self._fire(_final_fields(result, keyed=self.keyed), soon=True)
 
 
 class _Checkpoints:
@@ -250,44 +246,34 @@ class _Checkpoints:
 
     def __init__(self) -> None:
         self.waiting: dict[str, tuple[Tracker, dict[str, str]]] = {}
-        self.landing: dict[str, asyncio.Future[bool]] = {}  # call id -> whether its queued fields were written
         self.writer: asyncio.Task[None] | None = None
+        self.soon = False  # something waiting is owed at the loop's next turn, not after the gather
 
-    def add(self, tracker: Tracker, fields: dict[str, str]) -> None:
+    def add(self, tracker: Tracker, fields: dict[str, str], *, soon: bool = False) -> None:
+        """`soon`: written at the loop's next turn (an answered call's end), with whatever else is waiting
+        then; else within CHECKPOINT_GATHER_SECONDS (a stream's progress)."""
         queued = self.waiting.get(tracker.call_id)
         if queued is None:
             self.waiting[tracker.call_id] = (tracker, dict(fields))
         else:
             queued[1].update(fields)
+        self.soon = self.soon or soon
         if self.writer is None:
             self.writer = asyncio.ensure_future(self._write())
-
-    def written(self, call_id: str) -> asyncio.Future[bool]:
-        """Resolves once the fields queued for `call_id` are written (True) or failed to be (False)."""
-        future = self.landing.get(call_id)
-        if future is None:
-            future = self.landing[call_id] = asyncio.get_running_loop().create_future()
-        return future
 
     async def _write(self) -> None:
         try:
             while self.waiting:
-                await asyncio.sleep(CHECKPOINT_GATHER_SECONDS)  # let this moment's other streams join
+                # Let this moment's other streams join, unless an answered call's end is owed.
+                await asyncio.sleep(0 if self.soon else CHECKPOINT_GATHER_SECONDS)
+                self.soon = False
                 ready = {cid: q for cid, q in self.waiting.items() if q[0].started is None or q[0].started.done()}
                 for call_id in ready:
                     del self.waiting[call_id]
                 if ready:
-                    ok = await _quietly(_write_checkpoints(list(ready.values())))
-                    self._landed(ready, ok)
+                    await _quietly(_write_checkpoints(list(ready.values())))
         finally:
             self.writer = None
-            self._landed(self.landing, False)  # cancelled (shutdown) with writes still owed
-
-    def _landed(self, call_ids: Collection[str], ok: bool) -> None:
-        for call_id in list(call_ids):
-            future = self.landing.pop(call_id, None)
-            if future is not None and not future.done():
-                future.set_result(ok)
 
 
 CHECKPOINT_GATHER_SECONDS = 0.005
@@ -317,13 +303,11 @@ def _final_fields(result: GatewayResult, *, keyed: bool = False) -> dict[str, st
     return fields
 
 
-async def _quietly(write: Any) -> bool:
+async def _quietly(write: Any) -> None:
     try:
         await write
     except Exception as exc:  # the record is a safety net: a call never fails for it
         log.warning("calls: in-flight record write failed (%s)", exc)
-        return False
-    return True
 
 
 def _start_fields(

@@ -347,12 +347,13 @@ async def _complete(
     if answered is None:
         return Completed(admission, result, await _in_db(_ended_then(record), admission, Ending(result)))
     answered.set_result(result)
+    # The settlement's first statement puts upstream's figures on the write-ahead record. One slow to land (in
+    # a batch behind a statement stuck on a lock) has them written from here meanwhile: a process killed while
+    # it waits then has the call billed from them by the reaper, not blind at its bound.
+    slow = asyncio.get_running_loop().call_later(_SETTLEMENT_SLOW_SECONDS, tracker.final_soon, result)
     try:
-        # Upstream's figures on the write-ahead record first: the settlement may wait in a batch behind a slow
-        # one, and a process killed meanwhile then has the call billed from them by the reaper, not at its bound.
-        step = record if await tracker.final(result) else _ended_then(record)
         # After the next calls' admissions, with the other answered calls' settlements: the reader has its answer.
-        entry = await yielding.settle_later(step, admission, Ending(result))
+        entry = await yielding.settle_later(_ended_then(record), admission, Ending(result))
     except Exception as exc:
         # The reader has its answer; the write-ahead record still holds the call, and the reaper bills it
         # once it is older than CALLS_INFLIGHT_MAX_AGE_SECONDS. The database gone is one line per call, not
@@ -362,7 +363,12 @@ async def _complete(
         else:
             log.exception("settling an answered call failed; its in-flight record is left to the reaper")
         entry = None
+    finally:
+        slow.cancel()
     return Completed(admission, result, entry)
+
+
+_SETTLEMENT_SLOW_SECONDS = 0.1  # several times a settlement's usual wait, even in a busy process
 
 
 def _ended_then(record: Record) -> Record:

@@ -9,7 +9,9 @@ returns once no admission is under way in this loop, or after CALLS_SETTLE_YIELD
 `settle_later` runs a settlement that way, together with the others queued meanwhile (one thread hop
 and one database connection for a wave's settlements, each still its own statement and transaction).
 Until the settlement lands the call's hold stands for its bill (never less), and its write-ahead record
-already carries upstream's exact usage (a process killed meanwhile is billed by the reaper).
+carries upstream's exact usage from the settlement's first statement on, or, for a settlement slow to land
+(a batch behind a statement stuck on a lock), from 0.1 s after the answer (calls/run.py): a process killed
+meanwhile is billed from it by the reaper.
 """
 
 from __future__ import annotations

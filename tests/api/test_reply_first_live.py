@@ -74,9 +74,9 @@ def test_the_anthropic_answer_does_not_wait_for_its_settlement_which_lands_once_
         assert not thread.is_alive(), "the reply waited for the settlement"
         assert answer["r"].status_code == 200, answer["r"].text
         assert not LedgerEntry.objects.exists()  # the settlement is still held up by the lock
-        # The end checkpoint goes on the write-ahead record as the answer goes out, before the settlement
-        # (with the other checkpoints of that moment): a process killed now is billed by the reaper at
-        # upstream's exact usage, not at the bound.
+        # The end checkpoint went on the write-ahead record before the settlement blocked (its first
+        # statement, or 0.1 s after the answer for one slow to land): a process killed now is billed by the
+        # reaper at upstream's exact usage, not at the bound.
         wait_until(lambda: inflight.records()[0].get("final"), timeout=5, what="the end checkpoint")
         (record,) = inflight.records()
         assert record["msg"] == answer["r"].json()["id"]
