@@ -36,11 +36,14 @@ def metrics_web(django_db_setup, django_db_blocker, emulator, metrics_dir) -> It
 
 
 @pytest.fixture
-def seeded(transactional_db, emulator_reset, gateway_settings, settings) -> None:
-    from tests.fixtures.live_web import seed_for_web
+def seeded(transactional_db, emulator_reset, gateway_settings, settings) -> Iterator[None]:
+    from tests.fixtures.live_web import seed_for_web, unsettled, wait_settled
 
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     seed_for_web()
+    before = unsettled()
+    yield
+    wait_settled(before)  # before the flush
 
 
 @pytest.fixture

@@ -134,8 +134,9 @@ def test_workers_are_the_processes_whose_heartbeat_key_is_live(operator):
 def test_upstream_headroom_is_what_the_headers_said_per_model(operator):
     from billing import upstream
 
-    # Only what this test says: live calls of earlier tests on this Redis db taught other axes too.
-    redisconn.client().delete(*(upstream._key(HAIKU, axis) for axis in upstream._AXES))
+    # Only what this test says: live calls of earlier tests on this Redis db taught other axes and models too.
+    learned = [upstream._key(model, axis) for model in (HAIKU, "claude-sonnet-5-5") for axis in upstream._AXES]
+    redisconn.client().delete(*learned)
     upstream.observe_upstream(
         model_id=HAIKU,
         headers={"anthropic-ratelimit-requests-limit": "50", "anthropic-ratelimit-requests-remaining": "40"},
