@@ -4,6 +4,7 @@ starts it when it is down; only our vhost's queues are ever purged)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from concurrent.futures import ThreadPoolExecutor
 
@@ -56,9 +57,13 @@ def test_a_job_published_by_a_web_process_runs_on_a_worker_over_rabbitmq(chaos_c
         assert job_id, "the web process did not accept the job"
         cluster.wait_jobs([job_id], timeout=60)
 
-        lines = [json.loads(raw) for raw in worker.log_path.read_text().splitlines() if raw.startswith("{")]
-        calls = [line for line in lines if line.get("event") == "call" and line.get("job_id") == job_id]
-        assert [line["status"] for line in calls] == ["complete"], worker.log()  # run by the amqp worker
+        def calls() -> list[dict]:  # the worker writes the job's call line just after the job's end commits
+            lines = [json.loads(raw) for raw in worker.log_path.read_text().splitlines() if raw.startswith("{")]
+            return [line for line in lines if line.get("event") == "call" and line.get("job_id") == job_id]
+
+        with contextlib.suppress(TimeoutError):
+            harness.wait_until(lambda: bool(calls()), timeout=10, what="the job's call line")
+        assert [line["status"] for line in calls()] == ["complete"], worker.log()  # run by the amqp worker
         assert "amqp://guest:**@127.0.0.1:5672/" + VHOST in worker.log_path.read_text()
         billing = cluster.billing(since=since)
         assert [(kind, subject) for _, kind, subject in billing.rows] == [("job", job_id)]
