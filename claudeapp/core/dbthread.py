@@ -36,9 +36,10 @@ class _Threads:
     """DB_THREADS daemon threads taking steps from one queue and handing each outcome back to its loop.
 
     Not a ThreadPoolExecutor: `run_in_executor` builds a concurrent Future (a Condition, an RLock) and
-    chains it to an asyncio one for every step, ~27 us of CPU a hop on the loop where this costs ~7
-    (docs/benchmarks.md, ninth pass). A step whose caller left before a thread took it (its future
-    cancelled: the client went away) is not run, as an executor's queued work item would not be. At exit
+    chains it to an asyncio one for every step, ~25-33 us of CPU a hop where this costs ~13-16
+    (bench/dbthread_hop.py; docs/benchmarks.md, ninth pass). A step whose caller left before a thread
+    took it (its future cancelled: the client went away) is not run, as an executor's queued work item
+    would not be. At exit
     the steps under way and queued are finished first (`stop`), as an executor's would be: a settlement
     cut off there would leave its call to the reaper."""
 
