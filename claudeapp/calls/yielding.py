@@ -6,8 +6,11 @@ come in at once. The settlement of an answered call whose reply did not wait for
 `complete(reply_first=True)`) would then run on the same loop just as the next wave is being admitted,
 and every admission behind it waits for it. `settle_after_admissions` lets those admissions go first: it
 returns once no admission is under way in this loop, or after CALLS_SETTLE_YIELD_MAX_SECONDS at most.
-`settle_later` runs a settlement that way, together with the others queued meanwhile (one thread hop
-and one database connection for a wave's settlements, each still its own statement and transaction).
+The bound counts from the moment the settlement was queued, so under a steady stream of admissions the
+settlements still go at the rate they come. `settle_later` runs a settlement that way, together with the
+others queued meanwhile (one thread hop and one database connection for a wave's settlements, each still
+its own statement and transaction; several such batches at once when settlements arrive faster than one
+thread runs them, CALLS_SETTLE_BATCHES_IN_FLIGHT).
 Until the settlement lands the call's hold stands for its bill (never less), and its write-ahead record
 carries upstream's exact usage from the settlement's first statement on, or, for a settlement slow to land
 (a batch behind a statement stuck on a lock), from 0.1 s after the answer (calls/run.py): a process killed
@@ -53,16 +56,24 @@ def admitting() -> Iterator[None]:
             state.idle.set()
 
 
-async def settle_after_admissions() -> None:
-    """Return once no admission is under way in this loop (at once when none is), or after the bound."""
+async def settle_after_admissions(since: float | None = None) -> None:
+    """Return once no admission is under way in this loop (at once when none is), or once the bound has
+    passed since `since` (the loop time the settlement was queued; now when not given)."""
     state = _state()
-    if not state.admitting or settings.CALLS_SETTLE_YIELD_MAX_SECONDS <= 0:
+    bound = settings.CALLS_SETTLE_YIELD_MAX_SECONDS
+    if since is not None:
+        bound -= asyncio.get_running_loop().time() - since
+    if not state.admitting or bound <= 0:
         return
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(state.idle.wait(), settings.CALLS_SETTLE_YIELD_MAX_SECONDS)
+        await asyncio.wait_for(state.idle.wait(), bound)
 
 
-_later = Batched(max_batch=lambda: settings.CALLS_SETTLE_BATCH_MAX, before=settle_after_admissions)
+_later = Batched(
+    max_batch=lambda: settings.CALLS_SETTLE_BATCH_MAX,
+    before=settle_after_admissions,
+    in_flight=lambda: settings.CALLS_SETTLE_BATCHES_IN_FLIGHT,
+)
 
 
 async def settle_later(step: Callable[..., Any], *args: Any) -> Any:

@@ -134,71 +134,95 @@ def in_db_thread(func: Callable[P, R]) -> Callable[P, Awaitable[R]]:
 
 
 _Step = tuple[contextvars.Context, Callable[..., Any], tuple[Any, ...]]
+_Waiting = tuple[_Step, asyncio.Future[Any], float]  # the step, its caller's future, the loop time it was queued
 
 
 class _Queue:
-    __slots__ = ("flusher", "items")
+    __slots__ = ("flushers", "items")
 
     def __init__(self) -> None:
-        self.items: list[tuple[_Step, asyncio.Future[Any]]] = []
-        self.flusher: asyncio.Task[None] | None = None  # held here: the loop keeps only weak references
+        self.items: list[_Waiting] = []
+        self.flushers: set[asyncio.Task[None]] = set()  # held here: the loop keeps only weak references
 
 
 class Batched:
     """`in_db_thread` for a short step that many calls of one process run at about the same time (a
     settlement): the steps queued while the event loop was busy go to one worker thread together, one
-    thread hop and one database connection for all of them, at most `max_batch` at a time, one batch at a
-    time per loop. Each step runs in its caller's context, on its own (its own statements and
-    transactions), and its outcome (value or exception) goes to its caller alone. A hop and a connection
-    per step cost more CPU than a settlement's own statement (docs/benchmarks.md, eighth pass). `before`,
-    when given, is awaited before each batch is taken."""
+    thread hop and one database connection for all of them, at most `max_batch` at a time. Each step runs
+    in its caller's context, on its own (its own statements and transactions), and its outcome (value or
+    exception) goes to its caller alone. A hop and a connection per step cost more CPU than a
+    settlement's own statement (docs/benchmarks.md, eighth pass).
 
-    def __init__(self, *, max_batch: Callable[[], int], before: Callable[[], Awaitable[None]] | None = None) -> None:
-        self._max_batch, self._before = max_batch, before
+    One batch at a time per loop while the steps keep up; when a full batch or more is waiting (steps
+    arrive faster than one thread runs them), up to `in_flight` batches run at once, on as many threads.
+    With one batch at a time, a process answering ~150 calls a second had its settlements fall further
+    behind for as long as the load lasted (thousands waiting after 20 s, each holding its call's budget
+    hold, request and task; docs/benchmarks.md, tenth pass).
+
+    `before`, when given, is awaited before each batch is taken, with the loop time the oldest step
+    still waiting was queued (so a wait it bounds is bounded per step, not per batch)."""
+
+    def __init__(
+        self,
+        *,
+        max_batch: Callable[[], int],
+        before: Callable[[float], Awaitable[None]] | None = None,
+        in_flight: Callable[[], int] = lambda: 1,
+    ) -> None:
+        self._max_batch, self._before, self._in_flight = max_batch, before, in_flight
         self._queue = PerLoop(_Queue).get
 
     async def __call__(self, step: Callable[..., R], *args: Any) -> R:
         queue = self._queue()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[R] = loop.create_future()
-        queue.items.append(((contextvars.copy_context(), step, args), future))
-        if queue.flusher is None:
+        queue.items.append(((contextvars.copy_context(), step, args), future, loop.time()))
+        if not queue.flushers or (
+            len(queue.items) >= max(1, self._max_batch()) and len(queue.flushers) < self._in_flight()
+        ):
             # A context of its own: the batch is nobody's request (each step runs in its caller's).
-            queue.flusher = loop.create_task(self._flush(queue), context=contextvars.Context())
-            queue.flusher.add_done_callback(functools.partial(_ended, queue))
+            flusher = loop.create_task(self._flush(queue), context=contextvars.Context())
+            queue.flushers.add(flusher)
+            flusher.add_done_callback(functools.partial(_ended, queue))
         return await asyncio.shield(future)  # a caller that leaves does not take its step out of the batch
 
     async def _flush(self, queue: _Queue) -> None:
-        batch: list[tuple[_Step, asyncio.Future[Any]]] = []
+        batch: list[_Waiting] = []
         try:
             while queue.items:
                 if self._before is not None:
-                    await self._before()
+                    await self._before(queue.items[0][2])
                 size = max(1, self._max_batch())
                 batch, queue.items = queue.items[:size], queue.items[size:]
-                outcomes = await in_db_thread(_run_steps)([step for step, _ in batch])
-                for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
+                if not batch:  # another flusher took them while this one waited
+                    continue
+                outcomes = await in_db_thread(_run_steps)([step for step, _, _ in batch])
+                for (_, future, _), (ok, value) in zip(batch, outcomes, strict=True):
                     if not future.done():
                         future.set_result(value) if ok else future.set_exception(value)
                 batch = []
         except BaseException as exc:  # the hop itself failed, or this task was cancelled (shutdown)
-            _fail(batch + queue.items, exc if isinstance(exc, Exception) else RuntimeError(f"batch ended: {exc!r}"))
-            queue.items = []
+            error = exc if isinstance(exc, Exception) else RuntimeError(f"batch ended: {exc!r}")
+            _fail(batch, error)
+            if queue.flushers == {asyncio.current_task()}:  # no other flusher left to take the rest
+                _fail(queue.items, error)
+                queue.items = []
             raise
         finally:  # at once, not in a done callback: a step queued from here on starts a flusher of its own
-            queue.flusher = None
+            queue.flushers.discard(asyncio.current_task())  # type: ignore[arg-type]
 
 
 def _ended(queue: _Queue, flusher: asyncio.Task[None]) -> None:
     """A flusher cancelled before it ran (a loop shutting down) never reached its own clean-up."""
-    if flusher.cancelled() and queue.flusher is flusher:
-        queue.flusher = None
-        _fail(queue.items, RuntimeError("batch ended: cancelled"))
-        queue.items = []
+    if flusher.cancelled() and flusher in queue.flushers:
+        queue.flushers.discard(flusher)
+        if not queue.flushers:
+            _fail(queue.items, RuntimeError("batch ended: cancelled"))
+            queue.items = []
 
 
-def _fail(waiting: list[tuple[_Step, asyncio.Future[Any]]], error: Exception) -> None:
-    for _, future in waiting:
+def _fail(waiting: list[_Waiting], error: Exception) -> None:
+    for _, future, _ in waiting:
         if not future.done():
             future.set_exception(error)
 

@@ -1,6 +1,6 @@
 """An answered call's settlement lets the admissions under way in its loop go first (calls/yielding.py):
-it waits while one is under way, goes the moment the last one ends, never waits past its bound, and does
-not wait at all when none is under way or when the bound is 0."""
+it waits while one is under way, goes the moment the last one ends, never waits past its bound (counted
+from when it was queued), and does not wait at all when none is under way or when the bound is 0."""
 
 from __future__ import annotations
 
@@ -44,6 +44,19 @@ async def test_it_never_waits_past_its_bound(settings):
     settings.CALLS_SETTLE_YIELD_MAX_SECONDS = 0.05
     with yielding.admitting():  # an admission that never ends, as far as the settlement can tell
         await asyncio.wait_for(yielding.settle_after_admissions(), 5)
+
+
+async def test_the_bound_counts_from_when_the_settlement_was_queued(settings):
+    """A settlement queued a bound ago goes at once, admission or not: under a steady stream of admissions
+    a batch waits at most the bound for its oldest settlement, so settlements go at the rate they come."""
+    settings.CALLS_SETTLE_YIELD_MAX_SECONDS = 30
+    loop = asyncio.get_running_loop()
+    with yielding.admitting():
+        await asyncio.wait_for(yielding.settle_after_admissions(since=loop.time() - 30), 1)
+        settling = asyncio.ensure_future(yielding.settle_after_admissions(since=loop.time()))
+        await _ticks()
+        assert not settling.done()
+    await asyncio.wait_for(settling, 1)
 
 
 async def test_an_admission_that_raises_still_counts_as_ended(settings):

@@ -35,8 +35,8 @@ def hops(monkeypatch):
     return counted
 
 
-def _batched(size: int = 32, before=None) -> Batched:
-    return Batched(max_batch=lambda: size, before=before)
+def _batched(size: int = 32, before=None, in_flight: int = 1) -> Batched:
+    return Batched(max_batch=lambda: size, before=before, in_flight=lambda: in_flight)
 
 
 def _backend_pid(tag: str) -> tuple[str, str, int, int]:
@@ -102,7 +102,7 @@ async def test_before_is_awaited_before_each_batch():
     gate = asyncio.Event()
     ran: list[str] = []
 
-    async def before() -> None:
+    async def before(since: float) -> None:
         await gate.wait()
 
     batched = _batched(before=before)
@@ -119,7 +119,7 @@ async def test_a_caller_that_leaves_still_has_its_step_run():
     gate = asyncio.Event()
     ran = threading.Event()
 
-    async def before() -> None:
+    async def before(since: float) -> None:
         await gate.wait()
 
     batched = _batched(before=before)
@@ -140,14 +140,71 @@ async def test_a_step_queued_right_after_a_flusher_ends_is_run(hops):
 
 @pytest.mark.parametrize("started", [True, False], ids=["while-waiting", "before-it-ran"])
 async def test_a_flusher_that_dies_fails_its_waiting_callers_instead_of_leaving_them_hanging(started):
-    async def never() -> None:
+    async def never(since: float) -> None:
         await asyncio.Event().wait()
 
     batched = _batched(before=never)
     waiting = [asyncio.ensure_future(batched(lambda: None)) for _ in range(3)]
     for _ in range(3 if started else 1):  # one pass: the callers queued, their flusher not yet started
         await asyncio.sleep(0)
-    batched._queue().flusher.cancel()
+    (flusher,) = batched._queue().flushers
+    flusher.cancel()
     outcomes = await asyncio.wait_for(asyncio.gather(*waiting, return_exceptions=True), 5)
     assert all(isinstance(outcome, RuntimeError) and "batch ended" in str(outcome) for outcome in outcomes)
-    assert batched._queue().flusher is None and not batched._queue().items
+    assert not batched._queue().flushers and not batched._queue().items
+
+
+async def test_before_is_told_when_the_oldest_waiting_step_was_queued():
+    told: list[float] = []
+    gate = asyncio.Event()
+
+    async def before(since: float) -> None:
+        told.append(since)
+        await gate.wait()
+
+    loop = asyncio.get_running_loop()
+    batched = _batched(size=1, before=before)
+    first_queued_after = loop.time()
+    first = asyncio.ensure_future(batched(lambda: "first"))
+    await asyncio.sleep(0.01)
+    second_queued_after = loop.time()
+    second = asyncio.ensure_future(batched(lambda: "second"))
+    await asyncio.sleep(0)
+    gate.set()
+    assert await asyncio.wait_for(asyncio.gather(first, second), 5) == ["first", "second"]
+    assert first_queued_after <= told[0] < second_queued_after <= told[1]
+
+
+async def test_a_backlog_runs_up_to_in_flight_batches_at_once_on_as_many_threads(hops):
+    """Steps that only finish together (a barrier of three) need three batches running at once: one batch at
+    a time, a backlog of settlements fell further behind for as long as the load lasted."""
+    together = threading.Barrier(3, timeout=10)
+
+    def meet() -> int:
+        together.wait()
+        return threading.get_ident()
+
+    batched = _batched(size=1, in_flight=3)
+    threads = await asyncio.wait_for(asyncio.gather(*(batched(meet) for _ in range(3))), 15)
+    assert len(set(threads)) == 3 and len(hops) == 3
+
+
+async def test_no_more_than_in_flight_batches_at_once_and_none_extra_while_they_keep_up(hops):
+    running, most = 0, 0
+    lock = threading.Lock()
+
+    def step() -> None:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        threading.Event().wait(0.02)
+        with lock:
+            running -= 1
+
+    batched = _batched(size=2, in_flight=2)
+    await asyncio.wait_for(asyncio.gather(*(batched(step) for _ in range(12))), 15)
+    assert most == 2  # twelve waiting, batches of two: two flushers at once, never a third
+    assert len(hops) == 6
+    await asyncio.wait_for(batched(step), 5)  # one step, nothing else waiting: one batch of its own
+    assert not batched._queue().flushers
