@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Web CPU per call and req/s of one gateway worker against the fake upstream (wrk, same body as the side-by-side
-# bench), plus a lone-call p50. MODE=nonstream|stream CONC=20 SECS=15 DELAY=0; SPY=1 also records a py-spy
+# bench), plus a lone-call p50. MODE=nonstream|stream CONC=20 SECS=15 DELAY=0 WORKERS=1; SPY=1 also records a py-spy
 # profile (--gil, raw) into /tmp/prof.raw (pip install py-spy into .venv first). Database DBN (default
 # claudeapp_prof), Redis db BENCH_REDIS_DB (9); ports 18081 (fake) and 18101 (gateway). Also prints Postgres's and
 # Redis's CPU per call. DB_PREPARED_STATEMENTS=0 runs the gateway without prepared statements (A/B).
@@ -18,22 +18,24 @@ psql -h 127.0.0.1 -U postgres -d ${DBN:-claudeapp_prof} -qc "delete from billing
 if [ ! -s ${KEYF:-/tmp/prof_key} ]; then env "${ENVV[@]}" .venv/bin/python $B/gateway_prepare.py | tail -n1 > ${KEYF:-/tmp/prof_key}; fi
 KEY=$(cat ${KEYF:-/tmp/prof_key})
 /tmp/benchvenv/bin/python $B/fake_anthropic.py --host 127.0.0.1 --port 18081 --delay-ms $DELAY >/tmp/prof_fake.log 2>&1 & FP=$!
-env "${ENVV[@]}" .venv/bin/uvicorn claudeapp.asgi:application --host 127.0.0.1 --port 18101 --workers 1 --loop uvloop --http httptools --no-access-log >/tmp/prof_gw.log 2>&1 & GP=$!
+env "${ENVV[@]}" .venv/bin/uvicorn ${APP:-claudeapp.asgi:application} --host 127.0.0.1 --port 18101 --workers ${WORKERS:-1} --loop uvloop --http httptools --no-access-log >/tmp/prof_gw.log 2>&1 & GP=$!
 trap 'kill $FP $GP 2>/dev/null; sleep 0.5; pkill -f "port 18101" 2>/dev/null || true' EXIT
 for i in $(seq 240); do curl -s -o /dev/null -w '%{http_code}' -X POST http://127.0.0.1:18101/anthropic/v1/messages -H "x-api-key: $KEY" -H 'anthropic-version: 2023-06-01' -H 'content-type: application/json' --data-binary @$B/body.json 2>/dev/null | grep -q 200 && break; sleep 0.5; done
 BODY=$B/body.json; [ "$MODE" = stream ] && BODY=$B/body_stream.json
 true  
 UPID=$(pgrep -f "port 18101" | head -1)
+GPIDS="$UPID $( (pgrep -P $UPID || true) | tr "\n" " ")"  # with WORKERS > 1, uvicorn's workers are its children
+webticks() { for p in $GPIDS; do awk '{print $14+$15}' /proc/$p/stat; done | awk '{s+=$1} END {print s}'; }
 others() {  # CPU ticks of Postgres (every backend) and Redis: their share of a call counts on a shared box
   for p in $( (pgrep -x postgres; pgrep -f "postgres: ") | sort -u); do awk '{print "pg", $14+$15}' /proc/$p/stat 2>/dev/null; done
   for p in $(pgrep -x redis-server); do awk '{print "redis", $14+$15}' /proc/$p/stat; done
 }
 others > /tmp/prof_others0
-C0=$(awk '{print $14+$15}' /proc/$UPID/stat)
+C0=$(webticks)
 [ "${STRACE:-0}" = 1 ] && (timeout $SECS strace -f -c -e trace=write,writev,sendto,sendmsg -p $UPID -o /tmp/prof_strace.txt &)
 [ "$SPY" = 1 ] && (.venv/bin/py-spy record -p $UPID -d $SECS -r 250 --gil -f raw -o /tmp/prof.raw >/dev/null 2>&1 &)
 WRK_BODY_FILE=$BODY WRK_API_KEY=$KEY WRK_PATH=/anthropic/v1/messages wrk -t1 -c$CONC -d${SECS}s --latency -s $B/wrk_post.lua http://127.0.0.1:18101 > /tmp/prof_wrk.txt 2>&1
-C1=$(awk '{print $14+$15}' /proc/$UPID/stat)
+C1=$(webticks)
 others > /tmp/prof_others1
 N=$(grep -oP '^\s*\K\d+(?= requests in)' /tmp/prof_wrk.txt)
 grep -E "Requests/sec|Non-2xx|50%|99%" /tmp/prof_wrk.txt
