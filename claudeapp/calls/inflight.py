@@ -202,6 +202,7 @@ class Tracker:
     last_checkpoint: float = 0.0
     started: asyncio.Future[Any] | None = None  # the async start write (awaited before settlement)
     keyed: bool = False  # the record names the event key its caller settles under (a turn's answer)
+    final_landed: bool = False  # upstream's exact figures are on the record already (`final_soon` landed)
 
     # stream progress (async path)
 
@@ -288,11 +289,13 @@ async def _write_checkpoints(queued: list[tuple[Tracker, dict[str, str]]]) -> No
     for keys, args in calls:
         pipe.evalsha(_checkpoint.sha, len(keys), *keys, *args)
     results = await pipe.execute(raise_on_error=False)
-    for (keys, args), result in zip(calls, results, strict=True):
+    for (tracker, fields), (keys, args), result in zip(queued, calls, results, strict=True):
         if isinstance(result, redis.exceptions.NoScriptError):  # Redis restarted or flushed: load and run
-            await _checkpoint.acall(keys=keys, args=args)
+            result = await _checkpoint.acall(keys=keys, args=args)
         elif isinstance(result, Exception):
             raise result
+        if result == 1 and "final" in fields:  # the settlement need not write them again
+            tracker.final_landed = True
 
 
 def _final_fields(result: GatewayResult, *, keyed: bool = False) -> dict[str, str]:
@@ -406,9 +409,10 @@ def for_call(*, admission: Any, streamed: bool, settles_as: SettlesAs | None = N
 def ended_sync(admission: Any, result: GatewayResult) -> None:
     """The upstream call's exact figures on its record, written by the settling thread before the
     ledger (a process that dies between the ledger and the record's delete is then seen as billed).
-    An async start must have landed first (`Tracker.landed()`): a checkpoint never creates a record."""
+    An async start must have landed first (`Tracker.landed()`): a checkpoint never creates a record.
+    Nothing to write when `final_soon` put them there already (a settlement that waited: usual under load)."""
     tracker = getattr(admission, "inflight", None)
-    if tracker is None or not tracker.call_id:
+    if tracker is None or not tracker.call_id or tracker.final_landed:
         return
     checkpoint_sync(tracker.call_id, **_final_fields(result, keyed=tracker.keyed))
 

@@ -247,6 +247,49 @@ def test_an_answer_s_end_checkpoint_lands_on_a_record_whose_start_write_was_slow
     )  # fmt: skip
 
 
+@pytest.mark.parametrize("early", [True, False], ids=["final-soon-landed", "no-early-write"])
+def test_the_settling_thread_writes_the_exact_figures_unless_final_soon_put_them_there(person, budget, early):
+    """Under load an answered call's settlement waits past 0.1 s, so `final_soon` writes upstream's figures from
+    the loop first; the settling thread's own write (a round trip on a database thread) is then skipped. A
+    write of its own marks nothing: the thread writes them."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from claudeapp.claude.results import GatewayResult
+    from claudeapp.core.redisconn import aclose
+
+    reservation = budgets.reserve(principal=person, model_id=MODEL, input_tokens=10, max_tokens=10)
+    admission = SimpleNamespace(principal=person, reservation=reservation, decision=SimpleNamespace(model_id=MODEL),
+                                input_tokens=10, max_tokens=10, inflight=None)  # fmt: skip
+    result = GatewayResult(
+        model_requested=MODEL, model_used=MODEL, attempts=[], fallback_reason=None, request_id="req_early",
+        message_id="msg_early", text="", content=[], stop_reason="end_turn", stop_sequence=None,
+        usage={"input_tokens": 9, "output_tokens": 3}, latency_ms=1.0,
+    )  # fmt: skip
+
+    async def answered() -> inflight.Tracker:
+        tracker = inflight.open_async(admission=admission, streamed=False)
+        await tracker.landed()
+        if early:
+            tracker.final_soon(result)
+            for _ in range(200):
+                if tracker.final_landed:
+                    break
+                await asyncio.sleep(0.01)
+        await aclose()
+        return tracker
+
+    tracker = asyncio.run(answered())
+    assert tracker.final_landed is early
+    key = inflight.record_key(tracker.call_id)
+    redisconn.client().hset(key, "final", "{}")  # a later write would put the figures back: see if one comes
+    inflight.ended_sync(admission, result)
+
+    (record,) = inflight.records()
+    assert json.loads(record["final"]) == ({} if early else {"input_tokens": 9, "output_tokens": 3})
+    assert (record["rid"], record["ek"]) == ("req_early", "upstream:msg_early")
+
+
 def test_a_process_is_dead_only_when_two_looks_apart_miss_its_heartbeat(person, budget, settings):
     """A process that outlived a Redis outage longer than its heartbeat's TTL has no heartbeat key until
     it beats again: the first look only marks it; a beat since clears the mark; a second look past
