@@ -14,6 +14,8 @@ import django
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "claudeapp.settings")
 django.setup(set_prefix=False)  # what get_asgi_application() does, then our handler instead of Django's
 
+from django.conf import settings  # noqa: E402
+
 from claudeapp.api.bodycap import CappedASGIHandler  # noqa: E402
 from claudeapp.api.fastpath import PartnerCallHandler, is_partner_call  # noqa: E402
 from claudeapp.core import staticfiles  # noqa: E402
@@ -33,6 +35,8 @@ partner_calls = PartnerCallHandler()
 # (measured: about 1 ms of CPU per partner call, bench/api_overhead.py).
 gc.collect()
 gc.freeze()
+if settings.GC_THRESHOLD:  # the calls' own short-lived objects, collected young (see GC_THRESHOLD)
+    gc.set_threshold(*settings.GC_THRESHOLD)
 
 
 async def application(scope, receive, send):  # type: ignore[no-untyped-def]

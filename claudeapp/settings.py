@@ -93,6 +93,17 @@ if env.bool("DB_POOL", default=True):
 # settlement hold a connection only while they run, so this many at most are checked out by calls.
 # Keep it at or under DB_POOL_MAX_SIZE.
 DB_THREADS = env.int("DB_THREADS", default=8)
+# The web process's cyclic garbage collector thresholds (generation 0, 1, 2), set at startup by
+# claudeapp/asgi.py; empty for Python's own (700, 10, 10). With Python's, a busy process's calls in
+# flight outlive a dozen young collections, reach the oldest generation and die there, where only a full
+# pass finds them: ~10% of a call's CPU went to the collector (docs/benchmarks.md, tenth pass).
+_GC_THRESHOLD_TEXT = [part.strip() for part in env.list("GC_THRESHOLD", default=["50000", "20", "10"]) if part.strip()]
+_GC_THRESHOLD_OK = len(_GC_THRESHOLD_TEXT) == 3 and all(p.isdigit() and int(p) > 0 for p in _GC_THRESHOLD_TEXT)
+if _GC_THRESHOLD_TEXT and not _GC_THRESHOLD_OK:
+    raise environ.ImproperlyConfigured(
+        "GC_THRESHOLD: three positive integers, generation 0,1,2 (e.g. 50000,20,10), or empty for Python's default"
+    )
+GC_THRESHOLD = tuple(int(part) for part in _GC_THRESHOLD_TEXT)
 # The budget hold and the settlement run as prepared statements (claudeapp/core/prepared.py); 0 for a
 # pooler that cannot keep them (PgBouncer in transaction mode before 1.21).
 DB_PREPARED_STATEMENTS = env.bool("DB_PREPARED_STATEMENTS", default=True)
