@@ -367,8 +367,11 @@ CALLS_SETTLE_YIELD_MAX_SECONDS = env.float("CALLS_SETTLE_YIELD_MAX_SECONDS", def
 # ...and goes with the others queued meanwhile, at most this many in one thread hop and connection.
 CALLS_SETTLE_BATCH_MAX = env.int("CALLS_SETTLE_BATCH_MAX", default=32)
 # ...one batch at a time, or up to this many at once (on as many of the DB_THREADS) while a full batch or
-# more is waiting: settlements arriving faster than one thread runs them must not fall further behind.
-CALLS_SETTLE_BATCHES_IN_FLIGHT = env.int("CALLS_SETTLE_BATCHES_IN_FLIGHT", default=4)
+# more is waiting: settlements arriving faster than one thread runs them must not fall further behind. Half
+# the threads by default, so admissions always find the other half.
+CALLS_SETTLE_BATCHES_IN_FLIGHT = env.int("CALLS_SETTLE_BATCHES_IN_FLIGHT", default=max(1, DB_THREADS // 2))
+if CALLS_SETTLE_BATCHES_IN_FLIGHT < 1:
+    raise environ.ImproperlyConfigured("CALLS_SETTLE_BATCHES_IN_FLIGHT must be at least 1")
 CELERY_IMPORTS = ["claudeapp.calls.tasks"]  # not an installed app: its beat task is loaded by name
 CELERY_BEAT_SCHEDULE["calls-reap-interrupted"] = {
     "task": "claudeapp.calls.tasks.reap_interrupted",
