@@ -207,23 +207,31 @@ def test_a_batch_request_s_hold_writes_no_record(person, budget):
     assert inflight.records() == []
 
 
-def test_an_answer_s_end_checkpoint_lands_on_a_record_whose_start_write_was_slow(person, budget, monkeypatch):
-    """The end checkpoint (the request id that keeps a settled call from being billed twice) is written
-    after the record's start write landed: a checkpoint of a record not written yet would be dropped."""
-    import asyncio
+def _answered_admission(person, tag: str, *, output_tokens: int):
+    """A held admission (no write-ahead record yet) and the answer upstream gave it: rid req_TAG, msg_TAG."""
     from types import SimpleNamespace
 
     from claudeapp.claude.results import GatewayResult
-    from claudeapp.core.redisconn import aclose
 
     reservation = budgets.reserve(principal=person, model_id=MODEL, input_tokens=10, max_tokens=10)
     admission = SimpleNamespace(principal=person, reservation=reservation, decision=SimpleNamespace(model_id=MODEL),
                                 input_tokens=10, max_tokens=10, inflight=None)  # fmt: skip
     result = GatewayResult(
-        model_requested=MODEL, model_used=MODEL, attempts=[], fallback_reason=None, request_id="req_fast",
-        message_id="msg_fast", text="", content=[], stop_reason="end_turn", stop_sequence=None,
-        usage={"input_tokens": 9, "output_tokens": 2}, latency_ms=1.0,
+        model_requested=MODEL, model_used=MODEL, attempts=[], fallback_reason=None, request_id=f"req_{tag}",
+        message_id=f"msg_{tag}", text="", content=[], stop_reason="end_turn", stop_sequence=None,
+        usage={"input_tokens": 9, "output_tokens": output_tokens}, latency_ms=1.0,
     )  # fmt: skip
+    return admission, result
+
+
+def test_an_answer_s_end_checkpoint_lands_on_a_record_whose_start_write_was_slow(person, budget, monkeypatch):
+    """The end checkpoint (the request id that keeps a settled call from being billed twice) is written
+    after the record's start write landed: a checkpoint of a record not written yet would be dropped."""
+    import asyncio
+
+    from claudeapp.core.redisconn import aclose
+
+    admission, result = _answered_admission(person, "fast", output_tokens=2)
 
     write_start = inflight._astart
 
@@ -253,19 +261,10 @@ def test_the_settling_thread_writes_the_exact_figures_unless_final_soon_put_them
     the loop first; the settling thread's own write (a round trip on a database thread) is then skipped. A
     write of its own marks nothing: the thread writes them."""
     import asyncio
-    from types import SimpleNamespace
 
-    from claudeapp.claude.results import GatewayResult
     from claudeapp.core.redisconn import aclose
 
-    reservation = budgets.reserve(principal=person, model_id=MODEL, input_tokens=10, max_tokens=10)
-    admission = SimpleNamespace(principal=person, reservation=reservation, decision=SimpleNamespace(model_id=MODEL),
-                                input_tokens=10, max_tokens=10, inflight=None)  # fmt: skip
-    result = GatewayResult(
-        model_requested=MODEL, model_used=MODEL, attempts=[], fallback_reason=None, request_id="req_early",
-        message_id="msg_early", text="", content=[], stop_reason="end_turn", stop_sequence=None,
-        usage={"input_tokens": 9, "output_tokens": 3}, latency_ms=1.0,
-    )  # fmt: skip
+    admission, result = _answered_admission(person, "early", output_tokens=3)
 
     async def answered() -> inflight.Tracker:
         tracker = inflight.open_async(admission=admission, streamed=False)
