@@ -283,10 +283,15 @@ def _released(function: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return run
 
 
+async def _aload_snapshot(prefix: str) -> keycache.Snapshot | None:
+    """`load_snapshot` from async code, its thread wrapper built only on a miss (not on every call)."""
+    return await sync_to_async(_released(load_snapshot))(prefix)
+
+
 async def averify(raw: str) -> PartnerKey:
     """`verify` for async views: the database is reached (in a thread) only on a cache miss."""
     prefix = parse(raw)
-    key = _accept(await keycache.alookup(prefix, sync_to_async(_released(load_snapshot))), hash_key(raw))
+    key = _accept(await keycache.alookup(prefix, _aload_snapshot), hash_key(raw))
     if await keycache.aclaim_touch(prefix):
         await sync_to_async(_released(_write_last_used))(key.pk)
     return key
