@@ -29,7 +29,8 @@ from django.test import Client
 from billing.models import Budget, LedgerEntry, Reservation
 from claudeapp.conversations import services
 from claudeapp.conversations.models import Message
-from tests.fixtures.reconcile import ledger_usage, totals, user_content
+from tests.fixtures.contents import user_content, with_content
+from tests.fixtures.reconcile import ledger_usage, totals
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -80,23 +81,7 @@ def anthropic_body(content: str, ending: Ending, *, stream: bool) -> dict[str, A
         "stream": stream,
         "messages": [{"role": "user", "content": user_content(content, ending.marker)}],
     }
-    if content == "tools":
-        body["tools"] = [
-            {
-                "name": "lookup_tide",
-                "description": "Look up the tide table for a beach. " * 40,
-                "input_schema": {
-                    "type": "object",
-                    "properties": {"beach": {"type": "string"}, "days": {"type": "integer"}},
-                    "required": ["beach"],
-                },
-            }
-        ]
-        body["tool_choice"] = {"type": "any"}
-    if content == "thinking":
-        body["max_tokens"] = 2048
-        body["thinking"] = {"type": "enabled", "budget_tokens": 1024}
-    return body
+    return with_content(body, content)
 
 
 # --- driving one call per surface ------------------------------------------------------------

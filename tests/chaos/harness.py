@@ -48,6 +48,7 @@ if str(PROJECT_ROOT) not in sys.path:
     sys.path.insert(0, str(PROJECT_ROOT))
 
 from emulator.testing import EmulatorProcess  # noqa: E402
+from tests.fixtures.contents import user_content, with_content  # noqa: E402
 from tests.fixtures.live_web import WEB_ENV, WebServer  # noqa: E402
 
 MODEL = "claude-haiku-5-5"  # no fallback in the seeded map: an injected fault is the call's own
@@ -743,7 +744,8 @@ _SLOW_STREAM = "[[words:240]] [[chunk-ms:80]] a long story"
 _MAX_TOKENS = 1024
 # A non-streamed answer that upstream sends after 6 s, and charges then whoever is left to read it. The
 # process to be killed waits for upstream longer than that (the cluster's 3 s would retry it first).
-_SLOW_REPLY = "[[latency:6000]] a slow answer"
+_SLOW_REPLY_MARKER = "[[latency:6000]]"
+_SLOW_REPLY = f"{_SLOW_REPLY_MARKER} a slow answer"
 _SLOW_REPLY_ENV = {"ANTHROPIC_TIMEOUT_SECONDS": "30"}
 
 
@@ -980,12 +982,13 @@ def _answers_after_reaping(cluster: Cluster, result: CellResult, conversations: 
     return found
 
 
-def cell_web_kill_answered_unsettled(cluster: Cluster, *, calls: int = 4) -> CellResult:
+def cell_web_kill_answered_unsettled(cluster: Cluster, *, calls: int = 4, content: str = "text") -> CellResult:
     """kill -9 of a web process whose non-streamed /anthropic calls were answered (the reply goes out before
     its bill, docs/reliability.md) while their settlements wait together in one batch, held back by a lock
     another transaction holds on the budget row they settle against: each is billed exactly once, at
-    upstream's own figures, by the in-flight reaper, and the budget's spend grows by exactly that."""
-    result = CellResult("web kill -9, answered calls unsettled (/anthropic/v1/messages)",
+    upstream's own figures, by the in-flight reaper, and the budget's spend grows by exactly that.
+    `content`: what the calls carry (tests/fixtures/contents.py: text, document, image, tools, thinking)."""
+    result = CellResult(f"web kill -9, answered calls unsettled (/anthropic/v1/messages, {content})",
                         f"{calls} calls answered, their settlements held back")  # fmt: skip
     budget = _budget(cluster)
     victim = cluster.victim_web(**_SLOW_REPLY_ENV)
@@ -993,6 +996,10 @@ def cell_web_kill_answered_unsettled(cluster: Cluster, *, calls: int = 4) -> Cel
     wait_until(lambda: cluster.sql("SELECT count(*) FROM billing_reservation")[0][0] == 0, timeout=30,
                what="the warm-up's settlement")  # fmt: skip
     targets = _targets(cluster, "anthropic", victim.url, streamed=False, calls=calls)
+    for target in targets:
+        body = target.request["json"]
+        body["messages"] = [{"role": "user", "content": user_content(content, _SLOW_REPLY_MARKER)}]
+        with_content(body, content)
     since = cluster.mark()
     ((spent_before,),) = cluster.sql("SELECT spent_micros FROM billing_budget WHERE id = %s", budget)
     with ThreadPoolExecutor(calls) as pool, psycopg.connect(cluster.database_url) as lock:

@@ -81,18 +81,22 @@ def test_a_web_process_killed_mid_call_has_every_non_streamed_call_billed_once_a
     assert figures["charges"] == 3 and figures["covered"], _report(result)
 
 
+@pytest.mark.parametrize(
+    ("content", "calls"), [("text", 4), ("document", 2), ("image", 2), ("tools", 2), ("thinking", 2)]
+)
 def test_a_web_process_killed_with_answered_calls_waiting_to_settle_has_each_billed_once_exactly(
-    cluster: Cluster,
+    cluster: Cluster, content: str, calls: int
 ) -> None:
     """The replies went out; their settlements waited in one batch behind a locked budget row when the
     process died. The reaper bills each from its in-flight record: upstream's figures, once, and the budget
-    takes exactly what the ledger billed (a settlement half-done before the kill would show here)."""
-    result = harness.cell_web_kill_answered_unsettled(cluster, calls=4)
+    takes exactly what the ledger billed (a settlement half-done before the kill would show here). For every
+    content kind: the write-ahead record and the reaper read no content, and this says so."""
+    result = harness.cell_web_kill_answered_unsettled(cluster, calls=calls, content=content)
     figures = result.extra
 
-    assert figures["answered"] == 4 and figures["held_back"] >= 1, _report(result)
+    assert figures["answered"] == calls and figures["held_back"] >= 1, _report(result)
     _nothing_lost_nor_billed_twice(result)
-    assert figures["rows"] == figures["event_keys"] == 4 and figures["exact"], _report(result)
+    assert figures["rows"] == figures["event_keys"] == calls and figures["exact"], _report(result)
     assert figures["spent"] == figures["ledger_cost"] > 0, _report(result)
     assert (figures["held"], figures["reserved"]) == (0, 0), _report(result)
 

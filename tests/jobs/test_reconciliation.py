@@ -33,7 +33,8 @@ from billing import costs, prices
 from billing.models import Budget, LedgerEntry, Reservation
 from claudeapp.jobs import batches, services, sweeper, upstream
 from claudeapp.jobs.models import Job, MessageBatch
-from tests.fixtures.reconcile import PDF, ledger_usage, totals, user_content
+from tests.fixtures.contents import PDF, user_content, with_content
+from tests.fixtures.reconcile import ledger_usage, totals
 from tests.jobs.conftest import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -109,23 +110,7 @@ def job_payload(content: str, marker: str, *, model: str = MODEL, streamed: bool
         "max_tokens": STREAMED_MAX_TOKENS if streamed else 600,
         "messages": [{"role": "user", "content": user_content(content, marker)}],
     }
-    if content == "tools":
-        payload["tools"] = [
-            {
-                "name": "lookup_tide",
-                "description": "Look up the tide table for a beach. " * 40,
-                "input_schema": {
-                    "type": "object",
-                    "properties": {"beach": {"type": "string"}, "days": {"type": "integer"}},
-                    "required": ["beach"],
-                },
-            }
-        ]
-        payload["tool_choice"] = {"type": "any"}
-    if content == "thinking":
-        payload["max_tokens"] = max(payload["max_tokens"], 2048)  # above the thinking budget
-        payload["thinking"] = {"type": "enabled", "budget_tokens": 1024}
-    return payload
+    return with_content(payload, content)
 
 
 # --- reconciling -----------------------------------------------------------------------------
