@@ -744,8 +744,7 @@ _SLOW_STREAM = "[[words:240]] [[chunk-ms:80]] a long story"
 _MAX_TOKENS = 1024
 # A non-streamed answer that upstream sends after 6 s, and charges then whoever is left to read it. The
 # process to be killed waits for upstream longer than that (the cluster's 3 s would retry it first).
-_SLOW_REPLY_MARKER = "[[latency:6000]]"
-_SLOW_REPLY = f"{_SLOW_REPLY_MARKER} a slow answer"
+_SLOW_REPLY = "[[latency:6000]] a slow answer"
 _SLOW_REPLY_ENV = {"ANTHROPIC_TIMEOUT_SECONDS": "30"}
 
 
@@ -758,9 +757,12 @@ class _Target:
     conversation: str = ""
 
 
-def _targets(cluster: Cluster, surface: str, url: str, *, streamed: bool, calls: int) -> list[_Target]:
+def _targets(
+    cluster: Cluster, surface: str, url: str, *, streamed: bool, calls: int, content: str = "text"
+) -> list[_Target]:
     """`calls` calls to the web process at `url`. A turn's conversation is made beforehand on web process
-    0, so that only the turns run on the process to be killed."""
+    0, so that only the turns run on the process to be killed. `content` (the stateless surfaces): what the
+    calls carry besides text (tests/fixtures/contents.py: document, image, tools, thinking)."""
     text = _SLOW_STREAM if streamed else _SLOW_REPLY
     bearer = {"Authorization": f"Bearer {cluster.keys.main}"}
     if surface in STREAM_SURFACES:
@@ -768,10 +770,18 @@ def _targets(cluster: Cluster, surface: str, url: str, *, streamed: bool, calls:
             {"x-api-key": cluster.keys.main, "anthropic-version": "2023-06-01"} if surface == "anthropic" else bearer
         )
         body = {"model": MODEL, "max_tokens": _MAX_TOKENS, "stream": streamed}
+
+        def messages() -> list[dict[str, Any]]:
+            return _user(text) if content == "text" else [{"role": "user", "content": user_content(content, text)}]
+
         return [
-            _Target(f"{url}{_PATHS[surface]}", {"json": {**body, "messages": _user(text)}, "headers": headers})
+            _Target(
+                f"{url}{_PATHS[surface]}",
+                {"json": with_content({**body, "messages": messages()}, content), "headers": headers},
+            )
             for _ in range(calls)
         ]
+    assert content == "text", f"{surface} calls carry text only here"
     targets = []
     if surface == "api_conversation":
         for _ in range(calls):
@@ -995,11 +1005,7 @@ def cell_web_kill_answered_unsettled(cluster: Cluster, *, calls: int = 4, conten
     cluster.call("warm-up", url=victim.url)
     wait_until(lambda: cluster.sql("SELECT count(*) FROM billing_reservation")[0][0] == 0, timeout=30,
                what="the warm-up's settlement")  # fmt: skip
-    targets = _targets(cluster, "anthropic", victim.url, streamed=False, calls=calls)
-    for target in targets:
-        body = target.request["json"]
-        body["messages"] = [{"role": "user", "content": user_content(content, _SLOW_REPLY_MARKER)}]
-        with_content(body, content)
+    targets = _targets(cluster, "anthropic", victim.url, streamed=False, calls=calls, content=content)
     since = cluster.mark()
     ((spent_before,),) = cluster.sql("SELECT spent_micros FROM billing_budget WHERE id = %s", budget)
     with ThreadPoolExecutor(calls) as pool, psycopg.connect(cluster.database_url) as lock:
