@@ -25,7 +25,7 @@ from django.utils import timezone
 from billing import ledger, redisconn
 from billing.costs import Usage, worst_case_micros
 from billing.errors import BudgetExceeded
-from billing.models import Budget, BudgetAlert, LedgerEntry, PriceVersion, Reservation
+from billing.models import Budget, BudgetAlert, LedgerEntry, PriceVersion, Reservation, parse_thresholds
 from billing.prices import current_price
 from claudeapp.accounts.principals import Principal
 from claudeapp.core import prepared, rows
@@ -373,7 +373,7 @@ def _alert_if_crossed(
 
     if limit <= 0 or spent <= 0:
         return
-    crossed = [t for t in Budget(alert_thresholds=thresholds).thresholds if spent * 100 >= limit * t]
+    crossed = [t for t in parse_thresholds(thresholds) if spent * 100 >= limit * t]
     partners = subscriptions.watched(pk)  # some partner key set its own thresholds here (cached: no query)
     if not crossed and not partners:
         return

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
@@ -207,7 +209,18 @@ class Budget(models.Model):
 
     @property
     def thresholds(self) -> list[int]:
-        return sorted({int(t) for t in self.alert_thresholds.replace(" ", "").split(",") if t.isdigit()})
+        return parse_thresholds(self.alert_thresholds)
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed_thresholds(text: str) -> tuple[int, ...]:
+    return tuple(sorted({int(t) for t in text.replace(" ", "").split(",") if t.isdigit()}))
+
+
+def parse_thresholds(text: str) -> list[int]:
+    """A budget's alert thresholds ("50, 80,100") as sorted percentages; read on every settlement, so
+    parsed once per distinct text."""
+    return list(_parsed_thresholds(text))
 
 
 class AlertSubscription(models.Model):

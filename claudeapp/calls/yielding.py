@@ -8,9 +8,9 @@ and every admission behind it waits for it. `settle_after_admissions` lets those
 returns once no admission is under way in this loop, or after CALLS_SETTLE_YIELD_MAX_SECONDS at most.
 The bound counts from the moment the settlement was queued, so under a steady stream of admissions the
 settlements still go at the rate they come. `settle_later` runs a settlement that way, together with the
-others queued meanwhile (one thread hop and one database connection for a wave's settlements, each still
-its own statement and transaction; several such batches at once when settlements arrive faster than one
-thread runs them, CALLS_SETTLE_BATCHES_IN_FLIGHT).
+others queued meanwhile (one thread hop, one database connection and one Redis round trip for a wave's
+settlements, each still its own statement and transaction; several such batches at once when settlements
+arrive faster than one thread runs them, CALLS_SETTLE_BATCHES_IN_FLIGHT).
 Until the settlement lands the call's hold stands for its bill (never less), and its write-ahead record
 carries upstream's exact usage from the settlement's first statement on, or, for a settlement slow to land
 (a batch behind a statement stuck on a lock), from 0.1 s after the answer (calls/run.py): a process killed
@@ -26,6 +26,7 @@ from typing import Any
 
 from django.conf import settings
 
+from billing import redisconn
 from claudeapp.core.dbthread import Batched
 from claudeapp.core.perloop import PerLoop
 
@@ -73,6 +74,7 @@ _later = Batched(
     max_batch=lambda: settings.CALLS_SETTLE_BATCH_MAX,
     before=settle_after_admissions,
     in_flight=lambda: settings.CALLS_SETTLE_BATCHES_IN_FLIGHT,
+    around=redisconn.shared,  # a batch's rate-limit releases and in-flight deletes: one Redis round trip
 )
 
 

@@ -16,6 +16,7 @@ import atexit
 import contextlib
 import contextvars
 import functools
+import logging
 import os
 import queue
 import threading
@@ -27,6 +28,8 @@ from django.conf import settings
 from django.db import connection
 
 from claudeapp.core.perloop import PerLoop
+
+log = logging.getLogger(__name__)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -160,7 +163,10 @@ class Batched:
     hold, request and task; docs/benchmarks.md, tenth pass).
 
     `before`, when given, is awaited before each batch is taken, with the loop time the oldest step
-    still waiting was queued (so a wait it bounds is bounded per step, not per batch)."""
+    still waiting was queued (so a wait it bounds is bounded per step, not per batch). `around`, when
+    given, is entered on the worker thread around a batch's steps (what they may share: one Redis round
+    trip for their bookkeeping); it must not raise, and if it does its error is logged, the steps'
+    outcomes stand."""
 
     def __init__(
         self,
@@ -168,8 +174,10 @@ class Batched:
         max_batch: Callable[[], int],
         before: Callable[[float], Awaitable[None]] | None = None,
         in_flight: Callable[[], int] = lambda: 1,
+        around: Callable[[], contextlib.AbstractContextManager[Any]] | None = None,
     ) -> None:
         self._max_batch, self._before, self._in_flight = max_batch, before, in_flight
+        self._around = around
         self._queue = PerLoop(_Queue).get
 
     async def __call__(self, step: Callable[..., R], *args: Any) -> R:
@@ -196,7 +204,7 @@ class Batched:
                 batch, queue.items = queue.items[:size], queue.items[size:]
                 if not batch:  # another flusher took them while this one waited
                     continue
-                outcomes = await in_db_thread(_run_steps)([step for step, _, _ in batch])
+                outcomes = await in_db_thread(_run_steps)([step for step, _, _ in batch], self._around)
                 for (_, future, _), (ok, value) in zip(batch, outcomes, strict=True):
                     if not future.done():
                         future.set_result(value) if ok else future.set_exception(value)
@@ -227,12 +235,20 @@ def _fail(waiting: list[_Waiting], error: Exception) -> None:
             future.set_exception(error)
 
 
-def _run_steps(steps: list[_Step]) -> list[tuple[bool, Any]]:
+def _run_steps(
+    steps: list[_Step], around: Callable[[], contextlib.AbstractContextManager[Any]] | None = None
+) -> list[tuple[bool, Any]]:
     outcomes: list[tuple[bool, Any]] = []
-    for context, step, args in steps:
-        try:
-            outcomes.append((True, context.run(step, *args)))
-        except Exception as exc:
-            outcomes.append((False, exc))
-        _close_if_spoiled(failed=not outcomes[-1][0])
+    try:
+        with around() if around is not None else contextlib.nullcontext():
+            for context, step, args in steps:
+                try:
+                    outcomes.append((True, context.run(step, *args)))
+                except Exception as exc:
+                    outcomes.append((False, exc))
+                _close_if_spoiled(failed=not outcomes[-1][0])
+    except Exception:  # `around` itself failed: the steps' own outcomes stand
+        if len(outcomes) < len(steps):
+            raise
+        log.exception("dbthread: a batch's shared ending failed")
     return outcomes

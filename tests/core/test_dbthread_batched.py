@@ -208,3 +208,34 @@ async def test_no_more_than_in_flight_batches_at_once_and_none_extra_while_they_
     assert len(hops) == 6
     await asyncio.wait_for(batched(step), 5)  # one step, nothing else waiting: one batch of its own
     assert not batched._queue().flushers
+
+
+async def test_around_wraps_each_batch_s_steps_on_their_worker_thread_and_its_failure_leaves_their_outcomes(caplog):
+    """`around` (settlements: one Redis round trip for a batch's bookkeeping) is entered on the thread that runs
+    the batch, once per batch, before its first step and left after its last; if leaving it fails, the steps'
+    outcomes (a failing step's included) still reach their callers and the failure is logged."""
+    events: list[tuple[str, int]] = []
+
+    @contextlib.contextmanager
+    def around():
+        events.append(("enter", threading.get_ident()))
+        yield
+        events.append(("exit", threading.get_ident()))
+        if fail_on_exit:
+            raise RuntimeError("around's own ending")
+
+    def step(n: int) -> int:
+        events.append(("step", threading.get_ident()))
+        return n
+
+    fail_on_exit = False
+    batched = Batched(max_batch=lambda: 3, around=around)
+    assert await asyncio.gather(*(batched(step, n) for n in range(5))) == list(range(5))
+    assert [kind for kind, _ in events] == ["enter", "step", "step", "step", "exit", "enter", "step", "step", "exit"]
+    assert len({thread for _, thread in events[:5]}) == 1 and events[0][1] != threading.get_ident()
+
+    fail_on_exit = True
+    with caplog.at_level("ERROR", logger="claudeapp.core.dbthread"):
+        outcomes = await asyncio.gather(batched(step, 7), batched(_boom), return_exceptions=True)
+    assert outcomes[0] == 7 and isinstance(outcomes[1], ValueError)
+    assert "shared ending failed" in caplog.text
