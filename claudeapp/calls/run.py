@@ -347,10 +347,17 @@ async def _complete(
     if answered is None:
         return Completed(admission, result, await _in_db(_ended_then(record), admission, Ending(result)))
     answered.set_result(result)
-    # The settlement's first statement puts upstream's figures on the write-ahead record. One slow to land (in
-    # a batch behind a statement stuck on a lock) has them written from here meanwhile: a process killed while
-    # it waits then has the call billed from them by the reaper, not blind at its bound.
-    slow = asyncio.get_running_loop().call_later(_SETTLEMENT_SLOW_SECONDS, tracker.final_soon, result)
+    # The settlement's first statement puts upstream's figures on the write-ahead record. One that will wait
+    # (other calls in flight: it goes after their admissions, with their settlements) has them written from
+    # here at the loop's next turn instead, with the other checkpoints of that moment in one round trip, and
+    # then skips its own; one that waits longer than it should (in a batch behind a statement stuck on a
+    # lock) has them written from here meanwhile. Either way a process killed while the settlement waits
+    # has the call billed from them by the reaper, not blind at its bound.
+    if yielding.settling_soon():
+        slow = asyncio.get_running_loop().call_later(_SETTLEMENT_SLOW_SECONDS, tracker.final_soon, result)
+    else:
+        slow = None
+        tracker.final_soon(result)
     try:
         # After the next calls' admissions, with the other answered calls' settlements: the reader has its answer.
         entry = await yielding.settle_later(_ended_then(record), admission, Ending(result))
@@ -364,7 +371,8 @@ async def _complete(
             log.exception("settling an answered call failed; its in-flight record is left to the reaper")
         entry = None
     finally:
-        slow.cancel()
+        if slow is not None:
+            slow.cancel()
     return Completed(admission, result, entry)
 
 

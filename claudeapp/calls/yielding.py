@@ -78,6 +78,12 @@ _later = Batched(
 )
 
 
+def settling_soon() -> bool:
+    """Whether a settlement queued now would start at once: no admission under way in this loop and no
+    settlement batch under way or waiting (a process with no other call in flight)."""
+    return not _state().admitting and not _later.busy()
+
+
 async def settle_later(step: Callable[..., Any], *args: Any) -> Any:
     """`step(*args)` (a settlement) on a database thread once the admissions under way are through, with
     the other settlements queued meanwhile; its own value or exception comes back here."""

@@ -180,6 +180,11 @@ class Batched:
         self._around = around
         self._queue = PerLoop(_Queue).get
 
+    def busy(self) -> bool:
+        """Whether a step queued now would wait behind others in this loop (a batch is under way or waiting)."""
+        queue = self._queue()
+        return bool(queue.items or queue.flushers)
+
     async def __call__(self, step: Callable[..., R], *args: Any) -> R:
         queue = self._queue()
         loop = asyncio.get_running_loop()

@@ -64,3 +64,22 @@ async def test_an_admission_that_raises_still_counts_as_ended(settings):
     with pytest.raises(RuntimeError), yielding.admitting():
         raise RuntimeError("refused")
     await asyncio.wait_for(yielding.settle_after_admissions(), 1)
+
+
+async def test_settling_soon_only_with_no_admission_and_no_settlement_batch_under_way():
+    """An answered call whose settlement will wait has upstream's figures written from the loop at once
+    (calls/run.py): the settlement would start at once only in a loop with nothing else in flight."""
+    assert yielding.settling_soon()
+    with yielding.admitting():
+        assert not yielding.settling_soon()
+    assert yielding.settling_soon()
+
+    def step() -> str:
+        return "settled"
+
+    queued = asyncio.ensure_future(yielding.settle_later(step))
+    await _ticks()
+    assert not yielding.settling_soon()  # a batch under way
+    assert await asyncio.wait_for(queued, 5) == "settled"
+    await _ticks()
+    assert yielding.settling_soon()
