@@ -9,8 +9,11 @@ or Redis down, the answer is 0: go (Anthropic's own 429 is the backstop).
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
+
+import redis
 
 from billing import redisconn
 
@@ -20,6 +23,8 @@ _AXES = ("requests", "tokens", "input-tokens", "output-tokens")
 _SCRIPT_SOURCE = (Path(__file__).parent / "upstream.lua").read_text()
 _scripts: dict[int, object] = {}
 _TTL_MS = 5 * 60 * 1000  # forget what we learned after 5 quiet minutes; limits change rarely
+# A caller's own writes on the take's round trip: queues them on the pipeline, returns what takes their replies.
+Also = Callable[[Any], Callable[[list[Any] | None], None]]
 
 
 def _script():  # type: ignore[no-untyped-def]
@@ -57,15 +62,34 @@ def observe_upstream(*, model_id: str, headers: Mapping[str, str], pipe: redisco
         log.warning("billing: could not record upstream limits (%s)", exc)
 
 
-def upstream_wait_seconds(*, model_id: str, input_tokens: int) -> float:
-    """0 = send now (its share is taken); otherwise seconds until the org's limits have room for it."""
+def upstream_wait_seconds(*, model_id: str, input_tokens: int, also: Also | None = None) -> float:
+    """0 = send now (its share is taken); otherwise seconds until the org's limits have room for it.
+
+    `also(pipe)` queues writes of the caller's own on the same pipeline (one round trip for both) and
+    returns what to call with their replies: a list, or None when Redis could not be reached."""
     costs = {"requests": 1, "tokens": input_tokens, "input-tokens": input_tokens, "output-tokens": 0}
+    keys, args = [_key(model_id, a) for a in _AXES], ["take", *(costs[a] for a in _AXES)]
+    script = _script()
     try:
-        wait_us = _script()(keys=[_key(model_id, a) for a in _AXES], args=["take", *(costs[a] for a in _AXES)])
+        if also is None:
+            return int(script(keys=keys, args=args)) / 1e6
+        pipe = redisconn.client().pipeline(transaction=False)
+        pipe.evalsha(script.sha, len(keys), *keys, *args)
+        replied = also(pipe)
+        try:
+            taken, *theirs = pipe.execute(raise_on_error=False)
+        except redisconn.UNAVAILABLE:
+            replied(None)
+            raise
+        replied(theirs)
+        if isinstance(taken, redis.exceptions.NoScriptError):  # Redis restarted or flushed: load and run
+            taken = script(keys=keys, args=args)
+        elif isinstance(taken, Exception):
+            raise taken
+        return int(taken) / 1e6
     except redisconn.UNAVAILABLE as exc:
         log.warning("billing: upstream limiter unavailable (%s); not waiting", exc)
         return 0.0
-    return int(wait_us) / 1e6
 
 
 def _number(value: str | None) -> float | None:

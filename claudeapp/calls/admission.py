@@ -6,26 +6,30 @@ run it through `asgiref.sync.sync_to_async` and close the DB connection after.
 
 from __future__ import annotations
 
+import functools
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 
-from billing import budgets, limits, prices, upstream
+from billing import budgets, limits, prices, redisconn, upstream
 from billing.costs import Usage
 from billing.errors import PriceMissing
 from billing.limits import LimitTicket
 from billing.models import Reservation
 from claudeapp.accounts.principals import Principal
-from claudeapp.calls import accounting
+from claudeapp.calls import accounting, inflight
 from claudeapp.calls.errors import UpstreamBusy
 from claudeapp.claude import tokens
 from routing import classifier, modelmap
 from routing import services as routing
 from routing.errors import RoutingError
 from routing.services import RouteDecision, RouteRequest
+
+# The call's write-ahead record, queued on the admission's last Redis round trip (calls/inflight.start_on).
+Start = Callable[["Admission", Any], Callable[[list[Any] | None], None]]
 
 
 @dataclass
@@ -65,12 +69,16 @@ def admit(
     interactive: bool = True,
     subject: str = "",
     decision_later: bool = False,
+    start: Start | None = None,
 ) -> Admission:
     """Cheap refusals first, and none of them after an upstream call: the rules (no I/O), the rate
-    limit, the classifier's own budget hold, the classifier, the input count, the budget hold.
+    limit, the classifier's own budget hold, the classifier, the input count, the budget hold, the
+    org's upstream room (taken only once the hold is: a call the budget refuses takes none of it).
 
     `decision_later`: no row will hold the routing decision as a foreign key (a stateless call), so
-    it may be written in bulk after the call (routing/decisionlog.py).
+    it may be written in bulk after the call (routing/decisionlog.py). `start(admission, pipe)`: the
+    call's write-ahead record, written in the round trip that takes the upstream room
+    (calls/inflight.start_on); dropped again, with the hold and the ticket, if that refuses.
 
     Raises routing.errors.*, billing.errors.RateLimited / BudgetExceeded / PriceMissing, UpstreamBusy.
     """
@@ -98,7 +106,6 @@ def admit(
             ticket = _retake_for(ticket, principal, provisional, decision.model_id, local.tokens, max_tokens)
         prices.current_price(model_id=decision.model_id)  # an unpriced model is refused, never billed at $0
         bound = input_bound(principal, decision.model_id, messages, system, extra, local, max_tokens)
-        _wait_for_upstream_room(model_id=decision.model_id, input_tokens=bound.tokens)
         reservation = budgets.reserve(
             principal=principal,
             model_id=_dearest(decision, bound.tokens, max_tokens),
@@ -108,7 +115,16 @@ def admit(
     except BaseException:
         limits.finish(ticket=ticket, usage=None)
         raise
-    return Admission(principal, decision, reservation, ticket, bound.tokens, max_tokens, classifier_usage)
+    admitted = Admission(principal, decision, reservation, ticket, bound.tokens, max_tokens, classifier_usage)
+    try:
+        _wait_for_upstream_room(admitted, start=start)
+    except BaseException:
+        budgets.release(reservation=reservation)
+        with redisconn.batch("release rate limits / drop the in-flight record") as pipe:
+            limits.finish(ticket=ticket, usage=None, pipe=pipe)
+            inflight.done(inflight.call_id_of(admitted), pipe=pipe)
+        raise
+    return admitted
 
 
 def _decide(
@@ -215,10 +231,15 @@ def _dearest(decision: RouteDecision, input_tokens: int, max_tokens: int) -> str
     return max(worst, key=lambda m: worst[m])
 
 
-def _wait_for_upstream_room(*, model_id: str, input_tokens: int) -> None:
+def _wait_for_upstream_room(admitted: Admission, *, start: Start | None) -> None:
     """Keep the whole deployment under the org's Anthropic limits (learned from response headers):
     wait a moment when that is enough, otherwise refuse before hammering Claude into 429s."""
-    wait = upstream.upstream_wait_seconds(model_id=model_id, input_tokens=input_tokens)
+    model_id = admitted.decision.model_id
+    wait = upstream.upstream_wait_seconds(
+        model_id=model_id,
+        input_tokens=admitted.input_tokens,
+        also=functools.partial(start, admitted) if start is not None else None,
+    )
     if wait > settings.UPSTREAM_MAX_WAIT_SECONDS:
         raise UpstreamBusy(model_id=model_id, retry_after_seconds=wait)
     if wait > 0:

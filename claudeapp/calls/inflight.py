@@ -381,20 +381,32 @@ async def _astart(fields: dict[str, str]) -> None:
     await pipe.execute()
 
 
-def open_at_admission(*, admission: Any, streamed: bool) -> None:
-    """The start written by admission's own thread, for a call that follows at once (the stateless
-    surfaces): one pipelined round trip on the sync client, where the async start costs a task and
-    the async client's round trip per call. A process killed between here and the upstream request
-    has its call billed at the hold's bound, like a worker's job attempt (`open_sync`)."""
-    call_id = open_sync(
-        principal=admission.principal, reservation=admission.reservation, model_id=admission.decision.model_id,
-        input_tokens=admission.input_tokens, max_tokens=admission.max_tokens, kind="message", streamed=streamed,
+def start_on(admission: Any, pipe: Any, *, streamed: bool) -> Callable[[list[Any] | None], None]:
+    """The start of a call that follows at once (the stateless surfaces), queued on the pipeline admission
+    sends anyway (its take of the org's upstream room, billing/upstream.py): no round trip of its own.
+    Returns what to call with the writes' replies (None: Redis unreachable); it attaches the call's Tracker
+    to `admission`, or None when the record could not be written (the call goes on unrecorded). A process
+    killed between here and the upstream request has its call billed at the hold's bound, like a worker's
+    job attempt (`open_sync`)."""
+    call_id = uuid.uuid4().hex
+    fields = _start_fields(
+        call_id=call_id, principal=admission.principal, reservation=admission.reservation,
+        model_id=admission.decision.model_id, input_tokens=admission.input_tokens,
+        max_tokens=admission.max_tokens, streamed=streamed, kind="message",
     )  # fmt: skip
-    admission.inflight = (
-        Tracker(call_id=call_id, streamed=streamed, max_tokens=admission.max_tokens, last_checkpoint=time.monotonic())
-        if call_id
-        else None
-    )
+    _start_pipe(pipe, fields)
+
+    def replied(replies: list[Any] | None) -> None:
+        failed = [r for r in replies if isinstance(r, Exception)] if replies is not None else ["Redis unreachable"]
+        if failed:
+            log.warning("calls: could not write the in-flight record (%s); the call goes on unrecorded", failed[0])
+            admission.inflight = None
+            return
+        admission.inflight = Tracker(
+            call_id=call_id, streamed=streamed, max_tokens=admission.max_tokens, last_checkpoint=time.monotonic()
+        )
+
+    return replied
 
 
 def for_call(*, admission: Any, streamed: bool, settles_as: SettlesAs | None = None) -> Tracker:

@@ -21,6 +21,7 @@ connection back to the pool, so a call waiting on upstream holds no connection.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import hmac
 import logging
@@ -156,6 +157,7 @@ def _admit(
             previous_model=spec.previous_model,
             subject=subject,
             decision_later=streamed is not None,  # a stateless call: nothing holds its decision as a key
+            start=functools.partial(inflight.start_on, streamed=streamed) if streamed is not None else None,
         )
     except observe.REFUSALS as exc:  # 429 / 402: counted and logged as refused, then answered by the surface
         observe.refused(principal=principal, requested_model=requested_model, error=exc)
@@ -165,8 +167,6 @@ def _admit(
         raise
     # `auto` may have chosen a model with a smaller ceiling than the largest.
     spec = replace(spec, max_tokens=cap_max_tokens(spec.max_tokens, admitted.decision.model_id))
-    if streamed is not None:
-        inflight.open_at_admission(admission=admitted, streamed=streamed)
     return admitted, spec
 
 

@@ -6,6 +6,7 @@ the round trips are counted by wrapping the real `Batch.execute`."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 
 import pytest
@@ -52,12 +53,10 @@ def slots(person, budget):
 
 
 def _admit(person) -> calls_admission.Admission:
-    admitted = calls_admission.admit(
+    return calls_admission.admit(
         principal=person, requested_model=MODEL, messages=[{"role": "user", "content": "hi"}], system=None,
-        max_tokens=10,
+        max_tokens=10, start=functools.partial(inflight.start_on, streamed=False),
     )  # fmt: skip
-    inflight.open_at_admission(admission=admitted, streamed=False)
-    return admitted
 
 
 def _a_slot_is_free(person) -> None:

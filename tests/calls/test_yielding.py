@@ -74,12 +74,18 @@ async def test_settling_soon_only_with_no_admission_and_no_settlement_batch_unde
         assert not yielding.settling_soon()
     assert yielding.settling_soon()
 
+    import threading
+
+    hold = threading.Event()
+
     def step() -> str:
+        hold.wait(5)
         return "settled"
 
     queued = asyncio.ensure_future(yielding.settle_later(step))
     await _ticks()
     assert not yielding.settling_soon()  # a batch under way
+    hold.set()
     assert await asyncio.wait_for(queued, 5) == "settled"
     await _ticks()
     assert yielding.settling_soon()
