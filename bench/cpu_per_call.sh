@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Web CPU per call and req/s of one gateway worker against the fake upstream (wrk, same body as the side-by-side
 # bench), plus a lone-call p50. MODE=nonstream|stream CONC=20 SECS=15 DELAY=0 WORKERS=1; SPY=1 also records a py-spy
-# profile (--gil, raw) into /tmp/prof.raw (pip install py-spy into .venv first). Database DBN (default
+# profile (--gil, raw; SPYFLAGS replaces --gil, e.g. "--idle --threads": slows the process a lot) into /tmp/prof.raw
+# (pip install py-spy into .venv first). Database DBN (default
 # claudeapp_prof), Redis db BENCH_REDIS_DB (9); ports 18081 (fake) and 18101 (gateway). Also prints Postgres's and
 # Redis's CPU per call. DB_PREPARED_STATEMENTS=0 runs the gateway without prepared statements (A/B).
 set -euo pipefail
@@ -33,7 +34,7 @@ others() {  # CPU ticks of Postgres (every backend) and Redis: their share of a 
 others > /tmp/prof_others0
 C0=$(webticks)
 [ "${STRACE:-0}" = 1 ] && (timeout $SECS strace -f -c -e trace=write,writev,sendto,sendmsg -p $UPID -o /tmp/prof_strace.txt &)
-[ "$SPY" = 1 ] && (.venv/bin/py-spy record -p $UPID -d $SECS -r 250 --gil -f raw -o /tmp/prof.raw >/dev/null 2>&1 &)
+[ "$SPY" = 1 ] && (.venv/bin/py-spy record -p ${SPYPID:-$UPID} -d $SECS -r 250 ${SPYFLAGS:---gil} -f raw -o /tmp/prof.raw >/dev/null 2>&1 &)
 WRK_BODY_FILE=$BODY WRK_API_KEY=$KEY WRK_PATH=/anthropic/v1/messages wrk -t1 -c$CONC -d${SECS}s --latency -s $B/wrk_post.lua http://127.0.0.1:18101 > /tmp/prof_wrk.txt 2>&1
 C1=$(webticks)
 others > /tmp/prof_others1
