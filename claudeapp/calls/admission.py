@@ -1,7 +1,7 @@
-"""Admission: decide the model, take the rate-limit ticket and the budget hold, in that order.
+"""Admission: decide the model, take the rate-limit ticket, the budget hold and the org's upstream room, in that order.
 
-All of it is short synchronous work (Redis + one small transaction); async callers
-run it through `asgiref.sync.sync_to_async` and close the DB connection after.
+All of it is short synchronous work (Redis + one small transaction); async callers run it on a
+database thread (claudeapp/core/dbthread.py, via calls/run.py), which hands its connection back after.
 """
 
 from __future__ import annotations
@@ -119,10 +119,12 @@ def admit(
     try:
         _wait_for_upstream_room(admitted, start=start)
     except BaseException:
-        budgets.release(reservation=reservation)
-        with redisconn.batch("release rate limits / drop the in-flight record") as pipe:
-            limits.finish(ticket=ticket, usage=None, pipe=pipe)
-            inflight.done(inflight.call_id_of(admitted), pipe=pipe)
+        try:
+            budgets.release(reservation=reservation)
+        finally:  # the slot and the record go back even when the database could not take the release
+            with redisconn.batch("release rate limits / drop the in-flight record") as pipe:
+                limits.finish(ticket=ticket, usage=None, pipe=pipe)
+                inflight.done(inflight.call_id_of(admitted), pipe=pipe)
         raise
     return admitted
 

@@ -109,3 +109,30 @@ def test_with_redis_unreachable_the_call_goes_on_unrecorded_and_unthrottled(pers
         monkeypatch.undo()
         if admitted is not None:
             budgets.release(reservation=admitted.reservation)
+
+
+def test_an_upstream_refusal_with_the_database_gone_still_gives_back_the_slot_and_the_record(
+    person, budget, settings, monkeypatch
+):
+    """The release of the hold fails (the database went away at that moment: simulated, as it cannot be made
+    to fail for one statement here); the rate-limit slot and the write-ahead record still go back, and the hold
+    is left for the stale-hold reaper."""
+    from django.db import OperationalError
+
+    settings.UPSTREAM_MAX_WAIT_SECONDS = 0.5
+    RateLimitPolicy.objects.create(scope="user", scope_id=person.id, concurrent_requests=1)
+    limits._policies.clear()
+    _requests_left(0)
+
+    def database_gone(**kwargs):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(budgets, "release", database_gone)
+    with pytest.raises(OperationalError):
+        _admit(person)
+    monkeypatch.undo()
+    assert inflight.records() == []
+    (held,) = Reservation.objects.all()
+    budgets.release(reservation=held)
+    redisconn.client().delete(*redisconn.client().keys(redisconn.key("upstream", MODEL, "*")))
+    settlement.abandon(admission=_admit(person))  # the one concurrent slot was given back
