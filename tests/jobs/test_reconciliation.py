@@ -101,7 +101,7 @@ JOB_ENDINGS = {
     ),
 }
 JOB_CONTENTS = ("text", "document", "image", "tools", "thinking")
-BATCH_CONTENTS = ("text", "document", "image", "tools")
+BATCH_CONTENTS = ("text", "document", "image", "tools", "thinking")
 
 
 def job_payload(content: str, marker: str, *, model: str = MODEL, streamed: bool = False) -> dict[str, Any]:
