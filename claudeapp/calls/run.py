@@ -50,7 +50,7 @@ from claudeapp.claude.results import (
     TextDelta,
 )
 from claudeapp.core.dbthread import in_db_thread
-from claudeapp.core.unavailable import DATABASE_ERRORS
+from claudeapp.core.unavailable import is_unavailable
 from routing import modelmap
 
 log = logging.getLogger(__name__)
@@ -365,7 +365,7 @@ async def _complete(
         # The reader has its answer; the write-ahead record still holds the call, and the reaper bills it
         # once it is older than CALLS_INFLIGHT_MAX_AGE_SECONDS. The database gone is one line per call, not
         # a traceback each (an outage would bury the log); anything else is a bug and keeps its traceback.
-        if isinstance(exc, DATABASE_ERRORS):
+        if is_unavailable(exc):
             log.warning("settling an answered call failed (database unavailable: %s); left to the reaper", exc)
         else:
             log.exception("settling an answered call failed; its in-flight record is left to the reaper")

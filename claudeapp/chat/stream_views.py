@@ -28,7 +28,7 @@ from claudeapp.conversations.turns import (
     start_turn,
     stream_prepared,
 )
-from claudeapp.core.unavailable import DATABASE_ERRORS
+from claudeapp.core import unavailable
 
 MAX_PROMPT_CHARS = 200_000
 EVENT_BY_STATUS = {
@@ -80,7 +80,7 @@ async def send(request: HttpRequest, public_id: str) -> HttpResponse:
     except AttachmentRefused as exc:  # not the sender's own unsent files, or too many: nothing was saved
         return JsonResponse(exc.body(), status=exc.status)
     except Exception as exc:  # the page the browser gets (core/unavailable.py): 503 for the database, else a 500
-        observe.not_admitted(exc, http_status=503 if isinstance(exc, DATABASE_ERRORS) else 500)
+        observe.not_admitted(exc, http_status=unavailable.page_status(exc))
         raise
     return _sse_response(_encode_all(stream_prepared(prepared)))
 

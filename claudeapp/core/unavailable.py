@@ -39,6 +39,16 @@ _PAGE = (
 )
 
 
+def is_unavailable(exception: BaseException) -> bool:
+    """Whether `exception` says the database cannot be reached now (a 503 with retry-after, never a 500)."""
+    return isinstance(exception, DATABASE_ERRORS)
+
+
+def page_status(exception: BaseException) -> int:
+    """The status a browser page's unhandled `exception` is answered with (by the middleware below)."""
+    return 503 if is_unavailable(exception) else 500
+
+
 def page_response() -> HttpResponse:
     # No template: rendering one would run context processors that read the session (the database).
     response = HttpResponse(_PAGE, status=503, content_type="text/html; charset=utf-8")
@@ -61,7 +71,7 @@ class DatabaseUnavailableMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
-        if isinstance(exception, DATABASE_ERRORS) and not request.path.startswith(API_PREFIXES):
+        if is_unavailable(exception) and not request.path.startswith(API_PREFIXES):
             logger.warning("database unavailable on %s %s: %s", request.method, request.path, exception)
             return page_response()
         return None
