@@ -14,13 +14,13 @@ from typing import Any
 
 from django.conf import settings
 
-from billing import budgets, limits, prices, redisconn, upstream
+from billing import budgets, limits, prices, upstream
 from billing.costs import Usage
 from billing.errors import PriceMissing
 from billing.limits import LimitTicket
 from billing.models import Reservation
 from claudeapp.accounts.principals import Principal
-from claudeapp.calls import accounting, inflight
+from claudeapp.calls import accounting, settlement
 from claudeapp.calls.errors import UpstreamBusy
 from claudeapp.claude import tokens
 from routing import classifier, modelmap
@@ -119,12 +119,7 @@ def admit(
     try:
         _wait_for_upstream_room(admitted, start=start)
     except BaseException:
-        try:
-            budgets.release(reservation=reservation)
-        finally:  # the slot and the record go back even when the database could not take the release
-            with redisconn.batch("release rate limits / drop the in-flight record") as pipe:
-                limits.finish(ticket=ticket, usage=None, pipe=pipe)
-                inflight.done(inflight.call_id_of(admitted), pipe=pipe)
+        settlement.abandon(admission=admitted)
         raise
     return admitted
 

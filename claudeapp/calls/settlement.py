@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from django.db import connection, transaction
 
@@ -13,8 +14,10 @@ from billing.costs import Usage
 from billing.models import LedgerEntry
 from billing.upstream import observe_upstream
 from claudeapp.calls import inflight
-from claudeapp.calls.admission import Admission
 from claudeapp.claude.results import CACHE_SPLIT_KEYS
+
+if TYPE_CHECKING:  # admission gives an admission back through `abandon` when its last step refuses
+    from claudeapp.calls.admission import Admission
 
 
 def settle(
@@ -75,8 +78,11 @@ def usage_from_gateway(usage: Mapping[str, int]) -> Usage:
 
 
 def abandon(*, admission: Admission) -> None:
-    """Nothing was billed upstream: give the budget hold and the limit slot back."""
-    budgets.release(reservation=admission.reservation)
-    with redisconn.batch("release rate limits / drop the in-flight record") as pipe:  # one Redis round trip
-        limits.finish(ticket=admission.ticket, usage=None, pipe=pipe)
-        inflight.done(inflight.call_id_of(admission), pipe=pipe)
+    """Nothing was billed upstream: give the budget hold and the limit slot back (the slot and the
+    in-flight record even when the database cannot take the hold's release: it raises after them)."""
+    try:
+        budgets.release(reservation=admission.reservation)
+    finally:
+        with redisconn.batch("release rate limits / drop the in-flight record") as pipe:  # one Redis round trip
+            limits.finish(ticket=admission.ticket, usage=None, pipe=pipe)
+            inflight.done(inflight.call_id_of(admission), pipe=pipe)
