@@ -12,8 +12,9 @@ others queued meanwhile (one thread hop, one database connection and one Redis r
 settlements, each still its own statement and transaction; several such batches at once when settlements
 arrive faster than one thread runs them, CALLS_SETTLE_BATCHES_IN_FLIGHT).
 Until the settlement lands the call's hold stands for its bill (never less), and its write-ahead record
-carries upstream's exact usage from the settlement's first statement on, or, for a settlement slow to land
-(a batch behind a statement stuck on a lock), from 0.1 s after the answer (calls/run.py): a process killed
+carries upstream's exact usage from the settlement's first statement on, or, for a settlement that will wait
+(`settling_soon` false), from the loop's next turn after the answer, and for one slow to land (a batch behind a
+statement stuck on a lock) from 0.1 s after it (calls/run.py): a process killed
 meanwhile is billed from it by the reaper.
 """
 
