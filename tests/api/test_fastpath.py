@@ -145,8 +145,10 @@ def test_request_signals_reach_sync_and_async_receivers_and_sync_ones_stay_on_th
             sig.disconnect(dispatch_uid=f"test-sync-{id(sig)}")
 
 
-def test_a_context_holding_a_database_connection_sends_the_signals_from_a_thread():
-    """close_old_connections on a connection is blocking I/O: not on the loop."""
+@pytest.mark.django_db
+def test_a_context_holding_an_open_database_connection_sends_the_signals_from_a_thread():
+    """close_old_connections on an open connection is blocking I/O: not on the loop. A connection object
+    with nothing open behind it (what importing Django's models leaves) costs it no I/O."""
     from concurrent.futures import ThreadPoolExecutor
 
     from django.core import signals
@@ -154,13 +156,52 @@ def test_a_context_holding_a_database_connection_sends_the_signals_from_a_thread
 
     from claudeapp.api.fastpath import LoopSignalsHandler, _on_loop
 
-    def check() -> tuple[bool, bool]:
+    def check() -> tuple[bool, bool, bool]:
         empty = _on_loop(signals.request_finished, LoopSignalsHandler)
-        connections["default"]  # initializes this context's connection object
-        return empty, _on_loop(signals.request_finished, LoopSignalsHandler)
+        connection = connections["default"]  # initializes this context's connection object, opens nothing
+        initialized = _on_loop(signals.request_finished, LoopSignalsHandler)
+        connection.ensure_connection()
+        try:
+            return empty, initialized, _on_loop(signals.request_finished, LoopSignalsHandler)
+        finally:
+            connection.close()
 
     with ThreadPoolExecutor(1) as fresh:  # a thread of its own: no connection yet, like a new request's context
-        assert fresh.submit(check).result() == (True, False)
+        assert fresh.submit(check).result() == (True, True, False)
+
+
+def test_an_app_imported_inside_the_running_loop_keeps_the_request_signals_on_the_loop():
+    """`uvicorn --workers N` imports the app inside each worker's running loop: the connection object
+    Django's model classes initialize then sits in the context every request inherits. The signals must
+    still run on the loop (they went through a thread for every request of every worker: ~20% more CPU
+    a call than one worker)."""
+    import asyncio
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.core import signals
+    from django.db import connections
+
+    seen: list[str] = []
+
+    def sync_receiver(signal, **kwargs):
+        seen.append(threading.current_thread().name)
+
+    async def scenario() -> str:
+        assert connections["default"].vendor == "postgresql"  # what a model class's import does, in the loop
+        assert connections.all(initialized_only=True)
+        await _call("POST", "/anthropic/v1/messages", json={})
+        return threading.current_thread().name
+
+    for sig in (signals.request_started, signals.request_finished):
+        sig.connect(sync_receiver, dispatch_uid=f"test-import-{id(sig)}")
+    try:
+        with ThreadPoolExecutor(1, thread_name_prefix="worker-loop") as worker:
+            loop_thread = worker.submit(asyncio.run, scenario()).result()
+    finally:
+        for sig in (signals.request_started, signals.request_finished):
+            sig.disconnect(dispatch_uid=f"test-import-{id(sig)}")
+    assert seen == [loop_thread, loop_thread]
 
 
 def _stub_view(request):
