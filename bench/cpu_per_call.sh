@@ -4,7 +4,8 @@
 # profile (--gil, raw; SPYFLAGS replaces --gil, e.g. "--idle --threads": slows the process a lot) into /tmp/prof.raw
 # (pip install py-spy into .venv first). Database DBN (default
 # claudeapp_prof), Redis db BENCH_REDIS_DB (9); ports 18081 (fake) and 18101 (gateway). Also prints Postgres's and
-# Redis's CPU per call. DB_PREPARED_STATEMENTS=0 runs the gateway without prepared statements (A/B).
+# Redis's CPU per call, and how many of the window's answers were still unsettled at its end (their settlements'
+# CPU falls outside the window). DB_PREPARED_STATEMENTS=0 runs the gateway without prepared statements (A/B).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=bench/side_by_side
@@ -31,15 +32,20 @@ others() {  # CPU ticks of Postgres (every backend) and Redis: their share of a 
   for p in $( (pgrep -x postgres; pgrep -f "postgres: ") | sort -u); do awk '{print "pg", $14+$15}' /proc/$p/stat 2>/dev/null; done
   for p in $(pgrep -x redis-server); do awk '{print "redis", $14+$15}' /proc/$p/stat; done
 }
+ledger() { psql -h 127.0.0.1 -U postgres -d ${DBN:-claudeapp_prof} -tAc "select count(*) from billing_ledgerentry"; }
 others > /tmp/prof_others0
+L0=$(ledger)
 C0=$(webticks)
 [ "${STRACE:-0}" = 1 ] && (timeout $SECS strace -f -c -e trace=write,writev,sendto,sendmsg -p $UPID -o /tmp/prof_strace.txt &)
 [ "$SPY" = 1 ] && (.venv/bin/py-spy record -p ${SPYPID:-$UPID} -d $SECS -r 250 ${SPYFLAGS:---gil} -f raw -o /tmp/prof.raw >/dev/null 2>&1 &)
 WRK_BODY_FILE=$BODY WRK_API_KEY=$KEY WRK_PATH=/anthropic/v1/messages wrk -t1 -c$CONC -d${SECS}s --latency -s $B/wrk_post.lua http://127.0.0.1:18101 > /tmp/prof_wrk.txt 2>&1
 C1=$(webticks)
+L1=$(ledger)
 others > /tmp/prof_others1
 N=$(grep -oP '^\s*\K\d+(?= requests in)' /tmp/prof_wrk.txt)
 grep -E "Requests/sec|Non-2xx|50%|99%" /tmp/prof_wrk.txt
+# Settlements the window's answers left undone at its end: their CPU falls outside the window (tenth pass).
+echo "billed in the window $((L1 - L0)) of $N answered: $((N - (L1 - L0))) left to settle at its end"
 python3 -c "print('requests', $N, 'cpu ms/call', round(($C1-$C0)*10/$N, 2))"
 python3 - $N <<'PY'  # backends that ended during the run are missed: an underestimate, never an overestimate
 import sys
