@@ -3,6 +3,7 @@ full middleware chain. Driven through the real ASGI application, as uvicorn call
 
 from __future__ import annotations
 
+import contextlib
 import gc
 
 import httpx
@@ -99,6 +100,21 @@ async def test_a_middleware_added_to_settings_runs_on_the_partner_call_endpoints
     assert "set-cookie" not in response.headers
 
 
+@contextlib.contextmanager
+def _on_both_request_signals(receiver, uid: str):
+    """`receiver` connected to request_started and request_finished for the block."""
+    from django.core import signals
+
+    pair = (signals.request_started, signals.request_finished)
+    for sig in pair:
+        sig.connect(receiver, dispatch_uid=f"{uid}-{id(sig)}")
+    try:
+        yield
+    finally:
+        for sig in pair:
+            sig.disconnect(dispatch_uid=f"{uid}-{id(sig)}")
+
+
 def test_request_signals_reach_sync_and_async_receivers_and_sync_ones_stay_on_the_loop():
     """The lean handler runs the request signals on the event loop when nothing needs a thread: every
     receiver still gets each signal once per request, a sync one on the loop's own thread, and an
@@ -124,9 +140,7 @@ def test_request_signals_reach_sync_and_async_receivers_and_sync_ones_stay_on_th
         await _call("POST", "/anthropic/v1/messages", json={})
         return threading.current_thread().name
 
-    for sig in (signals.request_started, signals.request_finished):
-        sig.connect(sync_receiver, dispatch_uid=f"test-sync-{id(sig)}")
-    try:
+    with _on_both_request_signals(sync_receiver, "test-sync"):
         with ThreadPoolExecutor(1, thread_name_prefix="fresh-loop") as fresh:
             loop_thread = fresh.submit(asyncio.run, scenario()).result()
             assert seen == [("sync", loop_thread), ("sync", loop_thread)]
@@ -140,9 +154,6 @@ def test_request_signals_reach_sync_and_async_receivers_and_sync_ones_stay_on_th
         assert seen[0] == ("sync", loop_thread)  # request_started: still no async receiver
         assert sorted(kind for kind, _ in seen[1:]) == ["async", "sync"]
         assert [name for kind, name in seen[1:] if kind == "sync"] != [loop_thread]  # Django's thread hop
-    finally:
-        for sig in (signals.request_started, signals.request_finished):
-            sig.disconnect(dispatch_uid=f"test-sync-{id(sig)}")
 
 
 @pytest.mark.django_db
@@ -179,7 +190,6 @@ def test_an_app_imported_inside_the_running_loop_keeps_the_request_signals_on_th
     import threading
     from concurrent.futures import ThreadPoolExecutor
 
-    from django.core import signals
     from django.db import connections
 
     seen: list[str] = []
@@ -193,14 +203,8 @@ def test_an_app_imported_inside_the_running_loop_keeps_the_request_signals_on_th
         await _call("POST", "/anthropic/v1/messages", json={})
         return threading.current_thread().name
 
-    for sig in (signals.request_started, signals.request_finished):
-        sig.connect(sync_receiver, dispatch_uid=f"test-import-{id(sig)}")
-    try:
-        with ThreadPoolExecutor(1, thread_name_prefix="worker-loop") as worker:
-            loop_thread = worker.submit(asyncio.run, scenario()).result()
-    finally:
-        for sig in (signals.request_started, signals.request_finished):
-            sig.disconnect(dispatch_uid=f"test-import-{id(sig)}")
+    with _on_both_request_signals(sync_receiver, "test-import"), ThreadPoolExecutor(1) as worker:
+        loop_thread = worker.submit(asyncio.run, scenario()).result()
     assert seen == [loop_thread, loop_thread]
 
 
