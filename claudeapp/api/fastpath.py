@@ -11,7 +11,7 @@ the chain is settings.MIDDLEWARE minus the ones named in PARTNER_CALL_SKIPPED_MI
 Every other path, browser ones included, keeps the full `settings.MIDDLEWARE` chain.
 
 The request signals and response.close() run on the event loop when the request's context holds no
-database connection (the calls do their database work in claudeapp/core/dbthread.py, which hands its
+open database connection (the calls do their database work in claudeapp/core/dbthread.py, which hands its
 connection back): their receivers then have nothing a thread is needed for, and each hop to a thread
 cost about 2% of the process's CPU per call (py-spy, bench/cpu_per_call.sh). A request that did open a
 connection in its context, or a signal with an async receiver, takes Django's own path, on one
