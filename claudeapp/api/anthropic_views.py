@@ -74,7 +74,9 @@ async def messages(request: HttpRequest) -> HttpResponse:
             answered_by = first.model if isinstance(first, StreamStart) else None
             return sse.response(_relay(first, events), gateway_headers.for_stream(admission, answered_by))
         after = fastpath.after_reply(request)  # the reply carries no bill: it need not wait for the settlement
-        done = await run.complete(admission=admission, spec=spec, reply_first=after is not None)
+        done = await run.complete(
+            admission=admission, spec=spec, reply_first=after is not None, settle_after=fastpath.reply_out(request)
+        )
         if after is not None and done.settling is not None:
             after.append(done.settling)
     except Exception as exc:

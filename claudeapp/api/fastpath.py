@@ -53,6 +53,8 @@ PARTNER_CALL_PATHS = frozenset({"/anthropic/v1/messages", "/anthropic/v1/message
 _thread_sensitive = ThreadPoolExecutor(max_workers=1, thread_name_prefix="partner-sync")
 # The scope key of the work a view leaves for after its response went out (`after_reply`).
 _AFTER_REPLY = "claudeapp.after_reply"
+# The scope key of a future done once the reply went out (or the reader left): `reply_out`.
+_REPLY_OUT = "claudeapp.reply_out"
 
 
 def is_partner_call(path: str) -> bool:
@@ -88,6 +90,14 @@ def after_reply(request: HttpRequest) -> list[Awaitable[Any]] | None:
     then does that work before replying."""
     scope = getattr(request, "scope", None)
     return scope.get(_AFTER_REPLY) if scope is not None else None
+
+
+def reply_out(request: HttpRequest) -> asyncio.Future[None] | None:
+    """Done once the request's response has gone out, or its reader left, or it failed: work left for
+    after the reply may wait for it so as not to compete with the reply's last steps for the interpreter.
+    None when the request did not come through this handler."""
+    scope = getattr(request, "scope", None)
+    return scope.get(_REPLY_OUT) if scope is not None else None
 
 
 def chain() -> list[str]:
@@ -169,7 +179,17 @@ class LoopSignalsHandler(ASGIHandler):
             return
         set_script_prefix(get_script_prefix(scope))
         after: list[Awaitable[Any]] = []
-        scope = {**scope, _AFTER_REPLY: after}
+        out: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        scope = {**scope, _AFTER_REPLY: after, _REPLY_OUT: out}
+        try:
+            await self._answer(scope, receive, send, body_file, after)
+        finally:  # whatever ended the request: work waiting for the reply must not wait for ever
+            if not out.done():
+                out.set_result(None)
+
+    async def _answer(
+        self, scope: dict[str, Any], receive: Any, send: Any, body_file: Any, after: list[Awaitable[Any]]
+    ) -> None:
         await _send(signals.request_started, self.__class__, scope=scope)
         request, error_response = self.create_request(scope, body_file)
         if request is None:
@@ -201,6 +221,7 @@ class LoopSignalsHandler(ASGIHandler):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        scope[_REPLY_OUT].set_result(None)
         for work in after:  # the reader has its answer (or left): nothing of this may be lost either way
             try:
                 await asyncio.shield(work)

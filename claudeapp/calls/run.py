@@ -27,7 +27,7 @@ import hmac
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -305,6 +305,7 @@ async def complete(
     on_error: OnError | None = None,
     settles_as: inflight.SettlesAs | None = None,
     reply_first: bool = False,
+    settle_after: Awaitable[Any] | None = None,
 ) -> Completed | Failed:
     """One full answer. The call and its bookkeeping run in their own task: a caller that leaves
     does not cut it. Gateway errors give the hold back and propagate; with `on_error` they are
@@ -314,10 +315,14 @@ async def complete(
     `reply_first`: return as soon as upstream has answered, with the bookkeeping (the end checkpoint,
     the settlement, the log line) still running in `Completed.settling`, for a caller whose reply
     does not carry the bill: the reader does not wait for it. Until it lands the hold stands for the
-    bill (never less), and a process killed meanwhile leaves the write-ahead record to the reaper."""
+    bill (never less), and a process killed meanwhile leaves the write-ahead record to the reaper.
+    `settle_after` (with `reply_first`): that bookkeeping starts once it is done (the reply is out:
+    fastpath.reply_out), not beside the reply's last steps, which it would slow down by taking the
+    interpreter from them on its thread. It must end whatever becomes of the request."""
     record = observe.recording(record or settle_ending)  # every ending counted and logged once, where it is recorded
     answered: asyncio.Future[GatewayResult] | None = asyncio.get_running_loop().create_future() if reply_first else None
-    task = _keep(asyncio.ensure_future(_complete(admission, spec, record, on_error, settles_as, answered)))
+    call = _complete(admission, spec, record, on_error, settles_as, answered, settle_after)
+    task = _keep(asyncio.ensure_future(call))
     if answered is None:
         return await asyncio.shield(task)
     await asyncio.wait((task, answered), return_when=asyncio.FIRST_COMPLETED)  # a caller leaving cancels neither
@@ -333,6 +338,7 @@ async def _complete(
     on_error: OnError | None,
     settles_as: inflight.SettlesAs | None,
     answered: asyncio.Future[GatewayResult] | None = None,
+    settle_after: Awaitable[Any] | None = None,
 ) -> Completed | Failed:
     tracker = inflight.for_call(admission=admission, streamed=False, settles_as=settles_as)  # the write-ahead record
     try:
@@ -359,6 +365,8 @@ async def _complete(
         slow = None
         tracker.final_soon(result)
     try:
+        if settle_after is not None:  # the reply's last steps first (a slow reader: the timer above covers it)
+            await asyncio.shield(settle_after)
         # After the next calls' admissions, with the other answered calls' settlements: the reader has its answer.
         entry = await yielding.settle_later(_ended_then(record), admission, Ending(result))
     except Exception as exc:

@@ -289,3 +289,79 @@ async def test_a_streamed_partner_response_reaches_the_client_whole_through_the_
     assert b"".join(bodies) == b"".join(f"event: e\ndata: {i}\n\n".encode() for i in range(5))
     assert len(bodies) == 2  # two bursts, two writes (five events)
     assert messages[-1] == {"type": "http.response.body"}
+
+
+def _raw_asgi_request(path: str, *, disconnect_after: float | None = None):
+    """A scope, a receive that gives the body (then, when asked, a disconnect after a while) and a send
+    that records every message it was handed."""
+    import asyncio
+
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+        "path": path, "raw_path": path.encode(), "root_path": "", "query_string": b"",
+        "headers": [(b"host", b"testserver"), (b"content-type", b"application/json")],
+        "client": ("127.0.0.1", 1), "server": ("testserver", 80),
+    }  # fmt: skip
+    sent: list[dict] = []
+    given = []
+
+    async def receive() -> dict:
+        if not given:
+            given.append(1)
+            return {"type": "http.request", "body": b"{}", "more_body": False}
+        await asyncio.sleep(3600 if disconnect_after is None else disconnect_after)
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    return scope, receive, send, sent
+
+
+@pytest.mark.parametrize("ending", ["reply", "view raised", "reader left"])
+async def test_work_waiting_for_the_reply_starts_once_it_is_out_or_the_request_ended_any_other_way(settings, ending):
+    """fastpath.reply_out: done after the response's last message went to the server (so work left for
+    after the reply does not compete with its last steps), and done however else the request ends (a
+    view that raised: its 500 goes out first; a reader that left mid-view), so nothing waiting for it
+    waits for ever."""
+    import asyncio
+
+    from django.urls import path
+
+    from claudeapp.api.fastpath import PartnerCallHandler, after_reply, reply_out
+
+    seen: dict[str, object] = {}
+
+    async def view(request):
+        from django.http import HttpResponse
+
+        out = reply_out(request)
+        seen["done at first"] = out.done()
+
+        async def later() -> None:
+            await out
+            seen["sent when it started"] = [m["type"] for m in sent]
+
+        after_reply(request).append(asyncio.ensure_future(later()))
+        if ending == "view raised":
+            raise RuntimeError("boom")
+        if ending == "reader left":
+            await asyncio.sleep(3600)
+        return HttpResponse(status=299)
+
+    urlpatterns[:] = [path("anthropic/v1/messages", view)]
+    settings.ROOT_URLCONF = "tests.api.test_fastpath"
+    scope, receive, send, sent = _raw_asgi_request(
+        "/anthropic/v1/messages", disconnect_after=0.05 if ending == "reader left" else None
+    )
+    try:
+        await asyncio.wait_for(PartnerCallHandler()(scope, receive, send), 10)
+    finally:
+        urlpatterns.clear()
+        settings.ROOT_URLCONF = "claudeapp.urls"
+    assert seen["done at first"] is False
+    if ending == "reader left":
+        assert seen["sent when it started"] == []  # nothing went out, and the work still ran
+    else:
+        assert seen["sent when it started"] == ["http.response.start", "http.response.body"]
+        assert sent[0]["status"] == (299 if ending == "reply" else 500)

@@ -1,0 +1,91 @@
+"""`/anthropic/v1/messages` (not streamed) starts its bookkeeping only once its reply is out
+(api/fastpath.py `reply_out`, calls/run.py `complete(settle_after=...)`): a settlement started beside the
+reply's last steps takes the interpreter from them on its database thread (docs/benchmarks.md, thirteenth
+pass). In process, through the lean handler as uvicorn calls it, against the emulator: the server's write of
+the reply's last message is held for a while, and no bill lands during it; once it returns, the call is
+billed exactly once before the request ends; meanwhile its write-ahead record carries upstream's figures."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.db import connection
+
+from billing.models import Budget, LedgerEntry, Reservation
+from claudeapp.calls import inflight
+
+pytestmark = [
+    pytest.mark.anyio,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("seeded_api", "aclose_loop_clients"),
+]
+
+BODY = {"model": "claude-haiku-5-5", "max_tokens": 40, "messages": [{"role": "user", "content": "Tell me a tide"}]}
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def _db(step):
+    """`step` on a thread, its connection closed after: a connection left open on asgiref's thread would be
+    found by a later test that has no database access."""
+
+    def run():
+        try:
+            return step()
+        finally:
+            connection.close()
+
+    return sync_to_async(run)()
+
+
+async def test_the_settlement_starts_only_after_the_reply_went_out(partner_key_factory):
+    from claudeapp.api.fastpath import PartnerCallHandler
+
+    key = await _db(lambda: partner_key_factory(scopes=["messages"]))
+    await _db(lambda: Budget.objects.create(scope="global", period="month", limit_micros=10**12))
+    body = json.dumps(BODY).encode()
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+        "path": "/anthropic/v1/messages", "raw_path": b"/anthropic/v1/messages", "root_path": "",
+        "query_string": b"", "client": ("127.0.0.1", 1), "server": ("testserver", 80),
+        "headers": [(b"host", b"testserver"), (b"content-type", b"application/json"),
+                    (b"x-api-key", key.raw.encode()), (b"anthropic-version", b"2023-06-01")],
+    }  # fmt: skip
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+    sent: list[dict] = []
+    billed_while_replying: list[int] = []
+    records: list[dict] = []
+
+    async def receive() -> dict:
+        if messages:
+            return messages.pop()
+        await asyncio.sleep(3600)
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+        if message["type"] == "http.response.body" and not message.get("more_body"):
+            await asyncio.sleep(0.5)  # a settlement started beside the reply would land meanwhile
+            billed_while_replying.append(await _db(LedgerEntry.objects.count))
+            # A reader slow to take the reply does not leave the write-ahead record blind meanwhile: upstream's
+            # figures are on it (0.1 s after the answer), so a process killed now is billed exactly by the reaper.
+            records.extend(inflight.records())
+
+    await asyncio.wait_for(PartnerCallHandler()(scope, receive, send), 30)
+
+    assert sent[0]["status"] == 200, sent
+    reply = json.loads(b"".join(m.get("body", b"") for m in sent[1:]))
+    assert billed_while_replying == [0]
+    (record,) = records
+    assert record["msg"] == reply["id"] and record.get("final")
+    entry = await _db(LedgerEntry.objects.get)  # billed before the request ended, exactly once
+    assert entry.upstream_message_id == reply["id"]
+    usage = reply["usage"]
+    assert (entry.input_tokens, entry.output_tokens) == (usage["input_tokens"], usage["output_tokens"])
+    assert not await _db(Reservation.objects.exists)
