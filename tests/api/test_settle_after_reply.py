@@ -16,6 +16,8 @@ from django.db import connection
 
 from billing.models import Budget, LedgerEntry, Reservation
 from claudeapp.calls import inflight
+from claudeapp.requestlog import buffer
+from claudeapp.requestlog.models import RequestLog
 
 pytestmark = [
     pytest.mark.anyio,
@@ -89,3 +91,7 @@ async def test_the_settlement_starts_only_after_the_reply_went_out(partner_key_f
     usage = reply["usage"]
     assert (entry.input_tokens, entry.output_tokens) == (usage["input_tokens"], usage["output_tokens"])
     assert not await _db(Reservation.objects.exists)
+    # The call's log line, written now rather than by the buffer's thread during the next test's flush.
+    await _db(buffer.flush)
+    (row,) = await _db(lambda: list(RequestLog.objects.filter(principal_id=key.pk)))
+    assert (row.status, row.cost_micros) == ("complete", entry.cost_micros)
