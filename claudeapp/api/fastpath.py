@@ -182,13 +182,19 @@ class LoopSignalsHandler(ASGIHandler):
         out: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         scope = {**scope, _AFTER_REPLY: after, _REPLY_OUT: out}
         try:
-            await self._answer(scope, receive, send, body_file, after)
+            await self._answer(scope, receive, send, body_file, after, out)
         finally:  # whatever ended the request: work waiting for the reply must not wait for ever
             if not out.done():
                 out.set_result(None)
 
     async def _answer(
-        self, scope: dict[str, Any], receive: Any, send: Any, body_file: Any, after: list[Awaitable[Any]]
+        self,
+        scope: dict[str, Any],
+        receive: Any,
+        send: Any,
+        body_file: Any,
+        after: list[Awaitable[Any]],
+        out: asyncio.Future[None],
     ) -> None:
         await _send(signals.request_started, self.__class__, scope=scope)
         request, error_response = self.create_request(scope, body_file)
@@ -221,7 +227,7 @@ class LoopSignalsHandler(ASGIHandler):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        scope[_REPLY_OUT].set_result(None)
+        out.set_result(None)  # before the work that waits for it
         for work in after:  # the reader has its answer (or left): nothing of this may be lost either way
             try:
                 await asyncio.shield(work)

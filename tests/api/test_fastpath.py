@@ -291,15 +291,23 @@ async def test_a_streamed_partner_response_reaches_the_client_whole_through_the_
     assert messages[-1] == {"type": "http.response.body"}
 
 
-def _raw_asgi_request(path: str, *, disconnect_after: float | None = None):
-    """A scope, a receive that gives the body (then, when asked, a disconnect after a while) and a send
-    that records every message it was handed."""
+def raw_asgi_request(
+    path: str,
+    *,
+    body: bytes = b"{}",
+    headers: list[tuple[bytes, bytes]] = (),
+    disconnect_after: float | None = None,
+    on_send=None,
+):
+    """A POST's scope, a receive that gives `body` (then, when asked, a disconnect after a while) and a send
+    that records every message it was handed, then awaits `on_send(message)` when given (a slow server
+    write)."""
     import asyncio
 
     scope = {
         "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
         "path": path, "raw_path": path.encode(), "root_path": "", "query_string": b"",
-        "headers": [(b"host", b"testserver"), (b"content-type", b"application/json")],
+        "headers": [(b"host", b"testserver"), (b"content-type", b"application/json"), *headers],
         "client": ("127.0.0.1", 1), "server": ("testserver", 80),
     }  # fmt: skip
     sent: list[dict] = []
@@ -308,12 +316,14 @@ def _raw_asgi_request(path: str, *, disconnect_after: float | None = None):
     async def receive() -> dict:
         if not given:
             given.append(1)
-            return {"type": "http.request", "body": b"{}", "more_body": False}
+            return {"type": "http.request", "body": body, "more_body": False}
         await asyncio.sleep(3600 if disconnect_after is None else disconnect_after)
         return {"type": "http.disconnect"}
 
     async def send(message: dict) -> None:
         sent.append(message)
+        if on_send is not None:
+            await on_send(message)
 
     return scope, receive, send, sent
 
@@ -351,7 +361,7 @@ async def test_work_waiting_for_the_reply_starts_once_it_is_out_or_the_request_e
 
     urlpatterns[:] = [path("anthropic/v1/messages", view)]
     settings.ROOT_URLCONF = "tests.api.test_fastpath"
-    scope, receive, send, sent = _raw_asgi_request(
+    scope, receive, send, sent = raw_asgi_request(
         "/anthropic/v1/messages", disconnect_after=0.05 if ending == "reader left" else None
     )
     try:

@@ -18,6 +18,7 @@ from billing.models import Budget, LedgerEntry, Reservation
 from claudeapp.calls import inflight
 from claudeapp.requestlog import buffer
 from claudeapp.requestlog.models import RequestLog
+from tests.api.test_fastpath import raw_asgi_request
 
 pytestmark = [
     pytest.mark.anyio,
@@ -51,27 +52,10 @@ async def test_the_settlement_starts_only_after_the_reply_went_out(partner_key_f
 
     key = await _db(lambda: partner_key_factory(scopes=["messages"]))
     await _db(lambda: Budget.objects.create(scope="global", period="month", limit_micros=10**12))
-    body = json.dumps(BODY).encode()
-    scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
-        "path": "/anthropic/v1/messages", "raw_path": b"/anthropic/v1/messages", "root_path": "",
-        "query_string": b"", "client": ("127.0.0.1", 1), "server": ("testserver", 80),
-        "headers": [(b"host", b"testserver"), (b"content-type", b"application/json"),
-                    (b"x-api-key", key.raw.encode()), (b"anthropic-version", b"2023-06-01")],
-    }  # fmt: skip
-    messages = [{"type": "http.request", "body": body, "more_body": False}]
-    sent: list[dict] = []
     billed_while_replying: list[int] = []
     records: list[dict] = []
 
-    async def receive() -> dict:
-        if messages:
-            return messages.pop()
-        await asyncio.sleep(3600)
-        return {"type": "http.disconnect"}
-
-    async def send(message: dict) -> None:
-        sent.append(message)
+    async def slow_last_write(message: dict) -> None:
         if message["type"] == "http.response.body" and not message.get("more_body"):
             await asyncio.sleep(0.5)  # a settlement started beside the reply would land meanwhile
             billed_while_replying.append(await _db(LedgerEntry.objects.count))
@@ -79,6 +63,12 @@ async def test_the_settlement_starts_only_after_the_reply_went_out(partner_key_f
             # figures are on it (0.1 s after the answer), so a process killed now is billed exactly by the reaper.
             records.extend(inflight.records())
 
+    scope, receive, send, sent = raw_asgi_request(
+        "/anthropic/v1/messages",
+        body=json.dumps(BODY).encode(),
+        headers=[(b"x-api-key", key.raw.encode()), (b"anthropic-version", b"2023-06-01")],
+        on_send=slow_last_write,
+    )
     await asyncio.wait_for(PartnerCallHandler()(scope, receive, send), 30)
 
     assert sent[0]["status"] == 200, sent
