@@ -68,12 +68,12 @@ async def messages(request: HttpRequest) -> HttpResponse:
         admission, spec = await run.admit(
             principal=request.principal, requested_model=model, spec=spec, streamed=stream
         )
+        after = fastpath.after_reply(request)  # the reply carries no bill: it need not wait for the settlement
         if stream:
-            events = run.stream(admission=admission, spec=spec, raw_events=True)
+            events = run.stream(admission=admission, spec=spec, raw_events=True, reply_first=after is not None)
             first = await anext(events)  # nothing can answer: the last upstream error, as Anthropic would say it
             answered_by = first.model if isinstance(first, StreamStart) else None
-            return sse.response(_relay(first, events), gateway_headers.for_stream(admission, answered_by))
-        after = fastpath.after_reply(request)  # the reply carries no bill: it need not wait for the settlement
+            return sse.response(_relay(first, events, after), gateway_headers.for_stream(admission, answered_by))
         done = await run.complete(
             admission=admission, spec=spec, reply_first=after is not None, settle_after=fastpath.reply_out(request)
         )
@@ -95,13 +95,17 @@ def anthropic_body(result: GatewayResult) -> dict[str, Any]:
     return body
 
 
-async def _relay(first: Any, events: AsyncIterator[Any]) -> AsyncIterator[bytes]:
+async def _relay(first: Any, events: AsyncIterator[Any], after: list[Any] | None) -> AsyncIterator[bytes]:
+    """Upstream's frames as they came; the body ends with upstream's stream, before the bill when `after`
+    (fastpath.after_reply) takes the settlement, which the request then awaits once its body is out."""
     async with aclosing(events):
         event = first
         while True:
             if isinstance(event, RawEvent):
                 yield sse.frame(event.event, event.data)
             elif isinstance(event, Completed):
+                if event.settling is not None and after is not None:
+                    after.append(event.settling)
                 if event.truncated_by is not None:  # upstream failed after tokens went out: say so, as upstream does
                     error = describe_call_error(event.truncated_by, anthropic=True)
                     yield sse.frame("error", {"type": "error", "error": {"type": error.type, "message": error.message}})

@@ -91,8 +91,8 @@ class Completed:
     result: GatewayResult
     entry: Any  # what the record step returned: the LedgerEntry by default
     truncated_by: Exception | None = None  # a stream that broke after output went out
-    # `complete(reply_first=True)`: the answer came back before its bookkeeping, which this task (whose
-    # result is the Completed with its entry) still runs; `entry` is None until then.
+    # `reply_first`: the answer came back (or the stream ended) before its bookkeeping, which this task
+    # still runs; `entry` is None until then. For `complete` the task's result is the Completed with its entry.
     settling: asyncio.Task[Any] | None = None
 
 
@@ -409,15 +409,18 @@ async def stream(
     on_error: OnError | None = None,
     on_detach: OnDetach | None = None,
     settles_as: inflight.SettlesAs | None = None,
+    reply_first: bool = False,
 ) -> AsyncIterator[StreamEvent | Completed | Failed]:
     """The gateway's stream events, then one Completed once recorded.
 
     Errors before any output: raised after the hold is given back, or, with `on_error`, recorded by
     it and yielded as Failed. A reader that stops iterating leaves the call running to its end;
     `on_detach(admission, seen_text)` then runs at once (e.g. to show "stopped" before the bill lands).
-    `settles_as` as for `complete`."""
+    `settles_as` as for `complete`. `reply_first`: the Completed comes as soon as upstream's stream has
+    ended (how it ended, not yet the bill), with the bookkeeping still running in `Completed.settling`,
+    for a caller whose last frame does not carry the bill: its body need not wait for the settlement."""
     record = observe.recording(record or settle_ending)
-    pump = _Pump(admission, spec, raw_events, record, on_error, on_detach, settles_as)
+    pump = _Pump(admission, spec, raw_events, record, on_error, on_detach, settles_as, reply_first)
     pump.start()
     try:
         while True:
@@ -443,9 +446,11 @@ class _Pump:
         on_error: OnError | None,
         on_detach: OnDetach | None = None,
         settles_as: inflight.SettlesAs | None = None,
+        reply_first: bool = False,
     ) -> None:
         self.admission, self.spec, self.raw_events = admission, spec, raw_events
         self.record, self.on_error, self.on_detach = record, on_error, on_detach
+        self.reply_first = reply_first
         self.finished = False
         self.queue: asyncio.Queue[Any] = asyncio.Queue()
         self.detached_at: float | None = None
@@ -511,11 +516,13 @@ class _Pump:
             detached=self.detached_at is not None,
             seen_text="".join(self.seen),
         )
+        truncated_by = ending.error if truncated else None
+        if self.reply_first:  # the reader's last frames need only how it ended: its body ends before the bill
+            self.queue.put_nowait(Completed(self.admission, result, None, truncated_by, settling=self.task))
         await self.tracker.landed()
         entry = await _in_db(_ended_then(self.record), self.admission, ending)
-        self.queue.put_nowait(
-            Completed(self.admission, result, entry, truncated_by=ending.error if truncated else None)
-        )
+        if not self.reply_first:
+            self.queue.put_nowait(Completed(self.admission, result, entry, truncated_by))
 
 
 def _keep(task: asyncio.Task[Any]) -> asyncio.Task[Any]:

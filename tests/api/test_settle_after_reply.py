@@ -1,14 +1,18 @@
-"""`/anthropic/v1/messages` (not streamed) starts its bookkeeping only once its reply is out
-(api/fastpath.py `reply_out`, calls/run.py `complete(settle_after=...)`): a settlement started beside the
+"""`/anthropic/v1/messages` does its bookkeeping after the reply. Not streamed, it starts only once the reply is
+out (api/fastpath.py `reply_out`, calls/run.py `complete(settle_after=...)`): a settlement started beside the
 reply's last steps takes the interpreter from them on its database thread (docs/benchmarks.md, thirteenth
-pass). In process, through the lean handler as uvicorn calls it, against the emulator: the server's write of
-the reply's last message is held for a while, and no bill lands during it; once it returns, the call is
-billed exactly once before the request ends; meanwhile its write-ahead record carries upstream's figures."""
+pass). Streamed, the body ends with upstream's stream, not with the bill (`stream(reply_first=True)`). In
+process, through the lean handler as uvicorn calls it, against the emulator: the server's write of the reply's
+last message is held for a while, and no bill lands during it; once it returns, the call is billed exactly
+once before the request ends; meanwhile its write-ahead record carries upstream's figures. Streamed, complete
+and cut: the body's last frame goes out while the settlement is held, the bill lands once before the request
+ends."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import threading
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -85,3 +89,57 @@ async def test_the_settlement_starts_only_after_the_reply_went_out(partner_key_f
     await _db(buffer.flush)
     (row,) = await _db(lambda: list(RequestLog.objects.filter(principal_id=key.pk)))
     assert (row.status, row.cost_micros) == ("complete", entry.cost_micros)
+
+
+@pytest.mark.parametrize(("ending", "marker"), [("complete", ""), ("cut", " [[fault:stream-error-after:4]]")])
+async def test_a_streamed_body_ends_with_upstreams_stream_not_with_its_bill(
+    partner_key_factory, monkeypatch, ending, marker
+):
+    """Streamed: the body's last frame goes out once upstream's stream ended, while the settlement is still
+    held (its first step waits on the database thread); the request ends only after the call is billed, once."""
+    from claudeapp.api.fastpath import PartnerCallHandler
+
+    key = await _db(lambda: partner_key_factory(scopes=["messages"]))
+    await _db(lambda: Budget.objects.create(scope="global", period="month", limit_micros=10**12))
+    settle = threading.Event()
+    ended_sync = inflight.ended_sync
+
+    def held(*args, **kwargs):
+        settle.wait(30)
+        return ended_sync(*args, **kwargs)
+
+    monkeypatch.setattr(inflight, "ended_sync", held)
+    body_ended = asyncio.Event()
+
+    async def on_send(message: dict) -> None:
+        if message["type"] == "http.response.body" and not message.get("more_body"):
+            body_ended.set()
+
+    content = "Tell me a tide" + marker
+    body = {**BODY, "stream": True, "messages": [{"role": "user", "content": content}]}
+    scope, receive, send, sent = raw_asgi_request(
+        "/anthropic/v1/messages",
+        body=json.dumps(body).encode(),
+        headers=[(b"x-api-key", key.raw.encode()), (b"anthropic-version", b"2023-06-01")],
+        on_send=on_send,
+    )
+    request = asyncio.ensure_future(PartnerCallHandler()(scope, receive, send))
+    try:
+        await asyncio.wait_for(body_ended.wait(), 5)  # before this change: only once the settlement landed
+        await asyncio.sleep(0.1)
+        assert not request.done()  # the request waits for its bill
+        assert await _db(LedgerEntry.objects.count) == 0
+    finally:
+        settle.set()
+    await asyncio.wait_for(request, 30)
+
+    assert sent[0]["status"] == 200
+    frames = b"".join(m.get("body", b"") for m in sent[1:]).decode()
+    last_event = frames.strip().rsplit("\n\n", 1)[-1].split("\n", 1)[0]
+    assert last_event == ("event: error" if ending == "cut" else "event: message_stop"), frames
+    entry = await _db(LedgerEntry.objects.get)  # billed before the request ended, exactly once
+    assert (entry.input_tokens, entry.output_tokens) != (0, 0)
+    assert not await _db(Reservation.objects.exists)
+    await _db(buffer.flush)
+    (row,) = await _db(lambda: list(RequestLog.objects.filter(principal_id=key.pk)))
+    assert row.cost_micros == entry.cost_micros

@@ -4,6 +4,7 @@ caller sent, the figures the ledger billed, and never the prompt text or the key
 from __future__ import annotations
 
 import json
+import time
 import uuid
 
 import httpx
@@ -40,8 +41,15 @@ def log_lines(server) -> list[dict]:
     return lines
 
 
-def call_lines(server, request_id: str) -> list[dict]:
-    return [line for line in log_lines(server) if line.get("event") == "call" and line["request_id"] == request_id]
+def call_lines(server, request_id: str, timeout: float = 5.0) -> list[dict]:
+    """The call's lines once there is one: an `/anthropic` reply (streamed or not) ends before its
+    settlement, which writes the line (docs/api.md)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = [line for line in log_lines(server) if line.get("event") == "call" and line["request_id"] == request_id]
+        if lines or time.monotonic() > deadline:
+            return lines
+        time.sleep(0.02)
 
 
 def test_a_call_writes_one_json_line_with_every_field_and_no_prompt_or_key(metrics_web, partner_key):
