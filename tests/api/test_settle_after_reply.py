@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -143,3 +144,51 @@ async def test_a_streamed_body_ends_with_upstreams_stream_not_with_its_bill(
     await _db(buffer.flush)
     (row,) = await _db(lambda: list(RequestLog.objects.filter(principal_id=key.pk)))
     assert row.cost_micros == entry.cost_micros
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["reply", "streamed"])
+async def test_a_reader_leaving_during_the_last_write_still_has_the_call_billed_before_the_request_ends(
+    partner_key_factory, monkeypatch, stream
+):
+    """The reader goes while the server writes the reply's last message (after upstream answered, before the
+    write returned), and the settlement is held until after it left: the settlement is neither lost nor left
+    to the reaper, and the request ends only once the call is billed, once, its hold gone."""
+    from claudeapp.api.fastpath import PartnerCallHandler
+
+    key = await _db(lambda: partner_key_factory(scopes=["messages"]))
+    await _db(lambda: Budget.objects.create(scope="global", period="month", limit_micros=10**12))
+    ended_sync, reader_gone = inflight.ended_sync, threading.Event()
+
+    def held(*args, **kwargs):
+        reader_gone.wait(30)
+        time.sleep(0.3)
+        return ended_sync(*args, **kwargs)
+
+    monkeypatch.setattr(inflight, "ended_sync", held)
+
+    async def slow_last_write(message: dict) -> None:
+        if message["type"] == "http.response.body" and not message.get("more_body"):
+            await asyncio.sleep(2)  # the reader leaves 0.5 s into this write
+
+    body = {**BODY, "stream": stream}
+    scope, receive, send, sent = raw_asgi_request(
+        "/anthropic/v1/messages",
+        body=json.dumps(body).encode(),
+        headers=[(b"x-api-key", key.raw.encode()), (b"anthropic-version", b"2023-06-01")],
+        disconnect_after=0.5,
+        on_send=slow_last_write,
+    )
+    async def leaves() -> dict:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            reader_gone.set()
+        return message
+
+    await asyncio.wait_for(PartnerCallHandler()(scope, leaves, send), 30)
+
+    assert reader_gone.is_set()
+    assert sent[0]["status"] == 200 and not sent[-1].get("more_body")  # the last write was under way
+    entry = await _db(LedgerEntry.objects.get)  # already there when the request ended
+    assert entry.output_tokens > 0
+    assert not await _db(Reservation.objects.exists)
+    assert not [r for r in inflight.records() if r.get("pid") == str(key.pk)]
