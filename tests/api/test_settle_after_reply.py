@@ -178,6 +178,7 @@ async def test_a_reader_leaving_during_the_last_write_still_has_the_call_billed_
         disconnect_after=0.5,
         on_send=slow_last_write,
     )
+
     async def leaves() -> dict:
         message = await receive()
         if message["type"] == "http.disconnect":
