@@ -61,6 +61,8 @@ _timed(admission.limits, "acquire", "  rate limits (Redis)")
 _timed(admission.budgets, "reserve", "  budget hold (Postgres)")
 _timed(admission, "_wait_for_upstream_room", "  upstream room + in-flight record (Redis)")
 _timed(gateway, "acomplete", "upstream call")
+_timed(run._Pump, "_read", "upstream stream read (streamed)")
+_timed(run._Pump, "_finish", "stream's ending recorded (streamed)")
 _timed(run, "complete", "the upstream call as the view sees it")
 _timed(anthropic_views, "messages", "the view (/anthropic/v1/messages)")  # before the URL conf is read
 _timed(settlement, "settle", "settlement on its thread (after the reply)")
@@ -71,8 +73,12 @@ async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await _application(scope, receive, send)
         return
     started = time.perf_counter()
+    first = [True]
 
     async def timed_send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.body" and first[0]:
+            first[0] = False
+            _record("request in -> first body byte out", started)
         if message["type"] == "http.response.body" and not message.get("more_body"):
             _record("request in -> reply out", started)
         await send(message)
@@ -89,3 +95,7 @@ def _write(*_: Any) -> None:
 
 
 signal.signal(signal.SIGUSR1, _write)
+if os.environ.get("SWITCH_INTERVAL"):  # an experiment's knob: the interpreter's GIL hand-off interval, seconds
+    import sys
+
+    sys.setswitchinterval(float(os.environ["SWITCH_INTERVAL"]))

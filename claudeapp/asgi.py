@@ -7,11 +7,19 @@ and chat assets never tie up Django's thread pool, with or without a prior colle
 from __future__ import annotations
 
 import gc
+import multiprocessing
 import os
 
 import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "claudeapp.settings")
+# `uvicorn --workers N` shares one listening socket between N processes, and libuv (uvloop) accepts every
+# connection waiting on it in whichever process wakes first: a burst of new keep-alive connections (a
+# proxy's pool, wrk -c50) lands mostly on one worker while the others idle. One accept per wakeup, then a
+# yield, spreads them (bench/accept_balance.sh). libuv reads this when the server starts listening, after
+# this import; a lone process (no parent: nothing to share the socket with) keeps libuv's default.
+if multiprocessing.parent_process() is not None:
+    os.environ.setdefault("UV_TCP_SINGLE_ACCEPT", "1")
 django.setup(set_prefix=False)  # what get_asgi_application() does, then our handler instead of Django's
 
 from django.conf import settings  # noqa: E402

@@ -63,3 +63,47 @@ def test_settlement_batches_in_flight_default_to_half_the_database_threads(value
 def test_settlement_batches_in_flight_below_one_stops_startup():
     started = _start("0", name="CALLS_SETTLE_BATCHES_IN_FLIGHT", probe=SETTLE_PROBE)
     assert started.returncode != 0 and "CALLS_SETTLE_BATCHES_IN_FLIGHT must be at least 1" in started.stderr
+
+
+WORKER_PROBE = """
+import multiprocessing, os, sys
+
+
+def worker(queue):
+    import claudeapp.asgi  # noqa: F401
+    queue.put(os.environ.get("UV_TCP_SINGLE_ACCEPT"))
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, os.getcwd())
+    if sys.argv[1] == "lone":
+        import claudeapp.asgi  # noqa: F401
+        print(os.environ.get("UV_TCP_SINGLE_ACCEPT"))
+    else:  # as `uvicorn --workers N` starts its workers: spawned children of one supervisor
+        context = multiprocessing.get_context("spawn")
+        queue = context.Queue()
+        child = context.Process(target=worker, args=(queue,))
+        child.start()
+        print(queue.get(timeout=100))
+        child.join()
+"""
+
+
+@pytest.mark.parametrize(
+    ("how", "preset", "seen"),
+    [("lone", None, "None"), ("worker", None, "1"), ("worker", "0", "0")],
+    ids=["lone-process-keeps-libuv-default", "worker-accepts-one-per-wakeup", "operator-setting-wins"],
+)
+def test_a_web_worker_sharing_the_socket_accepts_one_connection_per_wakeup(tmp_path, how, preset, seen):
+    """claudeapp/asgi.py: under `uvicorn --workers N` (a spawned child) libuv's UV_TCP_SINGLE_ACCEPT is on, so
+    a burst of connections spreads over the workers (bench/accept_balance.sh measures it); a lone process keeps
+    libuv's default; a value the operator set is kept."""
+    probe = tmp_path / "probe.py"
+    probe.write_text(WORKER_PROBE)
+    env = {k: v for k, v in os.environ.items() if k != "UV_TCP_SINGLE_ACCEPT"}
+    if preset is not None:
+        env["UV_TCP_SINGLE_ACCEPT"] = preset
+    started = subprocess.run([sys.executable, str(probe), how], cwd=PROJECT_ROOT, env=env, capture_output=True,
+                             text=True, timeout=120)  # fmt: skip
+    assert started.returncode == 0, started.stderr
+    assert started.stdout.strip().splitlines()[-1] == seen
