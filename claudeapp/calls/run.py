@@ -353,6 +353,20 @@ async def _complete(
     if answered is None:
         return Completed(admission, result, await _in_db(_ended_then(record), admission, Ending(result)))
     answered.set_result(result)
+    entry = await _settle_answered(admission, tracker, record, Ending(result), settle_after)
+    return Completed(admission, result, entry)
+
+
+async def _settle_answered(
+    admission: Admission,
+    tracker: inflight.Tracker,
+    record: Record,
+    ending: Ending,
+    settle_after: Awaitable[Any] | None = None,
+) -> Any:
+    """The bookkeeping of a call whose reader has its answer already (`reply_first`): after the next calls'
+    admissions, with the other answered calls' settlements. Its record step's value, or None when it failed
+    (then left to the reaper)."""
     # The settlement's first statement puts upstream's figures on the write-ahead record. One that will wait
     # (other calls in flight: it goes after their admissions, with their settlements) has them written from
     # here at the loop's next turn instead, with the other checkpoints of that moment in one round trip, and
@@ -360,15 +374,14 @@ async def _complete(
     # lock) has them written from here meanwhile. Either way a process killed while the settlement waits
     # has the call billed from them by the reaper, not blind at its bound.
     if yielding.settling_soon():
-        slow = asyncio.get_running_loop().call_later(_SETTLEMENT_SLOW_SECONDS, tracker.final_soon, result)
+        slow = asyncio.get_running_loop().call_later(_SETTLEMENT_SLOW_SECONDS, tracker.final_soon, ending.result)
     else:
         slow = None
-        tracker.final_soon(result)
+        tracker.final_soon(ending.result)
     try:
         if settle_after is not None:  # the reply's last steps first (a slow reader: the timer above covers it)
             await asyncio.shield(settle_after)
-        # After the next calls' admissions, with the other answered calls' settlements: the reader has its answer.
-        entry = await yielding.settle_later(_ended_then(record), admission, Ending(result))
+        return await yielding.settle_later(_ended_then(record), admission, ending)
     except Exception as exc:
         # The reader has its answer; the write-ahead record still holds the call, and the reaper bills it
         # once it is older than CALLS_INFLIGHT_MAX_AGE_SECONDS. The database gone is one line per call, not
@@ -377,11 +390,10 @@ async def _complete(
             log.warning("settling an answered call failed (database unavailable: %s); left to the reaper", exc)
         else:
             log.exception("settling an answered call failed; its in-flight record is left to the reaper")
-        entry = None
+        return None
     finally:
         if slow is not None:
             slow.cancel()
-    return Completed(admission, result, entry)
 
 
 _SETTLEMENT_SLOW_SECONDS = 0.1  # several times a settlement's usual wait, even in a busy process
@@ -472,6 +484,8 @@ class _Pump:
         try:
             await self._read()
         except asyncio.CancelledError:  # the process is shutting down: bill the most it can have cost
+            if self.finished:  # unless its ending is being recorded: that lands, or its record goes to the reaper
+                raise
             await self.tracker.landed()
             await _in_db(self.record, self.admission, Ending(_bound_result(self.admission, self.spec), detached=True))
             raise
@@ -520,6 +534,9 @@ class _Pump:
         if self.reply_first:  # the reader's last frames need only how it ended: its body ends before the bill
             self.queue.put_nowait(Completed(self.admission, result, None, truncated_by, settling=self.task))
         await self.tracker.landed()
+        if self.reply_first and not truncated:  # upstream's exact figures: settled as an answered call is
+            await _settle_answered(self.admission, self.tracker, self.record, ending)
+            return
         entry = await _in_db(_ended_then(self.record), self.admission, ending)
         if not self.reply_first:
             self.queue.put_nowait(Completed(self.admission, result, entry, truncated_by))

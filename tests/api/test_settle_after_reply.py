@@ -11,6 +11,7 @@ ends."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 import time
@@ -193,3 +194,45 @@ async def test_a_reader_leaving_during_the_last_write_still_has_the_call_billed_
     assert entry.output_tokens > 0
     assert not await _db(Reservation.objects.exists)
     assert not [r for r in inflight.records() if r.get("pid") == str(key.pk)]
+
+
+async def test_a_streamed_settlement_under_way_at_shutdown_is_billed_once_not_again_at_its_bound(
+    partner_key_factory, monkeypatch
+):
+    """A process shutting down cancels the tasks it has left (asyncio.run's cleanup). A stream whose ending is
+    being recorded (its settlement waiting on its database thread) is billed by that settlement alone, not a
+    second time at its bound as a stream cut by the shutdown would be."""
+    from claudeapp.accounts.principals import Principal
+    from claudeapp.calls import run
+
+    key = await _db(lambda: partner_key_factory(scopes=["messages"]))
+    await _db(lambda: Budget.objects.create(scope="global", period="month", limit_micros=10**12))
+    on_thread, settle = threading.Event(), threading.Event()
+    ended_sync = inflight.ended_sync
+
+    def held(*args, **kwargs):
+        on_thread.set()
+        settle.wait(30)
+        return ended_sync(*args, **kwargs)
+
+    monkeypatch.setattr(inflight, "ended_sync", held)
+    principal = Principal(kind="partner_key", id=key.pk, user_id=key.owner_id)
+    spec = run.CallSpec(messages=BODY["messages"], max_tokens=40)
+    admission, spec = await run.admit(principal=principal, requested_model=BODY["model"], spec=spec, streamed=True)
+    stream = run.stream(admission=admission, spec=spec, raw_events=True, reply_first=True)
+    async with contextlib.aclosing(stream) as events:
+        (done,) = [event async for event in events if isinstance(event, run.Completed)]
+    assert done.entry is None and done.settling is not None  # the stream ended before its bill
+    assert await asyncio.to_thread(on_thread.wait, 10)
+    done.settling.cancel()  # the shutdown, while the settlement is on its thread
+    await asyncio.sleep(0.2)
+    settle.set()
+    with contextlib.suppress(asyncio.CancelledError):
+        await done.settling
+    deadline = time.monotonic() + 5
+    while not await _db(LedgerEntry.objects.exists) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.3)
+    (entry,) = await _db(lambda: list(LedgerEntry.objects.all()))
+    assert entry.upstream_message_id and entry.output_tokens > 0  # upstream's figures, not the bound's
+    assert not await _db(Reservation.objects.exists)
