@@ -53,11 +53,38 @@ def _db(step):
     return sync_to_async(run)()
 
 
+async def _funded_key(partner_key_factory):
+    """A partner key with the messages scope, and a global budget roomy enough for every call."""
+    key = await _db(lambda: partner_key_factory(scopes=["messages"]))
+    await _db(lambda: Budget.objects.create(scope="global", period="month", limit_micros=10**12))
+    return key
+
+
+def _request(key, body: dict, **options):
+    """A raw ASGI POST of `body` to /anthropic/v1/messages with `key` (raw_asgi_request's options)."""
+    headers = [(b"x-api-key", key.raw.encode()), (b"anthropic-version", b"2023-06-01")]
+    return raw_asgi_request("/anthropic/v1/messages", body=json.dumps(body).encode(), headers=headers, **options)
+
+
+def _hold_settlement(monkeypatch) -> tuple[threading.Event, threading.Event]:
+    """The settlement's first step (upstream's figures on the in-flight record) waits on its database thread
+    until the second event is set; the first is set once it is waiting there."""
+    on_thread, go = threading.Event(), threading.Event()
+    ended_sync = inflight.ended_sync
+
+    def held(*args, **kwargs):
+        on_thread.set()
+        go.wait(30)
+        return ended_sync(*args, **kwargs)
+
+    monkeypatch.setattr(inflight, "ended_sync", held)
+    return on_thread, go
+
+
 async def test_the_settlement_starts_only_after_the_reply_went_out(partner_key_factory):
     from claudeapp.api.fastpath import PartnerCallHandler
 
-    key = await _db(lambda: partner_key_factory(scopes=["messages"]))
-    await _db(lambda: Budget.objects.create(scope="global", period="month", limit_micros=10**12))
+    key = await _funded_key(partner_key_factory)
     billed_while_replying: list[int] = []
     records: list[dict] = []
 
@@ -69,12 +96,7 @@ async def test_the_settlement_starts_only_after_the_reply_went_out(partner_key_f
             # figures are on it (0.1 s after the answer), so a process killed now is billed exactly by the reaper.
             records.extend(inflight.records())
 
-    scope, receive, send, sent = raw_asgi_request(
-        "/anthropic/v1/messages",
-        body=json.dumps(BODY).encode(),
-        headers=[(b"x-api-key", key.raw.encode()), (b"anthropic-version", b"2023-06-01")],
-        on_send=slow_last_write,
-    )
+    scope, receive, send, sent = _request(key, BODY, on_send=slow_last_write)
     await asyncio.wait_for(PartnerCallHandler()(scope, receive, send), 30)
 
     assert sent[0]["status"] == 200, sent
@@ -101,16 +123,8 @@ async def test_a_streamed_body_ends_with_upstreams_stream_not_with_its_bill(
     held (its first step waits on the database thread); the request ends only after the call is billed, once."""
     from claudeapp.api.fastpath import PartnerCallHandler
 
-    key = await _db(lambda: partner_key_factory(scopes=["messages"]))
-    await _db(lambda: Budget.objects.create(scope="global", period="month", limit_micros=10**12))
-    settle = threading.Event()
-    ended_sync = inflight.ended_sync
-
-    def held(*args, **kwargs):
-        settle.wait(30)
-        return ended_sync(*args, **kwargs)
-
-    monkeypatch.setattr(inflight, "ended_sync", held)
+    key = await _funded_key(partner_key_factory)
+    _, settle = _hold_settlement(monkeypatch)
     body_ended = asyncio.Event()
 
     async def on_send(message: dict) -> None:
@@ -119,12 +133,7 @@ async def test_a_streamed_body_ends_with_upstreams_stream_not_with_its_bill(
 
     content = "Tell me a tide" + marker
     body = {**BODY, "stream": True, "messages": [{"role": "user", "content": content}]}
-    scope, receive, send, sent = raw_asgi_request(
-        "/anthropic/v1/messages",
-        body=json.dumps(body).encode(),
-        headers=[(b"x-api-key", key.raw.encode()), (b"anthropic-version", b"2023-06-01")],
-        on_send=on_send,
-    )
+    scope, receive, send, sent = _request(key, body, on_send=on_send)
     request = asyncio.ensure_future(PartnerCallHandler()(scope, receive, send))
     try:
         await asyncio.wait_for(body_ended.wait(), 5)  # before this change: only once the settlement landed
@@ -156,34 +165,22 @@ async def test_a_reader_leaving_during_the_last_write_still_has_the_call_billed_
     to the reaper, and the request ends only once the call is billed, once, its hold gone."""
     from claudeapp.api.fastpath import PartnerCallHandler
 
-    key = await _db(lambda: partner_key_factory(scopes=["messages"]))
-    await _db(lambda: Budget.objects.create(scope="global", period="month", limit_micros=10**12))
-    ended_sync, reader_gone = inflight.ended_sync, threading.Event()
-
-    def held(*args, **kwargs):
-        reader_gone.wait(30)
-        time.sleep(0.3)
-        return ended_sync(*args, **kwargs)
-
-    monkeypatch.setattr(inflight, "ended_sync", held)
+    key = await _funded_key(partner_key_factory)
+    _, settle = _hold_settlement(monkeypatch)
 
     async def slow_last_write(message: dict) -> None:
         if message["type"] == "http.response.body" and not message.get("more_body"):
             await asyncio.sleep(2)  # the reader leaves 0.5 s into this write
 
     body = {**BODY, "stream": stream}
-    scope, receive, send, sent = raw_asgi_request(
-        "/anthropic/v1/messages",
-        body=json.dumps(body).encode(),
-        headers=[(b"x-api-key", key.raw.encode()), (b"anthropic-version", b"2023-06-01")],
-        disconnect_after=0.5,
-        on_send=slow_last_write,
-    )
+    scope, receive, send, sent = _request(key, body, disconnect_after=0.5, on_send=slow_last_write)
+    reader_gone = asyncio.Event()
 
     async def leaves() -> dict:
         message = await receive()
         if message["type"] == "http.disconnect":
             reader_gone.set()
+            asyncio.get_running_loop().call_later(0.3, settle.set)  # the settlement goes on after the reader left
         return message
 
     await asyncio.wait_for(PartnerCallHandler()(scope, leaves, send), 30)
@@ -205,17 +202,8 @@ async def test_a_streamed_settlement_under_way_at_shutdown_is_billed_once_not_ag
     from claudeapp.accounts.principals import Principal
     from claudeapp.calls import run
 
-    key = await _db(lambda: partner_key_factory(scopes=["messages"]))
-    await _db(lambda: Budget.objects.create(scope="global", period="month", limit_micros=10**12))
-    on_thread, settle = threading.Event(), threading.Event()
-    ended_sync = inflight.ended_sync
-
-    def held(*args, **kwargs):
-        on_thread.set()
-        settle.wait(30)
-        return ended_sync(*args, **kwargs)
-
-    monkeypatch.setattr(inflight, "ended_sync", held)
+    key = await _funded_key(partner_key_factory)
+    on_thread, settle = _hold_settlement(monkeypatch)
     principal = Principal(kind="partner_key", id=key.pk, user_id=key.owner_id)
     spec = run.CallSpec(messages=BODY["messages"], max_tokens=40)
     admission, spec = await run.admit(principal=principal, requested_model=BODY["model"], spec=spec, streamed=True)
