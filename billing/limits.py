@@ -13,7 +13,9 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import redis
 from django.conf import settings
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
@@ -104,24 +106,72 @@ def _script():  # type: ignore[no-untyped-def]
 
 def acquire(*, principal: Principal, model_id: str, input_tokens: int, max_tokens: int) -> LimitTicket:
     """Take one request, its input estimate and max_tokens from every applicable bucket, or raise RateLimited."""
-    ticket = LimitTicket(id=uuid.uuid4().hex)
     try:
-        policies = applicable(principal, model_id, _policies.get())
-        rate, concurrency = _buckets(principal, policies, input_tokens, max_tokens)
-        if not rate and not concurrency:
-            return ticket
-        args: list[object] = ["acquire", len(rate), ticket.id, settings.BILLING_CONCURRENCY_LEASE_SECONDS * 1_000_000]
-        args += [x for b in rate for x in (b.limit, b.cost)] + [limit for _, limit in concurrency]
-        keys = [b.key for b in rate] + [k for k, _ in concurrency]
-        result = _script()(keys=keys, args=args)
+        asked = _ask(principal, model_id, input_tokens, max_tokens)
+        if asked.nothing_to_take:
+            return asked.ticket
+        result = _script()(keys=asked.keys, args=asked.args)
     except redisconn.UNAVAILABLE as exc:
-        return _limiter_down(ticket, exc)
-    allowed, retry_us, *figures = (int(x) for x in result)
-    ticket.buckets, ticket.concurrency_keys = rate, [k for k, _ in concurrency]
-    ticket.limit_headers = _headers(rate, figures)
-    if not allowed:
-        raise _refused(retry_us, ticket.limit_headers, rate, concurrency, figures, policies)
-    return ticket
+        return _limiter_down(LimitTicket(id=uuid.uuid4().hex), exc)
+    return asked.answer(result)
+
+
+def acquire_on(pipe: Any, *, principal: Principal, model_id: str, input_tokens: int, max_tokens: int) -> Ask:
+    """`acquire` queued on a caller's pipeline, to go out in its round trip: `.read(reply)` with the
+    script's reply (None: Redis unreachable) gives the ticket or raises what `acquire` would."""
+    asked = _ask(principal, model_id, input_tokens, max_tokens)
+    if not asked.nothing_to_take:
+        pipe.evalsha(_script().sha, len(asked.keys), *asked.keys, *asked.args)
+    return asked
+
+
+@dataclass
+class Ask:
+    """One acquire's buckets and script arguments, and how its reply becomes a ticket."""
+
+    ticket: LimitTicket
+    rate: list[Bucket]
+    concurrency: list[tuple[str, int]]
+    policies: Policies
+    keys: list[str]
+    args: list[object]
+
+    @property
+    def nothing_to_take(self) -> bool:
+        return not self.rate and not self.concurrency
+
+    def read(self, reply: object) -> LimitTicket:
+        if self.nothing_to_take:
+            return self.ticket
+        if reply is None or isinstance(reply, redisconn.UNAVAILABLE):
+            return _limiter_down(self.ticket, reply or ConnectionError("Redis unreachable"))
+        if isinstance(reply, redis.exceptions.NoScriptError):  # Redis restarted or flushed: load and run
+            try:
+                reply = _script()(keys=self.keys, args=self.args)
+            except redisconn.UNAVAILABLE as exc:
+                return _limiter_down(self.ticket, exc)
+        elif isinstance(reply, Exception):
+            raise reply
+        return self.answer(reply)
+
+    def answer(self, result: Any) -> LimitTicket:
+        allowed, retry_us, *figures = (int(x) for x in result)
+        ticket = self.ticket
+        ticket.buckets, ticket.concurrency_keys = self.rate, [k for k, _ in self.concurrency]
+        ticket.limit_headers = _headers(self.rate, figures)
+        if not allowed:
+            raise _refused(retry_us, ticket.limit_headers, self.rate, self.concurrency, figures, self.policies)
+        return ticket
+
+
+def _ask(principal: Principal, model_id: str, input_tokens: int, max_tokens: int) -> Ask:
+    ticket = LimitTicket(id=uuid.uuid4().hex)
+    policies = applicable(principal, model_id, _policies.get())
+    rate, concurrency = _buckets(principal, policies, input_tokens, max_tokens)
+    args: list[object] = ["acquire", len(rate), ticket.id, settings.BILLING_CONCURRENCY_LEASE_SECONDS * 1_000_000]
+    args += [x for b in rate for x in (b.limit, b.cost)] + [limit for _, limit in concurrency]
+    keys = [b.key for b in rate] + [k for k, _ in concurrency]
+    return Ask(ticket, rate, concurrency, policies, keys, args)
 
 
 def _refused(

@@ -93,11 +93,14 @@ def decide(planned: Planned, *, store: bool = True, later: bool = False) -> Rout
     if isinstance(outcome, engine.NeedsLabel):
         outcome = engine.finish(planned.features, mm, outcome, classify(planned.features.text, mm=mm))
     decision = _decision(outcome, mm, planned.started)
-    if store:
-        row = _row(planned.features, decision)
-        pk = decisionlog.queue(row) if later and decisionlog.taken() else rows.insert(RoutingDecision(**row))
-        decision = _with_id(decision, pk)
-    return decision
+    return stored(planned, decision, later=later) if store else decision
+
+
+def stored(planned: Planned, decision: RouteDecision, *, later: bool = False) -> RouteDecision:
+    """Store a decision taken with `store=False`, by a caller that keeps it only once its call is admitted."""
+    row = _row(planned.features, decision)
+    pk = decisionlog.queue(row) if later and decisionlog.taken() else rows.insert(RoutingDecision(**row))
+    return _with_id(decision, pk)
 
 
 def route(request: RouteRequest, *, store: bool = True) -> RouteDecision:

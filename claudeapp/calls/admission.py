@@ -6,7 +6,6 @@ database thread (claudeapp/core/dbthread.py, via calls/run.py), which hands its 
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ from django.conf import settings
 
 from billing import budgets, limits, prices, upstream
 from billing.costs import Usage
-from billing.errors import PriceMissing
+from billing.errors import BudgetExceeded, PriceMissing, RateLimited
 from billing.limits import LimitTicket
 from billing.models import Reservation
 from claudeapp.accounts.principals import Principal
@@ -80,6 +79,9 @@ def admit(
     call's write-ahead record, written in the round trip that takes the upstream room
     (calls/inflight.start_on); dropped again, with the hold and the ticket, if that refuses.
 
+    A stateless call the rules route alone (`start` given, no classifier, a sure local count) takes
+    its hold first and the rest in one Redis round trip (`_admit_hold_first`): two round trips, not three.
+
     Raises routing.errors.*, billing.errors.RateLimited / BudgetExceeded / PriceMissing, UpstreamBusy.
     """
     extra = extra or {}
@@ -98,6 +100,31 @@ def admit(
             interactive=interactive,
         )
     )
+    try:
+        if start is not None and decision_later and _hold_first(principal, planned, local):
+            return _admit_hold_first(principal, planned, local, max_tokens, start=start)
+        return _admit_in_order(
+            principal, planned, local, messages, system, extra, max_tokens,
+            subject=subject, decision_later=decision_later, start=start,
+        )  # fmt: skip
+    except RateLimited as exc:
+        _limited_until[principal.key] = time.monotonic() + min(max(exc.retry_after_seconds, 1.0), 60.0)
+        raise
+
+
+def _admit_in_order(
+    principal: Principal,
+    planned: routing.Planned,
+    local: accounting.InputBound,
+    messages: Sequence[Mapping[str, Any]],
+    system: Any,
+    extra: Mapping[str, Any],
+    max_tokens: int,
+    *,
+    subject: str,
+    decision_later: bool,
+    start: Start | None,
+) -> Admission:
     provisional = planned.provisional_model
     ticket = limits.acquire(principal=principal, model_id=provisional, input_tokens=local.tokens, max_tokens=max_tokens)
     try:
@@ -228,19 +255,100 @@ def _dearest(decision: RouteDecision, input_tokens: int, max_tokens: int) -> str
     return max(worst, key=lambda m: worst[m])
 
 
-def _wait_for_upstream_room(admitted: Admission, *, start: Start | None) -> None:
+# Principals whose rate limits refused them a moment ago (this process): until the refusal's retry-after
+# has passed their calls take the limits first again, so a flood of refused calls costs Postgres nothing.
+_limited_until: dict[str, float] = {}
+
+
+def _hold_first(principal: Principal, planned: routing.Planned, local: accounting.InputBound) -> bool:
+    """The classifier and upstream's token count are calls of their own, made inside the limits: not these."""
+    if planned.needs_classifier or accounting.needs_count(local):
+        return False
+    until = _limited_until.get(principal.key)
+    if until is None:
+        return True
+    if until > time.monotonic():
+        return False
+    _limited_until.pop(principal.key, None)
+    if len(_limited_until) > 10_000:  # never more than the principals refused lately
+        _limited_until.clear()
+    return True
+
+
+def _admit_hold_first(
+    principal: Principal, planned: routing.Planned, local: accounting.InputBound, max_tokens: int, *, start: Start
+) -> Admission:
+    """The hold (Postgres), then the rate limits, the org's upstream room and the write-ahead record in one
+    Redis round trip. The refusals stay what they were: a budget refusal takes nothing else; a limit
+    refusal gives the hold back and drops the record (the upstream room it took is not given back: the
+    next answer's headers put the org's figures right). The routing decision is stored once admitted, or
+    refused by a budget, as the other order stores it."""
+    decision = routing.decide(planned, store=False)
+    prices.current_price(model_id=decision.model_id)  # an unpriced model is refused, never billed at $0
+    try:
+        reservation = budgets.reserve(
+            principal=principal,
+            model_id=_dearest(decision, local.tokens, max_tokens),
+            input_tokens=local.tokens,
+            max_tokens=max_tokens,
+        )
+    except BudgetExceeded:
+        routing.stored(planned, decision, later=True)  # the router decided: the console shows it all the same
+        raise
+    admitted = Admission(principal, decision, reservation, limits.LimitTicket(id=""), local.tokens, max_tokens)
+    try:
+        _wait_for_upstream_room(admitted, start=start, with_limits=True)
+        admitted.decision = routing.stored(planned, decision, later=True)
+    except BaseException:
+        settlement.abandon(admission=admitted)
+        raise
+    return admitted
+
+
+def _wait_for_upstream_room(admitted: Admission, *, start: Start | None, with_limits: bool = False) -> None:
     """Keep the whole deployment under the org's Anthropic limits (learned from response headers):
-    wait a moment when that is enough, otherwise refuse before hammering Claude into 429s."""
+    wait a moment when that is enough, otherwise refuse before hammering Claude into 429s.
+    `with_limits`: the rate limits go in the same round trip, their ticket set on `admitted` (or
+    RateLimited raised) before any wait."""
     model_id = admitted.decision.model_id
+    taking = _Taking(admitted, start, with_limits)
     wait = upstream.upstream_wait_seconds(
-        model_id=model_id,
-        input_tokens=admitted.input_tokens,
-        also=functools.partial(start, admitted) if start is not None else None,
+        model_id=model_id, input_tokens=admitted.input_tokens, also=taking if start or with_limits else None
     )
+    if taking.asked is not None:
+        admitted.ticket = taking.asked.read(taking.limit_reply)
     if wait > settings.UPSTREAM_MAX_WAIT_SECONDS:
         raise UpstreamBusy(model_id=model_id, retry_after_seconds=wait)
     if wait > 0:
         time.sleep(wait)  # admission runs in a worker thread, never on the event loop
+
+
+class _Taking:
+    """What admission queues beside its take of the org's upstream room (billing/upstream.Also): the
+    rate limits (hold-first admission) and the call's write-ahead record, and where their replies go."""
+
+    def __init__(self, admitted: Admission, start: Start | None, with_limits: bool) -> None:
+        self.admitted, self.start, self.with_limits = admitted, start, with_limits
+        self.asked: limits.Ask | None = None
+        self.limit_reply: object = None
+
+    def __call__(self, pipe: Any) -> Callable[[list[Any] | None], None]:
+        a = self.admitted
+        if self.with_limits:
+            self.asked = limits.acquire_on(
+                pipe, principal=a.principal, model_id=a.decision.model_id, input_tokens=a.input_tokens,
+                max_tokens=a.max_tokens,
+            )  # fmt: skip
+        mine = 1 if self.asked is not None and not self.asked.nothing_to_take else 0
+        record = self.start(a, pipe) if self.start is not None else None
+
+        def replied(replies: list[Any] | None) -> None:
+            if mine and replies is not None:
+                self.limit_reply = replies[0]
+            if record is not None:
+                record(None if replies is None else replies[mine:])
+
+        return replied
 
 
 def route(*, principal: Principal, request: RouteRequest, subject: str = "") -> RouteDecision:

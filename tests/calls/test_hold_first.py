@@ -1,0 +1,236 @@
+"""A stateless call the rules route alone is admitted in two round trips, not three (calls/admission.py,
+`_admit_hold_first`): the budget hold, then one Redis round trip with the rate limits, the org's upstream room
+and the write-ahead record. Each way admission can end leaves what the other order leaves: an admitted call
+holds its hold, its slot, its record and its decision; a refused one gives back all it took (a limit refusal
+the hold too). A principal its limits just refused takes them first again (no hold for a flood of refused
+calls) until the refusal's retry-after has passed. Real Postgres and Redis; the round trips are counted by
+wrapping the real client's pipeline and the limits script."""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+import redis
+from django.db import connection
+
+from billing import limits, redisconn
+from billing.errors import BudgetExceeded, LimiterUnavailable, RateLimited
+from billing.models import Budget, RateLimitPolicy, Reservation
+from billing.upstream import observe_upstream
+from claudeapp.calls import admission as calls_admission
+from claudeapp.calls import inflight, settlement
+from claudeapp.calls.errors import UpstreamBusy
+from routing import decisionlog
+from routing.models import RoutingDecision
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+MODEL = "claude-haiku-4-5"
+
+
+@pytest.fixture(autouse=True)
+def fresh_redis_state():
+    def wipe() -> None:
+        client = redisconn.client()
+        keys = [*client.scan_iter(match=redisconn.key("upstream", MODEL, "*"), count=1000)]
+        keys += client.scan_iter(match=redisconn.key("rl", "*"), count=1000)
+        if keys:
+            client.delete(*keys)
+
+    wipe()
+    calls_admission._limited_until.clear()
+    yield
+    wipe()
+    calls_admission._limited_until.clear()
+    limits._policies.clear()
+
+
+@pytest.fixture
+def counted(monkeypatch):
+    """Redis round trips admission makes: pipelines sent, and limit scripts sent on their own."""
+    sent = {"pipelines": 0, "limit scripts": 0}
+    client = redisconn.client()
+    real_pipeline, real_script = client.pipeline, limits._script
+
+    def pipeline(*args, **kwargs):
+        sent["pipelines"] += 1
+        return real_pipeline(*args, **kwargs)
+
+    class CountedScript:
+        def __init__(self, script) -> None:
+            self.sha, self._script = script.sha, script
+
+        def __call__(self, **kwargs):
+            sent["limit scripts"] += 1
+            return self._script(**kwargs)
+
+    monkeypatch.setattr(client, "pipeline", pipeline)
+    monkeypatch.setattr(limits, "_script", lambda: CountedScript(real_script()))
+    return sent
+
+
+def _admit(person, *, text: str = "hi", max_tokens: int = 10) -> calls_admission.Admission:
+    return calls_admission.admit(
+        principal=person, requested_model=MODEL, messages=[{"role": "user", "content": text}], system=None,
+        max_tokens=max_tokens, decision_later=True, start=functools.partial(inflight.start_on, streamed=False),
+    )  # fmt: skip
+
+
+def _policy(person, **limits_on) -> None:
+    RateLimitPolicy.objects.create(scope="user", scope_id=person.id, **limits_on)
+    limits._policies.clear()
+
+
+def _holds_taken() -> int:
+    """Reservation ids drawn so far (a sequence: it moves even when the hold is given back or rolled back)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT last_value FROM billing_reservation_id_seq")
+        return cursor.fetchone()[0]
+
+
+def _decisions() -> int:
+    decisionlog.flush()  # a stateless call's decision is queued for the bulk writer when one runs
+    return RoutingDecision.objects.count()
+
+
+def _nothing_held(budget) -> None:
+    budget.refresh_from_db()
+    assert budget.reserved_micros == 0
+    assert not Reservation.objects.exists()
+    assert inflight.records() == []
+
+
+def test_an_admitted_call_holds_its_hold_slot_record_and_decision_in_two_round_trips(person, budget, counted):
+    _policy(person, requests_per_minute=10, input_tokens_per_minute=10_000, concurrent_requests=1)
+    admitted = _admit(person)
+
+    assert counted == {"pipelines": 1, "limit scripts": 0}  # the take, the limits and the record: one round trip
+    assert admitted.ticket.concurrency_keys and admitted.headers()["x-ratelimit-remaining-requests"] == "9"
+    (record,) = inflight.records()
+    assert int(record["res"]) == admitted.reservation.pk and record["id"] == admitted.inflight.call_id
+    budget.refresh_from_db()
+    assert budget.reserved_micros == admitted.reservation.amount_micros > 0
+    decisionlog.flush()
+    assert RoutingDecision.objects.filter(pk=admitted.decision.decision_id, model_id=MODEL).exists()
+    with pytest.raises(RateLimited) as refused:  # its one concurrent slot is taken
+        _admit(person)
+    assert refused.value.axis == "concurrent"
+    settlement.abandon(admission=admitted)
+    _nothing_held(budget)
+
+
+@pytest.mark.parametrize("axis", ["requests", "input-tokens", "concurrent"])
+def test_a_limit_refusal_gives_back_the_hold_and_the_record_and_stores_no_decision(person, budget, axis):
+    from claudeapp.calls import accounting
+
+    one_call = accounting.local_bound(messages=[{"role": "user", "content": "hi"}], system=None).tokens
+    _policy(person, **{"requests": {"requests_per_minute": 1}, "input-tokens": {"input_tokens_per_minute": one_call},
+                       "concurrent": {"concurrent_requests": 1}}[axis])  # fmt: skip
+    first = _admit(person)  # the one request, slot or call's worth of input tokens goes to this call
+    decisions = _decisions()
+
+    with pytest.raises(RateLimited) as refused:
+        _admit(person)
+    assert refused.value.axis == axis
+    assert _decisions() == decisions
+    settlement.abandon(admission=first)
+    _nothing_held(budget)
+
+
+def test_a_budget_refusal_takes_no_limit_and_no_record_and_stores_its_decision(person, seeded, counted):
+    Budget.objects.create(scope="global", period="month", limit_micros=1)
+    _policy(person, requests_per_minute=10)
+    decisions = _decisions()
+
+    with pytest.raises(BudgetExceeded):
+        _admit(person)
+    assert counted == {"pipelines": 0, "limit scripts": 0}  # refused by the hold: Redis never asked
+    assert _decisions() == decisions + 1  # the router decided: the console shows it
+    assert inflight.records() == []
+    Budget.objects.all().delete()
+    assert _admit(person).headers()["x-ratelimit-remaining-requests"] == "9"  # the refused call took no request
+
+
+def test_an_upstream_refusal_gives_back_the_hold_the_slot_the_tokens_and_the_record(person, budget, settings):
+    settings.UPSTREAM_MAX_WAIT_SECONDS = 0.5
+    _policy(person, output_tokens_per_minute=15, concurrent_requests=1)
+    observe_upstream(
+        model_id=MODEL,
+        headers={"anthropic-ratelimit-requests-limit": "1", "anthropic-ratelimit-requests-remaining": "0"},
+    )
+    with pytest.raises(UpstreamBusy):
+        _admit(person)
+    _nothing_held(budget)
+    redisconn.client().delete(*redisconn.client().keys(redisconn.key("upstream", MODEL, "*")))
+    settlement.abandon(admission=_admit(person))  # the slot and the 10 output tokens came back (15 a minute)
+
+
+@pytest.mark.parametrize("fail_open", [True, False], ids=["limits-fail-open", "limits-fail-closed"])
+def test_redis_unreachable_lets_the_call_go_on_unrecorded_or_refuses_it_holding_nothing(
+    person, budget, settings, monkeypatch, fail_open
+):
+    """Redis gone for the whole round trip (a client on a port nothing listens on)."""
+    settings.BILLING_RATE_LIMIT_FAIL_OPEN = fail_open
+    _policy(person, requests_per_minute=10)
+    dead = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
+    monkeypatch.setattr(redisconn, "client", lambda: dead)
+    if not fail_open:
+        with pytest.raises(LimiterUnavailable):
+            _admit(person)
+        monkeypatch.undo()
+        _nothing_held(budget)
+        return
+    admitted = _admit(person)
+    monkeypatch.undo()
+    assert admitted.ticket.degraded and admitted.inflight is None
+    settlement.abandon(admission=admitted)
+    _nothing_held(budget)
+
+
+def test_scripts_flushed_from_redis_are_loaded_and_run(person, budget):
+    _policy(person, requests_per_minute=10)
+    redisconn.client().script_flush()
+    admitted = _admit(person)
+    assert admitted.headers()["x-ratelimit-remaining-requests"] == "9"
+    assert len(inflight.records()) == 1
+    settlement.abandon(admission=admitted)
+    _nothing_held(budget)
+
+
+def test_a_principal_its_limits_just_refused_takes_them_first_until_the_retry_after(person, budget):
+    _policy(person, requests_per_minute=1)
+    settlement.abandon(admission=_admit(person))
+    drawn = _holds_taken()
+    with pytest.raises(RateLimited):
+        _admit(person)  # refused after its hold: the hold was taken and given back
+    assert _holds_taken() == drawn + 1
+
+    for _ in range(3):  # a flood: the limits first, no hold
+        with pytest.raises(RateLimited):
+            _admit(person)
+    assert _holds_taken() == drawn + 1
+    _nothing_held(budget)
+
+    calls_admission._limited_until[person.key] = 0.0  # the retry-after has passed (not waited for: up to 60 s)
+    with pytest.raises(RateLimited):
+        _admit(person)
+    assert _holds_taken() == drawn + 2
+
+
+def test_a_call_that_needs_the_router_s_classifier_or_an_upstream_count_takes_the_limits_first(
+    person, budget, monkeypatch
+):
+    """The classifier and count_tokens are calls of their own, made inside the rate limits: such a call's
+    limits are taken before anything else (the hold waits for the count). A flood of them refused holds nothing."""
+    from claudeapp.calls import accounting
+
+    _policy(person, requests_per_minute=1)
+    settlement.abandon(admission=_admit(person))
+    calls_admission._limited_until.clear()
+    drawn = _holds_taken()
+    monkeypatch.setattr(accounting, "needs_count", lambda bound: True)  # an unsure local count (an image, say)
+    with pytest.raises(RateLimited):
+        _admit(person)
+    assert _holds_taken() == drawn
+    _nothing_held(budget)
