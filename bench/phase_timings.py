@@ -57,9 +57,9 @@ def _timed(owner: Any, name: str, phase: str) -> None:
 
 _timed(run, "admit", "admission, with its thread hop")
 _timed(run, "_admit", "admission on its thread")
-_timed(admission.limits, "acquire", "  rate limits (Redis)")
+_timed(admission.limits, "acquire", "  rate limits on their own (Redis; limits first)")
 _timed(admission.budgets, "reserve", "  budget hold (Postgres)")
-_timed(admission, "_wait_for_upstream_room", "  upstream room + in-flight record (Redis)")
+_timed(admission, "_wait_for_upstream_room", "  upstream room + in-flight record (+ rate limits, hold first) (Redis)")
 _timed(gateway, "acomplete", "upstream call")
 _timed(run._Pump, "_read", "upstream stream read (streamed)")
 _timed(run._Pump, "_finish", "stream's ending recorded (streamed)")

@@ -79,8 +79,8 @@ def admit(
     call's write-ahead record, written in the round trip that takes the upstream room
     (calls/inflight.start_on); dropped again, with the hold and the ticket, if that refuses.
 
-    A stateless call the rules route alone (`start` given, no classifier, a sure local count) takes
-    its hold first and the rest in one Redis round trip (`_admit_hold_first`): two round trips, not three.
+    A call the rules route alone (no classifier, a sure local count) takes its hold first and the rest
+    in one Redis round trip (`_admit_hold_first`): two round trips, not three.
 
     Raises routing.errors.*, billing.errors.RateLimited / BudgetExceeded / PriceMissing, UpstreamBusy.
     """
@@ -101,8 +101,8 @@ def admit(
         )
     )
     try:
-        if start is not None and decision_later and _hold_first(principal, planned, local):
-            return _admit_hold_first(principal, planned, local, max_tokens, start=start)
+        if _hold_first(principal, planned, local):
+            return _admit_hold_first(principal, planned, local, max_tokens, start=start, later=decision_later)
         return _admit_in_order(
             principal, planned, local, messages, system, extra, max_tokens,
             subject=subject, decision_later=decision_later, start=start,
@@ -276,13 +276,19 @@ def _hold_first(principal: Principal, planned: routing.Planned, local: accountin
 
 
 def _admit_hold_first(
-    principal: Principal, planned: routing.Planned, local: accounting.InputBound, max_tokens: int, *, start: Start
+    principal: Principal,
+    planned: routing.Planned,
+    local: accounting.InputBound,
+    max_tokens: int,
+    *,
+    start: Start | None,
+    later: bool,
 ) -> Admission:
-    """The hold (Postgres), then the rate limits, the org's upstream room and the write-ahead record in one
-    Redis round trip. The refusals stay what they were: a budget refusal takes nothing else; a limit
-    refusal gives the hold back and drops the record (the upstream room it took is not given back: the
-    next answer's headers put the org's figures right). The routing decision is stored once admitted, or
-    refused by a budget, as the other order stores it."""
+    """The hold (Postgres), then the rate limits, the org's upstream room and the write-ahead record (a
+    stateless call's) in one Redis round trip. The refusals stay what they were: a budget refusal takes
+    nothing else; a limit refusal gives the hold back and drops the record (the upstream room it took is
+    not given back: the next answer's headers put the org's figures right). The routing decision is
+    stored once admitted, or refused by a budget, as the other order stores it."""
     decision = routing.decide(planned, store=False)
     prices.current_price(model_id=decision.model_id)  # an unpriced model is refused, never billed at $0
     try:
@@ -293,12 +299,12 @@ def _admit_hold_first(
             max_tokens=max_tokens,
         )
     except BudgetExceeded:
-        routing.stored(planned, decision, later=True)  # the router decided: the console shows it all the same
+        routing.stored(planned, decision, later=later)  # the router decided: the console shows it all the same
         raise
     admitted = Admission(principal, decision, reservation, limits.LimitTicket(id=""), local.tokens, max_tokens)
     try:
         _wait_for_upstream_room(admitted, start=start, with_limits=True)
-        admitted.decision = routing.stored(planned, decision, later=True)
+        admitted.decision = routing.stored(planned, decision, later=later)
     except BaseException:
         settlement.abandon(admission=admitted)
         raise

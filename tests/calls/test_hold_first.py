@@ -1,10 +1,10 @@
-"""A stateless call the rules route alone is admitted in two round trips, not three (calls/admission.py,
-`_admit_hold_first`): the budget hold, then one Redis round trip with the rate limits, the org's upstream room
-and the write-ahead record. Each way admission can end leaves what the other order leaves: an admitted call
-holds its hold, its slot, its record and its decision; a refused one gives back all it took (a limit refusal
-the hold too). A principal its limits just refused takes them first again (no hold for a flood of refused
-calls) until the refusal's retry-after has passed. Real Postgres and Redis; the round trips are counted by
-wrapping the real client's pipeline and the limits script."""
+"""A call the rules route alone is admitted in two round trips, not three (calls/admission.py,
+`_admit_hold_first`): the budget hold, then one Redis round trip with the rate limits, the org's upstream
+room and (a stateless call's) write-ahead record. Each way admission can end leaves what the other order
+leaves: an admitted call holds its hold, its slot, its record and its decision; a refused one gives back all
+it took (a limit refusal the hold too). A principal its limits just refused takes them first again (no hold
+for a flood of refused calls) until the refusal's retry-after has passed. Real Postgres and Redis; the round
+trips are counted by wrapping the real client's pipeline and the limits script."""
 
 from __future__ import annotations
 
@@ -70,10 +70,13 @@ def counted(monkeypatch):
     return sent
 
 
-def _admit(person, *, text: str = "hi", max_tokens: int = 10) -> calls_admission.Admission:
+def _admit(person, *, text: str = "hi", max_tokens: int = 10, stateless: bool = True) -> calls_admission.Admission:
+    """A stateless partner call (its record written in admission, its decision queued), or a conversation's
+    turn (no record yet, its decision stored at once: the turn's rows point at it)."""
     return calls_admission.admit(
         principal=person, requested_model=MODEL, messages=[{"role": "user", "content": text}], system=None,
-        max_tokens=max_tokens, decision_later=True, start=functools.partial(inflight.start_on, streamed=False),
+        max_tokens=max_tokens, decision_later=stateless,
+        start=functools.partial(inflight.start_on, streamed=False) if stateless else None,
     )  # fmt: skip
 
 
@@ -101,20 +104,26 @@ def _nothing_held(budget) -> None:
     assert inflight.records() == []
 
 
-def test_an_admitted_call_holds_its_hold_slot_record_and_decision_in_two_round_trips(person, budget, counted):
+@pytest.mark.parametrize("stateless", [True, False], ids=["stateless-call", "conversation-turn"])
+def test_an_admitted_call_holds_its_hold_slot_record_and_decision_in_two_round_trips(
+    person, budget, counted, stateless
+):
     _policy(person, requests_per_minute=10, input_tokens_per_minute=10_000, concurrent_requests=1)
-    admitted = _admit(person)
+    admitted = _admit(person, stateless=stateless)
 
     assert counted == {"pipelines": 1, "limit scripts": 0}  # the take, the limits and the record: one round trip
     assert admitted.ticket.concurrency_keys and admitted.headers()["x-ratelimit-remaining-requests"] == "9"
-    (record,) = inflight.records()
-    assert int(record["res"]) == admitted.reservation.pk and record["id"] == admitted.inflight.call_id
+    if stateless:
+        (record,) = inflight.records()
+        assert int(record["res"]) == admitted.reservation.pk and record["id"] == admitted.inflight.call_id
+        decisionlog.flush()
+    else:
+        assert inflight.records() == [] and admitted.inflight is None  # the turn writes its own, later
     budget.refresh_from_db()
     assert budget.reserved_micros == admitted.reservation.amount_micros > 0
-    decisionlog.flush()
     assert RoutingDecision.objects.filter(pk=admitted.decision.decision_id, model_id=MODEL).exists()
     with pytest.raises(RateLimited) as refused:  # its one concurrent slot is taken
-        _admit(person)
+        _admit(person, stateless=stateless)
     assert refused.value.axis == "concurrent"
     settlement.abandon(admission=admitted)
     _nothing_held(budget)
