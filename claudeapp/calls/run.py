@@ -368,11 +368,11 @@ async def _settle_answered(
     admissions, with the other answered calls' settlements. Its record step's value, or None when it failed
     (then left to the reaper)."""
     # The settlement's first statement puts upstream's figures on the write-ahead record. One that will wait
-    # (other calls in flight: it goes after their admissions, with their settlements) has them written from
-    # here at the loop's next turn instead, with the other checkpoints of that moment in one round trip, and
-    # then skips its own; one that waits longer than it should (in a batch behind a statement stuck on a
-    # lock) has them written from here meanwhile. Either way a process killed while the settlement waits
-    # has the call billed from them by the reaper, not blind at its bound.
+    # (admissions under way, or settlements waiting for a batch: it goes after them, with them) has them
+    # written from here at the loop's next turn instead, with the other checkpoints of that moment in one
+    # round trip, and then skips its own; one that waits longer than it should (behind a batch, or in one
+    # behind a statement stuck on a lock) has them written from here meanwhile. Either way a process killed
+    # while the settlement waits has the call billed from them by the reaper, not blind at its bound.
     if yielding.settling_soon():
         slow = asyncio.get_running_loop().call_later(_SETTLEMENT_SLOW_SECONDS, tracker.final_soon, ending.result)
     else:

@@ -13,9 +13,9 @@ settlements, each still its own statement and transaction; several such batches 
 arrive faster than one thread runs them, CALLS_SETTLE_BATCHES_IN_FLIGHT).
 Until the settlement lands the call's hold stands for its bill (never less), and its write-ahead record
 carries upstream's exact usage from the settlement's first statement on, or, for a settlement that will wait
-(`settling_soon` false), from the loop's next turn after the answer, and for one slow to land (a batch behind a
-statement stuck on a lock) from 0.1 s after it (calls/run.py): a process killed
-meanwhile is billed from it by the reaper.
+(`settling_soon` false: admissions under way, or settlements waiting for a batch), from the loop's next turn
+after the answer, and for one slow to land (behind a batch that is, or a statement stuck on a lock) from 0.1 s
+after it (calls/run.py): a process killed meanwhile is billed from it by the reaper.
 """
 
 from __future__ import annotations
@@ -80,9 +80,10 @@ _later = Batched(
 
 
 def settling_soon() -> bool:
-    """Whether a settlement queued now would start at once: no admission under way in this loop and no
-    settlement batch under way or waiting (a process with no other call in flight)."""
-    return not _state().admitting and not _later.busy()
+    """Whether a settlement queued now would start within a batch's time: no admission under way in this
+    loop and no settlement waiting for a batch (one under way ends in milliseconds; one that does not,
+    behind a statement stuck on a lock, is what calls/run.py's 0.1 s timer is for)."""
+    return not _state().admitting and not _later.backed_up()
 
 
 async def settle_later(step: Callable[..., Any], *args: Any) -> Any:

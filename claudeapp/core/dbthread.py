@@ -180,10 +180,10 @@ class Batched:
         self._around = around
         self._queue = PerLoop(_Queue).get
 
-    def busy(self) -> bool:
-        """Whether a step queued now would wait behind others in this loop (a batch is under way or waiting)."""
-        queue = self._queue()
-        return bool(queue.items or queue.flushers)
+    def backed_up(self) -> bool:
+        """Whether steps are waiting in this loop for a batch to take them: a step queued now would wait
+        behind them, not only for the end of the batches under way (a few milliseconds each)."""
+        return bool(self._queue().items)
 
     async def __call__(self, step: Callable[..., R], *args: Any) -> R:
         queue = self._queue()

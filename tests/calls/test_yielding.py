@@ -66,9 +66,12 @@ async def test_an_admission_that_raises_still_counts_as_ended(settings):
     await asyncio.wait_for(yielding.settle_after_admissions(), 1)
 
 
-async def test_settling_soon_only_with_no_admission_and_no_settlement_batch_under_way():
+async def test_settling_soon_only_with_no_admission_and_no_settlement_waiting_for_a_batch(settings):
     """An answered call whose settlement will wait has upstream's figures written from the loop at once
-    (calls/run.py): the settlement would start at once only in a loop with nothing else in flight."""
+    (calls/run.py): one queued now would start within a batch's time only with no admission under way and
+    no other settlement waiting for a batch (a batch under way is milliseconds; one stuck is the 0.1 s
+    timer's)."""
+    settings.CALLS_SETTLE_BATCHES_IN_FLIGHT = 1
     assert yielding.settling_soon()
     with yielding.admitting():
         assert not yielding.settling_soon()
@@ -84,8 +87,11 @@ async def test_settling_soon_only_with_no_admission_and_no_settlement_batch_unde
 
     queued = asyncio.ensure_future(yielding.settle_later(step))
     await _ticks()
-    assert not yielding.settling_soon()  # a batch under way
+    assert yielding.settling_soon()  # a batch under way, nothing waiting behind it
+    behind = asyncio.ensure_future(yielding.settle_later(lambda: "settled"))
+    await _ticks()
+    assert not yielding.settling_soon()  # a settlement waits for the batch to end
     hold.set()
-    assert await asyncio.wait_for(queued, 5) == "settled"
+    assert await asyncio.wait_for(asyncio.gather(queued, behind), 5) == ["settled", "settled"]
     await _ticks()
     assert yielding.settling_soon()
