@@ -133,12 +133,7 @@ def _admit_in_order(
             ticket = _retake_for(ticket, principal, provisional, decision.model_id, local.tokens, max_tokens)
         prices.current_price(model_id=decision.model_id)  # an unpriced model is refused, never billed at $0
         bound = input_bound(principal, decision.model_id, messages, system, extra, local, max_tokens)
-        reservation = budgets.reserve(
-            principal=principal,
-            model_id=_dearest(decision, bound.tokens, max_tokens),
-            input_tokens=bound.tokens,
-            max_tokens=max_tokens,
-        )
+        reservation = _hold(principal, decision, bound.tokens, max_tokens)
     except BaseException:
         limits.finish(ticket=ticket, usage=None)
         raise
@@ -242,6 +237,15 @@ def input_bound(
     )
 
 
+def _hold(principal: Principal, decision: RouteDecision, input_tokens: int, max_tokens: int) -> Reservation:
+    return budgets.reserve(
+        principal=principal,
+        model_id=_dearest(decision, input_tokens, max_tokens),
+        input_tokens=input_tokens,
+        max_tokens=max_tokens,
+    )
+
+
 def _dearest(decision: RouteDecision, input_tokens: int, max_tokens: int) -> str:
     """The hold covers the dearest model the fallback chain may end on, so a fallback never overspends."""
     chain = list(decision.fallback_chain) or [decision.model_id]
@@ -292,12 +296,7 @@ def _admit_hold_first(
     decision = routing.decide(planned, store=False)
     prices.current_price(model_id=decision.model_id)  # an unpriced model is refused, never billed at $0
     try:
-        reservation = budgets.reserve(
-            principal=principal,
-            model_id=_dearest(decision, local.tokens, max_tokens),
-            input_tokens=local.tokens,
-            max_tokens=max_tokens,
-        )
+        reservation = _hold(principal, decision, local.tokens, max_tokens)
     except BudgetExceeded:
         routing.stored(planned, decision, later=later)  # the router decided: the console shows it all the same
         raise

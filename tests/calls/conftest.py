@@ -28,6 +28,22 @@ def clean_records():
 
 
 @pytest.fixture
+def no_learned_limits():
+    """No org limits learned from upstream's headers and no rate-limit bucket left by another test."""
+
+    def wipe() -> None:
+        client = redisconn.client()
+        keys = [*client.scan_iter(match=redisconn.key("upstream", "*"), count=1000)]
+        keys += client.scan_iter(match=redisconn.key("rl", "*"), count=1000)
+        if keys:
+            client.delete(*keys)
+
+    wipe()
+    yield
+    wipe()
+
+
+@pytest.fixture
 def seeded(db, settings):
     from billing import prices
     from billing import seed as billing_seed

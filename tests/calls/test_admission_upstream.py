@@ -18,22 +18,9 @@ from claudeapp.calls import admission as calls_admission
 from claudeapp.calls import inflight, settlement
 from claudeapp.calls.errors import UpstreamBusy
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("no_learned_limits")]
 
 MODEL = "claude-haiku-4-5"
-
-
-@pytest.fixture(autouse=True)
-def no_learned_limits():
-    def wipe() -> None:
-        client = redisconn.client()
-        keys = list(client.scan_iter(match=redisconn.key("upstream", MODEL, "*"), count=1000))
-        if keys:
-            client.delete(*keys)
-
-    wipe()
-    yield
-    wipe()
 
 
 def _admit(person, *, max_tokens: int = 10) -> calls_admission.Admission:

@@ -30,18 +30,9 @@ MODEL = "claude-haiku-4-5"
 
 
 @pytest.fixture(autouse=True)
-def fresh_redis_state():
-    def wipe() -> None:
-        client = redisconn.client()
-        keys = [*client.scan_iter(match=redisconn.key("upstream", MODEL, "*"), count=1000)]
-        keys += client.scan_iter(match=redisconn.key("rl", "*"), count=1000)
-        if keys:
-            client.delete(*keys)
-
-    wipe()
+def no_refusals_remembered(no_learned_limits):
     calls_admission._limited_until.clear()
     yield
-    wipe()
     calls_admission._limited_until.clear()
     limits._policies.clear()
 
