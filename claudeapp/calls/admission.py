@@ -108,7 +108,10 @@ def admit(
             subject=subject, decision_later=decision_later, start=start,
         )  # fmt: skip
     except RateLimited as exc:
-        _limited_until[principal.key] = time.monotonic() + min(max(exc.retry_after_seconds, 1.0), 60.0)
+        _refused_until[principal.key] = time.monotonic() + min(max(exc.retry_after_seconds, 1.0), 60.0)
+        raise
+    except BudgetExceeded:
+        _refused_until[principal.key] = time.monotonic() + _BUDGET_REFUSAL_MEMORY_SECONDS
         raise
 
 
@@ -259,23 +262,26 @@ def _dearest(decision: RouteDecision, input_tokens: int, max_tokens: int) -> str
     return max(worst, key=lambda m: worst[m])
 
 
-# Principals whose rate limits refused them a moment ago (this process): until the refusal's retry-after
-# has passed their calls take the limits first again, so a flood of refused calls costs Postgres nothing.
-_limited_until: dict[str, float] = {}
+# Principals refused a moment ago (this process) take their limits first again: by their rate limits, until
+# the refusal's retry-after has passed, so a flood of refused calls costs Postgres nothing; by a budget, for
+# a while, so a flood of calls on a spent budget is held by the rate limits (each counts as a request, as
+# it did before the hold went first) instead of each reaching Postgres. Only the order changes, not the answer.
+_refused_until: dict[str, float] = {}
+_BUDGET_REFUSAL_MEMORY_SECONDS = 10.0
 
 
 def _hold_first(principal: Principal, planned: routing.Planned, local: accounting.InputBound) -> bool:
     """The classifier and upstream's token count are calls of their own, made inside the limits: not these."""
     if planned.needs_classifier or accounting.needs_count(local):
         return False
-    until = _limited_until.get(principal.key)
+    until = _refused_until.get(principal.key)
     if until is None:
         return True
     if until > time.monotonic():
         return False
-    _limited_until.pop(principal.key, None)
-    if len(_limited_until) > 10_000:  # never more than the principals refused lately
-        _limited_until.clear()
+    _refused_until.pop(principal.key, None)
+    if len(_refused_until) > 10_000:  # never more than the principals refused lately
+        _refused_until.clear()
     return True
 
 

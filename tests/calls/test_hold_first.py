@@ -3,8 +3,9 @@
 room and (a stateless call's) write-ahead record. Each way admission can end leaves what the other order
 leaves: an admitted call holds its hold, its slot, its record and its decision; a refused one gives back all
 it took (a limit refusal the hold too). A principal its limits just refused takes them first again (no hold
-for a flood of refused calls) until the refusal's retry-after has passed. Real Postgres and Redis; the round
-trips are counted by wrapping the real client's pipeline and the limits script."""
+for a flood of refused calls) until the refusal's retry-after has passed, and one a budget just refused for
+a while (a flood on a spent budget is held by the rate limits). Real Postgres and Redis; the round trips are
+counted by wrapping the real client's pipeline and the limits script."""
 
 from __future__ import annotations
 
@@ -31,9 +32,9 @@ MODEL = "claude-haiku-4-5"
 
 @pytest.fixture(autouse=True)
 def no_refusals_remembered(no_learned_limits):
-    calls_admission._limited_until.clear()
+    calls_admission._refused_until.clear()
     yield
-    calls_admission._limited_until.clear()
+    calls_admission._refused_until.clear()
     limits._policies.clear()
 
 
@@ -148,8 +149,15 @@ def test_a_budget_refusal_takes_no_limit_and_no_record_and_stores_its_decision(p
     assert counted == {"pipelines": 0, "limit scripts": 0}  # refused by the hold: Redis never asked
     assert _decisions() == decisions + 1  # the router decided: the console shows it
     assert inflight.records() == []
+
+    # A flood on the spent budget: the limits first again, each call a request taken before its hold (so the
+    # rate limit holds the flood, as before the hold went first).
+    for _ in range(2):
+        with pytest.raises(BudgetExceeded):
+            _admit(person)
+    assert counted == {"pipelines": 0, "limit scripts": 4}  # a take and its finish each
     Budget.objects.all().delete()
-    assert _admit(person).headers()["x-ratelimit-remaining-requests"] == "9"  # the refused call took no request
+    assert _admit(person).headers()["x-ratelimit-remaining-requests"] == "7"  # 10 less 3: the first refusal took none
 
 
 def test_an_upstream_refusal_gives_back_the_hold_the_slot_the_tokens_and_the_record(person, budget, settings):
@@ -212,7 +220,7 @@ def test_a_principal_its_limits_just_refused_takes_them_first_until_the_retry_af
     assert _holds_taken() == drawn + 1
     _nothing_held(budget)
 
-    calls_admission._limited_until[person.key] = 0.0  # the retry-after has passed (not waited for: up to 60 s)
+    calls_admission._refused_until[person.key] = 0.0  # the retry-after has passed (not waited for: up to 60 s)
     with pytest.raises(RateLimited):
         _admit(person)
     assert _holds_taken() == drawn + 2
@@ -227,7 +235,7 @@ def test_a_call_that_needs_the_router_s_classifier_or_an_upstream_count_takes_th
 
     _policy(person, requests_per_minute=1)
     settlement.abandon(admission=_admit(person))
-    calls_admission._limited_until.clear()
+    calls_admission._refused_until.clear()
     drawn = _holds_taken()
     monkeypatch.setattr(accounting, "needs_count", lambda bound: True)  # an unsure local count (an image, say)
     with pytest.raises(RateLimited):
