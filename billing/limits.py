@@ -116,13 +116,11 @@ def acquire(*, principal: Principal, model_id: str, input_tokens: int, max_token
     return asked.answer(result)
 
 
-def acquire_on(pipe: Any, *, principal: Principal, model_id: str, input_tokens: int, max_tokens: int) -> Ask:
-    """`acquire` queued on a caller's pipeline, to go out in its round trip: `.read(reply)` with the
-    script's reply (None: Redis unreachable) gives the ticket or raises what `acquire` would."""
-    asked = _ask(principal, model_id, input_tokens, max_tokens)
-    if not asked.nothing_to_take:
-        pipe.evalsha(_script().sha, len(asked.keys), *asked.keys, *asked.args)
-    return asked
+def ask(*, principal: Principal, model_id: str, input_tokens: int, max_tokens: int) -> Ask:
+    """`acquire` for a caller's own pipeline: `.queue_on(pipe)` puts it in that round trip, `.read(reply)`
+    with the script's reply (None: Redis unreachable, or never sent) gives the ticket or raises what
+    `acquire` would."""
+    return _ask(principal, model_id, input_tokens, max_tokens)
 
 
 @dataclass
@@ -139,6 +137,13 @@ class Ask:
     @property
     def nothing_to_take(self) -> bool:
         return not self.rate and not self.concurrency
+
+    def queue_on(self, pipe: Any) -> int:
+        """The script on `pipe`; how many replies it adds there (none when no bucket applies)."""
+        if self.nothing_to_take:
+            return 0
+        pipe.evalsha(_script().sha, len(self.keys), *self.keys, *self.args)
+        return 1
 
     def read(self, reply: object) -> LimitTicket:
         if self.nothing_to_take:

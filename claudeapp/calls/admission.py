@@ -326,7 +326,7 @@ def _wait_for_upstream_room(admitted: Admission, *, start: Start | None, with_li
     wait = upstream.upstream_wait_seconds(
         model_id=model_id, input_tokens=admitted.input_tokens, also=taking if start or with_limits else None
     )
-    if taking.asked is not None:
+    if taking.asked is not None:  # read even if never sent (Redis unreachable): the limiter's outage rule decides
         admitted.ticket = taking.asked.read(taking.limit_reply)
     if wait > settings.UPSTREAM_MAX_WAIT_SECONDS:
         raise UpstreamBusy(model_id=model_id, retry_after_seconds=wait)
@@ -339,19 +339,16 @@ class _Taking:
     rate limits (hold-first admission) and the call's write-ahead record, and where their replies go."""
 
     def __init__(self, admitted: Admission, start: Start | None, with_limits: bool) -> None:
-        self.admitted, self.start, self.with_limits = admitted, start, with_limits
-        self.asked: limits.Ask | None = None
+        a = admitted
+        self.admitted, self.start = admitted, start
+        self.asked = limits.ask(
+            principal=a.principal, model_id=a.decision.model_id, input_tokens=a.input_tokens, max_tokens=a.max_tokens
+        ) if with_limits else None  # fmt: skip
         self.limit_reply: object = None
 
     def __call__(self, pipe: Any) -> Callable[[list[Any] | None], None]:
-        a = self.admitted
-        if self.with_limits:
-            self.asked = limits.acquire_on(
-                pipe, principal=a.principal, model_id=a.decision.model_id, input_tokens=a.input_tokens,
-                max_tokens=a.max_tokens,
-            )  # fmt: skip
-        mine = 1 if self.asked is not None and not self.asked.nothing_to_take else 0
-        record = self.start(a, pipe) if self.start is not None else None
+        mine = self.asked.queue_on(pipe) if self.asked is not None else 0
+        record = self.start(self.admitted, pipe) if self.start is not None else None
 
         def replied(replies: list[Any] | None) -> None:
             if mine and replies is not None:
