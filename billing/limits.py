@@ -106,21 +106,20 @@ def _script():  # type: ignore[no-untyped-def]
 
 def acquire(*, principal: Principal, model_id: str, input_tokens: int, max_tokens: int) -> LimitTicket:
     """Take one request, its input estimate and max_tokens from every applicable bucket, or raise RateLimited."""
+    return _take(principal=principal, model_id=model_id, input_tokens=input_tokens, max_tokens=max_tokens)
+
+
+def _take(**asking: Any) -> LimitTicket:
+    """`ask(**asking)` in a round trip of its own (Redis unreachable, even while reading the policies: the
+    outage rule)."""
     try:
-        asked = _ask(principal, model_id, input_tokens, max_tokens)
+        asked = ask(**asking)
         if asked.nothing_to_take:
             return asked.ticket
         result = _script()(keys=asked.keys, args=asked.args)
     except redisconn.UNAVAILABLE as exc:
         return _limiter_down(LimitTicket(id=uuid.uuid4().hex), exc)
     return asked.answer(result)
-
-
-def ask(*, principal: Principal, model_id: str, input_tokens: int, max_tokens: int) -> Ask:
-    """`acquire` for a caller's own pipeline: `.queue_on(pipe)` puts it in that round trip, `.read(reply)`
-    with the script's reply (None: Redis unreachable, or never sent) gives the ticket or raises what
-    `acquire` would."""
-    return _ask(principal, model_id, input_tokens, max_tokens)
 
 
 @dataclass
@@ -169,11 +168,18 @@ class Ask:
         return ticket
 
 
-def _ask(principal: Principal, model_id: str, input_tokens: int, max_tokens: int) -> Ask:
+def ask(*, principal: Principal, model_id: str, input_tokens: int, max_tokens: int, tokens_only: bool = False) -> Ask:
+    """`acquire`'s buckets and script arguments, for `_take` or a caller's own pipeline: `.queue_on(pipe)` puts
+    it in that round trip, `.read(reply)` with the script's reply (None: Redis unreachable, or never sent)
+    gives the ticket or raises what `acquire` would. `tokens_only`: `acquire_tokens`'s (no request, no
+    concurrency slot, no lease)."""
     ticket = LimitTicket(id=uuid.uuid4().hex)
     policies = applicable(principal, model_id, _policies.get())
     rate, concurrency = _buckets(principal, policies, input_tokens, max_tokens)
-    args: list[object] = ["acquire", len(rate), ticket.id, settings.BILLING_CONCURRENCY_LEASE_SECONDS * 1_000_000]
+    if tokens_only:
+        rate, concurrency = [b for b in rate if b.axis != "requests"], []
+    lease_us = 0 if tokens_only else settings.BILLING_CONCURRENCY_LEASE_SECONDS * 1_000_000
+    args: list[object] = ["acquire", len(rate), ticket.id, lease_us]
     args += [x for b in rate for x in (b.limit, b.cost)] + [limit for _, limit in concurrency]
     keys = [b.key for b in rate] + [k for k, _ in concurrency]
     return Ask(ticket, rate, concurrency, policies, keys, args)
@@ -202,21 +208,9 @@ def acquire_tokens(*, principal: Principal, model_id: str, input_tokens: int, ma
     """Take only the token part of every applicable bucket, or raise RateLimited: for work that is not
     one request of its own, such as a request inside a Message Batch (the batch is one create call).
     No request slot and no concurrency slot are taken, so the ticket needs no finish()."""
-    ticket = LimitTicket(id=uuid.uuid4().hex)
-    try:
-        chosen = applicable(principal, model_id, _policies.get())
-        rate = [b for b in _buckets(principal, chosen, input_tokens, max_tokens)[0] if b.axis != "requests"]
-        if not rate:
-            return ticket
-        args: list[object] = ["acquire", len(rate), ticket.id, 0, *(x for b in rate for x in (b.limit, b.cost))]
-        result = _script()(keys=[b.key for b in rate], args=args)
-    except redisconn.UNAVAILABLE as exc:
-        return _limiter_down(ticket, exc)
-    allowed, retry_us, *figures = (int(x) for x in result)
-    ticket.buckets, ticket.limit_headers = rate, _headers(rate, figures)
-    if not allowed:
-        raise _refused(retry_us, ticket.limit_headers, rate, [], figures, chosen)
-    return ticket
+    return _take(
+        principal=principal, model_id=model_id, input_tokens=input_tokens, max_tokens=max_tokens, tokens_only=True
+    )
 
 
 def _headers(rate: list[Bucket], figures: list[int]) -> dict[str, str]:
