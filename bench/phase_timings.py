@@ -90,7 +90,8 @@ async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
 def _write(*_: Any) -> None:
     with open(os.environ.get("PHASES_OUT", "/tmp/phases.txt"), "w") as out:
         for phase, samples in _samples.items():
-            out.write(f"{phase:46s} n={len(samples):5d} p50 {statistics.median(samples):7.3f} ms\n")
+            p99 = sorted(samples)[int(0.99 * (len(samples) - 1))]
+            out.write(f"{phase:46s} n={len(samples):5d} p50 {statistics.median(samples):7.3f} ms  p99 {p99:9.3f}\n")
     _samples.clear()
 
 
