@@ -28,18 +28,19 @@ from typing import Any
 
 import psycopg
 from django.conf import settings
-from django.db import IntegrityError, connection
+from django.db import IntegrityError
 from django.db.models import JSONField
 from django.utils import timezone
 
 from claudeapp.core import rows
+from claudeapp.core.idblocks import IdBlock
 
 log = logging.getLogger(__name__)
 
 ID_BLOCK = 64  # ids drawn per query: one extra round trip per this many queued decisions
 
 _rows: deque[tuple[int, dt.datetime, dict[str, Any]]] = deque(maxlen=settings.REQUEST_LOG_MAX_BUFFERED)
-_ids: deque[int] = deque()
+_ids = IdBlock("routing.RoutingDecision", ID_BLOCK)
 _lock = threading.Lock()
 _state: dict[str, Any] = {"pid": os.getpid(), "nudge": None}
 
@@ -57,7 +58,7 @@ def taken() -> bool:
 def queue(fields: dict[str, Any]) -> int:
     """Queue one decision (RoutingDecision's fields, as `routing.services` builds them); return its id."""
     _forked()
-    pk = _next_id()
+    pk = _ids.next()
     _rows.append((pk, timezone.now(), fields))
     nudge = _state["nudge"]
     if nudge is not None:
@@ -92,31 +93,11 @@ def flush() -> int:
 
 
 def _forked() -> None:
-    """A forked child (Celery prefork) starts empty: the parent's ids and rows are the parent's."""
+    """A forked child (Celery prefork) starts empty: the parent's rows are the parent's (its ids too: IdBlock)."""
     if _state["pid"] != os.getpid():
         with _lock:
             _state["pid"] = os.getpid()
-            _ids.clear()
             _rows.clear()
-
-
-def _next_id() -> int:
-    with _lock:
-        if not _ids:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT nextval(%s) FROM generate_series(1, %s)", [_sequence(), ID_BLOCK])
-                _ids.extend(row[0] for row in cursor.fetchall())
-        return _ids.popleft()
-
-
-@functools.cache
-def _sequence() -> str:
-    from routing.models import RoutingDecision
-
-    table, pk = RoutingDecision._meta.db_table, RoutingDecision._meta.pk.column
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_get_serial_sequence(%s, %s)", [connection.ops.quote_name(table), pk])
-        return cursor.fetchone()[0]
 
 
 @functools.cache

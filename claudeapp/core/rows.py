@@ -18,8 +18,8 @@ M = TypeVar("M", bound=models.Model)
 
 
 @functools.cache
-def _plan(model: type[models.Model]) -> tuple[str, tuple[models.Field, ...]]:
-    fields = tuple(f for f in model._meta.concrete_fields if not f.primary_key)
+def _plan(model: type[models.Model], with_pk: bool = False) -> tuple[str, tuple[models.Field, ...]]:
+    fields = tuple(f for f in model._meta.concrete_fields if with_pk or not f.primary_key)
     columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
     pk = connection.ops.quote_name(model._meta.pk.column)
     sql = (
@@ -30,8 +30,8 @@ def _plan(model: type[models.Model]) -> tuple[str, tuple[models.Field, ...]]:
 
 
 def insert(instance: models.Model) -> int:
-    """Insert `instance` (unsaved), set its pk and mark it saved; return the pk."""
-    sql, fields = _plan(type(instance))
+    """Insert `instance` (unsaved), set its pk and mark it saved; return the pk (its own, when set)."""
+    sql, fields = _plan(type(instance), instance.pk is not None)
     values = [f.get_db_prep_save(f.pre_save(instance, add=True), connection) for f in fields]
     with connection.cursor() as cursor:
         cursor.execute(sql, values)
@@ -41,15 +41,16 @@ def insert(instance: models.Model) -> int:
 
 def insert_sql(instance: models.Model, *, select_from: str) -> tuple[str, dict[str, object]]:
     """`INSERT ... SELECT <instance's values> FROM <select_from> RETURNING pk`, with named parameters
-    (v0, v1...): the row goes in once per row of `select_from`, a CTE of the caller's statement."""
-    sql, fields = _select_plan(type(instance), select_from)
+    (v0, v1...): the row goes in once per row of `select_from`, a CTE of the caller's statement. An
+    instance whose pk is set (drawn ahead: core/idblocks.py) goes in under that pk."""
+    sql, fields = _select_plan(type(instance), select_from, instance.pk is not None)
     db = connections[DEFAULT_DB_ALIAS]  # resolved once, not per field (django.db.connection looks it up each time)
     return sql, {f"v{i}": f.get_db_prep_save(f.pre_save(instance, add=True), db) for i, f in enumerate(fields)}
 
 
 @functools.cache
-def _select_plan(model: type[models.Model], select_from: str) -> tuple[str, tuple[models.Field, ...]]:
-    _, fields = _plan(model)
+def _select_plan(model: type[models.Model], select_from: str, with_pk: bool) -> tuple[str, tuple[models.Field, ...]]:
+    _, fields = _plan(model, with_pk)
     columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
     pk = connection.ops.quote_name(model._meta.pk.column)
     # Cast: bound server-side (core/prepared.py), a value in a SELECT list has no column to take its type from.
