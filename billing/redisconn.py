@@ -12,12 +12,12 @@ from typing import TypeVar
 import redis
 from django.conf import settings
 
-from claudeapp.core.redisconn import UNAVAILABLE, client
+from claudeapp.core.redisconn import UNAVAILABLE, client, execute_overlapped
 from claudeapp.core.versioned import VersionedCache
 
 T = TypeVar("T")
 
-__all__ = ["UNAVAILABLE", "Batch", "batch", "cached", "client", "key", "shared"]
+__all__ = ["UNAVAILABLE", "Batch", "batch", "cached", "client", "execute_overlapped", "key", "shared"]
 
 log = logging.getLogger(__name__)
 

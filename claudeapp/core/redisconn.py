@@ -21,13 +21,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import redis
 import redis.asyncio as aioredis
 from django.conf import settings
 
-__all__ = ["UNAVAILABLE", "aclient", "aclose", "client", "reset", "subscriber"]
+__all__ = ["UNAVAILABLE", "aclient", "aclose", "client", "execute_overlapped", "reset", "subscriber"]
 
 # Errors that mean "Redis is not there right now" (or no connection came free in time), as opposed
 # to a bug in a script.
@@ -62,6 +63,50 @@ def client() -> redis.Redis:
                 pool = redis.BlockingConnectionPool.from_url(url, **_options())
                 found = _clients[url] = redis.Redis(connection_pool=pool)
     return found
+
+
+def execute_overlapped(pipe: redis.client.Pipeline, meanwhile: Callable[[], None]) -> list[Any]:
+    """`pipe.execute(raise_on_error=False)` (a pipeline without MULTI), with `meanwhile()` run once the
+    commands are sent and before their replies are read: Redis works while `meanwhile` does (the budget
+    hold in Postgres, calls/admission.py), and the round trip's wait hides behind it.
+
+    `meanwhile` runs exactly once, also when Redis cannot be reached (UNAVAILABLE is raised after it); it
+    must not raise (if it does, the connection is dropped with its replies unread). A send on a pooled connection
+    Redis has closed is tried once more on a new one (nothing ran); a reply that fails to come is not (the
+    commands may have run): redis-py's pipelines retry the same way, but would retry the whole."""
+    stack = pipe.command_stack
+    pool = pipe.connection_pool
+    conn: Any = None
+    ran = False
+    try:
+        conn = pool.get_connection()
+        packed = conn.pack_commands([args for args, _ in stack])
+        try:
+            conn.send_packed_command(packed)
+        except UNAVAILABLE:
+            conn.disconnect()
+            conn.send_packed_command(packed)  # connects again
+        ran = True
+        meanwhile()
+        replies: list[Any] = []
+        for args, options in stack:
+            try:
+                replies.append(pipe.parse_response(conn, args[0], **options))
+            except redis.ResponseError as exc:
+                replies.append(exc)
+        return replies
+    except BaseException:
+        if conn is not None:
+            conn.disconnect()  # replies may be left unread on it
+        raise
+    finally:
+        try:
+            if not ran:
+                meanwhile()
+        finally:
+            if conn is not None:
+                pool.release(conn)
+            pipe.reset()
 
 
 class _LoopPool(aioredis.BlockingConnectionPool):
