@@ -29,6 +29,7 @@ from billing.models import Budget, BudgetAlert, LedgerEntry, PriceVersion, Reser
 from billing.prices import current_price
 from claudeapp.accounts.principals import Principal
 from claudeapp.core import prepared, rows
+from claudeapp.core.idblocks import IdBlock
 
 log = logging.getLogger(__name__)
 
@@ -140,24 +141,63 @@ def reserve(
     held and settle/release skip the budget step. `hold_for` outlives BILLING_RESERVATION_REAP_AGE
     for calls known to run long (batches).
     """
+    reservation = _unheld(principal, model_id, input_tokens, max_tokens, batch=batch, hold_for=hold_for)
+    return take(reservation=reservation, principal=principal)
+
+
+def ready(*, principal: Principal, model_id: str, input_tokens: int, max_tokens: int) -> Reservation:
+    """The hold `reserve` would take, not taken yet: priced, the budgets covering `principal` named, and its
+    id drawn ahead (pk None when no budget covers the principal: nothing will be held). A call's write-ahead
+    record names it while `take` takes it (calls/admission.py). Raises PriceMissing."""
+    reservation = _unheld(principal, model_id, input_tokens, max_tokens)
+    reservation.budget_ids = covering_ids(principal)
+    if reservation.budget_ids:
+        reservation.pk = _reservation_ids.next()
+    return reservation
+
+
+def take(*, reservation: Reservation, principal: Principal) -> Reservation:
+    """Take the hold of an unsaved `reservation` (from `ready`, or `reserve`'s own), under its pk when it has
+    one. Budgets deleted or disabled since the covering ones were read are left out (the re-read ones are
+    `reservation.budget_ids` after; pk None when none covers any more). Raises BudgetExceeded."""
+    ids = reservation.budget_ids or covering_ids(principal)
+    for attempt in range(3):
+        try:
+            reservation.budget_ids = ids
+            if not ids:
+                reservation.pk = None  # nothing covers the principal: no row, nothing held
+            return _hold(reservation, ids)
+        except _StaleCoverage:
+            if attempt == 2:
+                raise
+            _coverage.clear()  # a budget was deleted or disabled since our copy was read: re-read it
+            ids = covering_ids(principal)
+    raise AssertionError("unreachable")
+
+
+def _unheld(
+    principal: Principal,
+    model_id: str,
+    input_tokens: int,
+    max_tokens: int,
+    *,
+    batch: bool = False,
+    hold_for: dt.timedelta | None = None,
+) -> Reservation:
     price = current_price(model_id=model_id)
-    amount = worst_case_micros(price=price, input_tokens=input_tokens, max_tokens=max_tokens, batch=batch)
-    reservation = Reservation(
+    return Reservation(
         principal_kind=principal.kind,
         principal_id=principal.id,
         user_id=principal.user_id,
         model_id=model_id,
         price_version=price,
-        amount_micros=amount,
+        amount_micros=worst_case_micros(price=price, input_tokens=input_tokens, max_tokens=max_tokens, batch=batch),
         batch=batch,
         expires_at=timezone.now() + hold_for if hold_for else None,
     )
-    for _ in range(2):
-        try:
-            return _hold(reservation, covering_ids(principal))
-        except _StaleCoverage:
-            _coverage.clear()  # a budget was deleted or disabled since our copy was read: re-read it
-    return _hold(reservation, covering_ids(principal))
+
+
+_reservation_ids = IdBlock("billing.Reservation")
 
 
 def check(*, principal: Principal, model_id: str, input_tokens: int, max_tokens: int, batch: bool = False) -> None:
@@ -188,7 +228,9 @@ def _hold(reservation: Reservation, ids: list[int]) -> Reservation:
 # A hold that is its own transaction commits without waiting for the WAL flush (~0.25 ms, with a tail of
 # several ms, on every call). All it risks is the hold itself, on a Postgres crash in the next few hundred
 # ms: the reservation row and the budget's reserved_micros go together (one statement), and the call's
-# settlement bills it all the same ("a reservation already released is still billed"). The bill, the
+# settlement bills it all the same ("a reservation already released is still billed"; a process killed
+# meanwhile too leaves its record to a reaper that reads the missing row as a hold never taken, and bills
+# nothing: two faults at once). The bill, the
 # settlement, stays a synchronous commit; so does a hold on several budgets (a transaction of several
 # statements, the rarer case). Inside a caller's transaction the hold never changes how that one commits.
 _ASYNC_COMMIT = "a AS (SELECT set_config('synchronous_commit', 'off', true)), "

@@ -62,22 +62,30 @@ def observe_upstream(*, model_id: str, headers: Mapping[str, str], pipe: redisco
         log.warning("billing: could not record upstream limits (%s)", exc)
 
 
-def upstream_wait_seconds(*, model_id: str, input_tokens: int, also: Also | None = None) -> float:
+def upstream_wait_seconds(
+    *, model_id: str, input_tokens: int, also: Also | None = None, meanwhile: Callable[[], None] | None = None
+) -> float:
     """0 = send now (its share is taken); otherwise seconds until the org's limits have room for it.
 
     `also(pipe)` queues writes of the caller's own on the same pipeline (one round trip for both) and
-    returns what to call with their replies: a list, or None when Redis could not be reached."""
+    returns what to call with their replies: a list, or None when Redis could not be reached. `meanwhile()`
+    runs once, always: with `also`, while Redis works on the round trip (redisconn.execute_overlapped)."""
     costs = {"requests": 1, "tokens": input_tokens, "input-tokens": input_tokens, "output-tokens": 0}
     keys, args = [_key(model_id, a) for a in _AXES], ["take", *(costs[a] for a in _AXES)]
     script = _script()
     try:
         if also is None:
+            if meanwhile is not None:
+                meanwhile()
             return int(script(keys=keys, args=args)) / 1e6
         pipe = redisconn.client().pipeline(transaction=False)
         pipe.evalsha(script.sha, len(keys), *keys, *args)
         replied = also(pipe)
         try:
-            taken, *theirs = pipe.execute(raise_on_error=False)
+            if meanwhile is None:
+                taken, *theirs = pipe.execute(raise_on_error=False)
+            else:
+                taken, *theirs = redisconn.execute_overlapped(pipe, meanwhile)
         except redisconn.UNAVAILABLE:
             replied(None)
             raise

@@ -19,7 +19,7 @@ from billing.errors import BudgetExceeded, PriceMissing, RateLimited
 from billing.limits import LimitTicket
 from billing.models import Reservation
 from claudeapp.accounts.principals import Principal
-from claudeapp.calls import accounting, settlement
+from claudeapp.calls import accounting, inflight, settlement
 from claudeapp.calls.errors import UpstreamBusy
 from claudeapp.claude import tokens
 from routing import classifier, modelmap
@@ -79,8 +79,8 @@ def admit(
     call's write-ahead record, written in the round trip that takes the upstream room
     (calls/inflight.start_on); dropped again, with the hold and the ticket, if that refuses.
 
-    A call the rules route alone (no classifier, a sure local count) takes its hold first and the rest
-    in one Redis round trip (`_admit_hold_first`): two round trips, not three.
+    A call the rules route alone (no classifier, a sure local count) takes its hold while the rest goes
+    to Redis in one round trip (`_admit_hold_first`): two round trips, one wait.
 
     Raises routing.errors.*, billing.errors.RateLimited / BudgetExceeded / PriceMissing, UpstreamBusy.
     """
@@ -294,40 +294,88 @@ def _admit_hold_first(
     start: Start | None,
     later: bool,
 ) -> Admission:
-    """The hold (Postgres), then the rate limits, the org's upstream room and the write-ahead record (a
-    stateless call's) in one Redis round trip. The refusals stay what they were: a budget refusal takes
-    nothing else; a limit refusal gives the hold back and drops the record (the upstream room it took is
-    not given back: the next answer's headers put the org's figures right). The routing decision is
-    stored once admitted, or refused by a budget, as the other order stores it."""
+    """The hold (Postgres) taken while the rate limits, the org's upstream room and the write-ahead record
+    (a stateless call's) go to Redis in one round trip: the two overlap, the hold's id drawn ahead so the
+    record names it before it lands. The refusals leave what they left when the hold went first: a budget
+    refusal is the answer (402, even when a limit refused too), its limits given back and its record
+    dropped; a limit refusal gives the hold back and drops the record (the org's upstream room a refused
+    call took is not given back: the next answer's headers put it right). The routing decision is stored
+    once admitted, or refused by a budget, as the other order stores it."""
     decision = routing.decide(planned, store=False)
     prices.current_price(model_id=decision.model_id)  # an unpriced model is refused, never billed at $0
-    try:
-        reservation = _hold(principal, decision, local.tokens, max_tokens)
-    except BudgetExceeded:
-        routing.stored(planned, decision, later=later)  # the router decided: the console shows it all the same
-        raise
+    reservation = budgets.ready(
+        principal=principal,
+        model_id=_dearest(decision, local.tokens, max_tokens),
+        input_tokens=local.tokens,
+        max_tokens=max_tokens,
+    )
     admitted = Admission(principal, decision, reservation, limits.LimitTicket(id=""), local.tokens, max_tokens)
+    holding = _Holding(admitted)
     try:
-        _wait_for_upstream_room(admitted, start=start, with_limits=True)
+        _wait_for_upstream_room(admitted, start=start, with_limits=True, holding=holding)
+        holding.name_in_record()
         admitted.decision = routing.stored(planned, decision, later=later)
     except BaseException:
-        settlement.abandon(admission=admitted)
-        raise
+        settlement.abandon(admission=admitted)  # what was taken: the hold if it landed, the slot, the record
+        if holding.error is None:
+            raise
+        if isinstance(holding.error, BudgetExceeded):
+            routing.stored(planned, decision, later=later)  # the router decided: the console shows it all the same
+        raise holding.error from None
     return admitted
 
 
-def _wait_for_upstream_room(admitted: Admission, *, start: Start | None, with_limits: bool = False) -> None:
+class _Holding:
+    """The budget hold, taken while admission's Redis round trip is under way: its refusal is kept until the
+    replies are read (what the round trip took must be known to be given back)."""
+
+    def __init__(self, admitted: Admission) -> None:
+        self.admitted = admitted
+        self.named = (admitted.reservation.pk, list(admitted.reservation.budget_ids))  # as the record has it
+        self.error: Exception | None = None
+
+    def __call__(self) -> None:
+        try:
+            budgets.take(reservation=self.admitted.reservation, principal=self.admitted.principal)
+        except Exception as exc:
+            self.error = exc
+
+    def raise_refusal(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def name_in_record(self) -> None:
+        """Budgets deleted or disabled since they were read: the hold was taken on the others, and the
+        record (which the reaper settles by) must say so. Rare: its own round trip."""
+        held = self.admitted.reservation
+        if (held.pk, list(held.budget_ids)) != self.named:
+            inflight.checkpoint_sync(
+                inflight.call_id_of(self.admitted),
+                res="" if held.pk is None else str(held.pk),
+                budgets=",".join(map(str, held.budget_ids)),
+            )
+
+
+def _wait_for_upstream_room(
+    admitted: Admission, *, start: Start | None, with_limits: bool = False, holding: _Holding | None = None
+) -> None:
     """Keep the whole deployment under the org's Anthropic limits (learned from response headers):
     wait a moment when that is enough, otherwise refuse before hammering Claude into 429s.
     `with_limits`: the rate limits go in the same round trip, their ticket set on `admitted` (or
-    RateLimited raised) before any wait."""
+    RateLimited raised) before any wait. `holding`: the budget hold, taken meanwhile (its refusal raised
+    before any wait too)."""
     model_id = admitted.decision.model_id
     taking = _Taking(admitted, start, with_limits)
     wait = upstream.upstream_wait_seconds(
-        model_id=model_id, input_tokens=admitted.input_tokens, also=taking if start or with_limits else None
+        model_id=model_id,
+        input_tokens=admitted.input_tokens,
+        also=taking if start or with_limits else None,
+        meanwhile=holding,
     )
     if taking.asked is not None:  # read even if never sent (Redis unreachable): the limiter's outage rule decides
         admitted.ticket = taking.asked.read(taking.limit_reply)
+    if holding is not None:
+        holding.raise_refusal()
     if wait > settings.UPSTREAM_MAX_WAIT_SECONDS:
         raise UpstreamBusy(model_id=model_id, retry_after_seconds=wait)
     if wait > 0:

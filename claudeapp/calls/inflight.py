@@ -17,6 +17,9 @@ process's heartbeat is gone, or that is older than CALLS_INFLIGHT_MAX_AGE_SECOND
 
 - a call already in the ledger (its upstream request id is there, or its event key is): nothing more
   is billed, the hold goes back if it is still there;
+- a record written while its hold was being taken (a stateless call's, calls/admission.py) that no
+  upstream byte reached, whose hold has no row: the hold never landed (refused, or the process died
+  first) or was given back: nothing is billed;
 - a stream that never reached its first text (no upstream byte seen): the hold goes back;
 - otherwise the input (exact from message_start, else the bound held) and the output delivered at
   the last checkpoint (a non-streamed call that never answered: max_tokens, the most upstream can
@@ -338,6 +341,8 @@ def _start_fields(
         "price": str(reservation.price_version_id or ""),
         "amount": str(reservation.amount_micros or 0),
         "budgets": ",".join(map(str, reservation.budget_ids or [])),
+        # Named before it is taken (admission takes it while this record goes to Redis): see _never_held.
+        "unheld": "1" if reservation.pk is not None and reservation._state.adding else "",
         "in": str(input_tokens),
         "max": str(max_tokens),
         "streamed": "1" if streamed else "0",
@@ -606,6 +611,18 @@ def usage_of(record: Mapping[str, str]) -> dict[str, int]:
     return usage
 
 
+def _never_held(record: Mapping[str, str], reservation: Reservation) -> bool:
+    """A record written while its hold was being taken, that no upstream byte reached, whose hold has no row:
+    the hold was refused or never landed (the process died first), or the process gave it back (a call that
+    cost nothing). Its call never reached upstream, or cost nothing there: nothing to bill. (A row goes only
+    with its settlement or its release; a record with upstream's figures is settled, once, as any other.)"""
+    if record.get("unheld") != "1" or reservation.pk is None:
+        return False
+    if any(record.get(field) for field in ("msg", "rid", "final", "usage")):
+        return False
+    return not Reservation.objects.filter(pk=reservation.pk).exists()
+
+
 def _settle_orphan(record: Mapping[str, str], report: Reaped) -> None:
     from billing import budgets
     from billing.models import LedgerEntry
@@ -616,6 +633,9 @@ def _settle_orphan(record: Mapping[str, str], report: Reaped) -> None:
     if rid and LedgerEntry.objects.filter(upstream_request_id=rid).exists():
         budgets.release(reservation=reservation)  # billed before the process died: a no-op if claimed
         report.already += 1
+        return
+    if _never_held(record, reservation):
+        report.released += 1
         return
     if record.get("streamed") == "1" and not msg and not record.get("final"):
         budgets.release(reservation=reservation)  # the stream never reached its first text

@@ -1,21 +1,22 @@
-"""A call the rules route alone is admitted in two round trips, not three (calls/admission.py,
-`_admit_hold_first`): the budget hold, then one Redis round trip with the rate limits, the org's upstream
-room and (a stateless call's) write-ahead record. Each way admission can end leaves what the other order
-leaves: an admitted call holds its hold, its slot, its record and its decision; a refused one gives back all
-it took (a limit refusal the hold too). A principal its limits just refused takes them first again (no hold
-for a flood of refused calls) until the refusal's retry-after has passed, and one a budget just refused for
-a while (a flood on a spent budget is held by the rate limits). Real Postgres and Redis; the round trips are
-counted by wrapping the real client's pipeline and the limits script."""
+"""A call the rules route alone is admitted in two round trips and one wait (calls/admission.py,
+`_admit_hold_first`): the budget hold is taken while one Redis round trip takes the rate limits, the org's
+upstream room and (a stateless call's) write-ahead record, which names the hold by an id drawn ahead. Each
+way admission can end leaves what the other order leaves: an admitted call holds its hold, its slot, its
+record and its decision; a refused one gives back all it took (a limit refusal the hold, a budget refusal
+the limits' slot and the record). A principal its limits just refused takes them first again (no hold for a
+flood of refused calls) until the refusal's retry-after has passed, and one a budget just refused for a
+while (a flood on a spent budget is held by the rate limits). Real Postgres and Redis; the round trips are
+counted by wrapping the real client's pipeline and the limits script, the holds by wrapping budgets._hold."""
 
 from __future__ import annotations
 
 import functools
+import time
 
 import pytest
 import redis
-from django.db import connection
 
-from billing import limits, redisconn
+from billing import budgets, limits, redisconn
 from billing.errors import BudgetExceeded, LimiterUnavailable, RateLimited
 from billing.models import Budget, RateLimitPolicy, Reservation
 from billing.upstream import observe_upstream
@@ -77,11 +78,18 @@ def _policy(person, **limits_on) -> None:
     limits._policies.clear()
 
 
-def _holds_taken() -> int:
-    """Reservation ids drawn so far (a sequence: it moves even when the hold is given back or rolled back)."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT last_value FROM billing_reservation_id_seq")
-        return cursor.fetchone()[0]
+@pytest.fixture
+def holds_tried(monkeypatch) -> list[int]:
+    """One item per hold admission tried to take (given back or refused too)."""
+    tried: list[int] = []
+    real = budgets._hold
+
+    def counted(reservation, ids):
+        tried.append(1)
+        return real(reservation, ids)
+
+    monkeypatch.setattr(budgets, "_hold", counted)
+    return tried
 
 
 def _decisions() -> int:
@@ -104,6 +112,7 @@ def test_an_admitted_call_holds_its_hold_slot_record_and_decision_in_two_round_t
     admitted = _admit(person, stateless=stateless)
 
     assert counted == {"pipelines": 1, "limit scripts": 0}  # the take, the limits and the record: one round trip
+    assert Reservation.objects.get().pk == admitted.reservation.pk  # under the id drawn ahead
     assert admitted.ticket.concurrency_keys and admitted.headers()["x-ratelimit-remaining-requests"] == "9"
     if stateless:
         (record,) = inflight.records()
@@ -139,25 +148,88 @@ def test_a_limit_refusal_gives_back_the_hold_and_the_record_and_stores_no_decisi
     _nothing_held(budget)
 
 
-def test_a_budget_refusal_takes_no_limit_and_no_record_and_stores_its_decision(person, seeded, counted):
+def test_a_budget_refusal_gives_back_its_limits_drops_its_record_and_stores_its_decision(person, seeded, counted):
     Budget.objects.create(scope="global", period="month", limit_micros=1)
-    _policy(person, requests_per_minute=10)
+    _policy(person, requests_per_minute=10, concurrent_requests=1)
     decisions = _decisions()
 
     with pytest.raises(BudgetExceeded):
         _admit(person)
-    assert counted == {"pipelines": 0, "limit scripts": 0}  # refused by the hold: Redis never asked
+    assert counted == {"pipelines": 2, "limit scripts": 0}  # the round trip beside the hold; the give-back
     assert _decisions() == decisions + 1  # the router decided: the console shows it
-    assert inflight.records() == []
+    assert inflight.records() == [] and not Reservation.objects.exists()
 
     # A flood on the spent budget: the limits first again, each call a request taken before its hold (so the
     # rate limit holds the flood, as before the hold went first).
     for _ in range(2):
         with pytest.raises(BudgetExceeded):
             _admit(person)
-    assert counted == {"pipelines": 0, "limit scripts": 4}  # a take and its finish each
+    assert counted == {"pipelines": 2, "limit scripts": 4}  # a take and its finish each
     Budget.objects.all().delete()
-    assert _admit(person).headers()["x-ratelimit-remaining-requests"] == "7"  # 10 less 3: the first refusal took none
+    admitted = _admit(person)  # the one concurrent slot came back each time
+    assert admitted.headers()["x-ratelimit-remaining-requests"] == "6"  # 10 less 4: a refused call is a request
+    settlement.abandon(admission=admitted)
+
+
+def test_a_call_both_its_budget_and_its_limits_refuse_is_told_the_budget_and_leaves_nothing(person, seeded):
+    budget = Budget.objects.create(scope="global", period="month", limit_micros=1)
+    _policy(person, concurrent_requests=1)
+    budget.limit_micros = 10**12
+    budget.save()
+    first = _admit(person)  # the one slot
+    Budget.objects.filter(pk=budget.pk).update(limit_micros=1)  # spent now (for the next hold)
+
+    with pytest.raises(BudgetExceeded):
+        _admit(person)  # its limits refused it too (no slot): 402 is the answer, as when the hold went first
+
+    settlement.abandon(admission=first)
+    assert not Reservation.objects.exists() and inflight.records() == []
+    Budget.objects.filter(pk=budget.pk).update(limit_micros=10**12)
+    settlement.abandon(admission=_admit(person))  # the slot is free: nothing of the refused call was left
+
+
+def test_the_record_names_the_hold_as_taken_when_a_budget_went_away_meanwhile(person, seeded, monkeypatch):
+    """The covering budgets are read (a per-process copy) before the hold; one disabled since is left out
+    when the hold is taken, and the record, written before, is put right (the reaper settles by it)."""
+    mine = Budget.objects.create(scope="user", scope_id=person.id, period="month", limit_micros=10**12)
+    everyone = Budget.objects.create(scope="global", period="month", limit_micros=10**12)
+    real_ready = budgets.ready
+
+    def then_disabled(**kwargs):
+        reservation = real_ready(**kwargs)
+        assert sorted(reservation.budget_ids) == sorted([mine.pk, everyone.pk])
+        Budget.objects.filter(pk=everyone.pk).update(enabled=False)  # no signal: the copy stays stale
+        return reservation
+
+    monkeypatch.setattr(budgets, "ready", then_disabled)
+    admitted = _admit(person)
+
+    assert admitted.reservation.budget_ids == [mine.pk]
+    (record,) = inflight.records()
+    assert (record["res"], record["budgets"]) == (str(admitted.reservation.pk), str(mine.pk))
+    settlement.abandon(admission=admitted)
+    mine.refresh_from_db()
+    assert mine.reserved_micros == 0 and inflight.records() == []
+
+
+def test_the_hold_is_taken_while_the_redis_round_trip_is_under_way(person, budget, monkeypatch):
+    """Overlapped, not one after the other: when the hold is taken the record is already in Redis (its
+    commands were sent first), and the reply is read after the hold."""
+    real_take, seen = budgets.take, []
+
+    def take(**kwargs):
+        deadline = time.monotonic() + 2
+        while not inflight.records() and time.monotonic() < deadline:
+            time.sleep(0.002)
+        seen.append(len(inflight.records()))
+        return real_take(**kwargs)
+
+    monkeypatch.setattr(budgets, "take", take)
+    admitted = _admit(person)
+
+    assert seen == [1]
+    settlement.abandon(admission=admitted)
+    _nothing_held(budget)
 
 
 def test_an_upstream_refusal_gives_back_the_hold_the_slot_the_tokens_and_the_record(person, budget, settings):
@@ -206,28 +278,28 @@ def test_scripts_flushed_from_redis_are_loaded_and_run(person, budget):
     _nothing_held(budget)
 
 
-def test_a_principal_its_limits_just_refused_takes_them_first_until_the_retry_after(person, budget):
+def test_a_principal_its_limits_just_refused_takes_them_first_until_the_retry_after(person, budget, holds_tried):
     _policy(person, requests_per_minute=1)
     settlement.abandon(admission=_admit(person))
-    drawn = _holds_taken()
+    assert len(holds_tried) == 1
     with pytest.raises(RateLimited):
-        _admit(person)  # refused after its hold: the hold was taken and given back
-    assert _holds_taken() == drawn + 1
+        _admit(person)  # refused beside its hold: the hold was taken and given back
+    assert len(holds_tried) == 2
 
     for _ in range(3):  # a flood: the limits first, no hold
         with pytest.raises(RateLimited):
             _admit(person)
-    assert _holds_taken() == drawn + 1
+    assert len(holds_tried) == 2
     _nothing_held(budget)
 
     calls_admission._refused_until[person.key] = 0.0  # the retry-after has passed (not waited for: up to 60 s)
     with pytest.raises(RateLimited):
         _admit(person)
-    assert _holds_taken() == drawn + 2
+    assert len(holds_tried) == 3
 
 
 def test_a_call_that_needs_the_router_s_classifier_or_an_upstream_count_takes_the_limits_first(
-    person, budget, monkeypatch
+    person, budget, monkeypatch, holds_tried
 ):
     """The classifier and count_tokens are calls of their own, made inside the rate limits: such a call's
     limits are taken before anything else (the hold waits for the count). A flood of them refused holds nothing."""
@@ -236,9 +308,9 @@ def test_a_call_that_needs_the_router_s_classifier_or_an_upstream_count_takes_th
     _policy(person, requests_per_minute=1)
     settlement.abandon(admission=_admit(person))
     calls_admission._refused_until.clear()
-    drawn = _holds_taken()
+    del holds_tried[:]
     monkeypatch.setattr(accounting, "needs_count", lambda bound: True)  # an unsure local count (an image, say)
     with pytest.raises(RateLimited):
         _admit(person)
-    assert _holds_taken() == drawn
+    assert holds_tried == []
     _nothing_held(budget)

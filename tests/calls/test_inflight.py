@@ -146,6 +146,34 @@ def test_a_hold_whose_orphan_was_released_early_is_still_billed(person, budget):
     assert budget.reserved_micros == 0 and budget.spent_micros == entry.cost_micros
 
 
+@pytest.mark.parametrize("landed", [False, True], ids=["hold-never-landed", "hold-landed"])
+def test_a_record_written_while_its_hold_was_taken_bills_only_a_hold_that_landed(person, budget, landed):
+    """Admission writes a stateless call's record while it takes the call's hold (calls/admission.py), naming
+    it by an id drawn ahead. A process killed before the hold landed (or whose hold a budget refused) leaves
+    a record naming a hold with no row: its call never reached upstream, nothing is billed. One whose hold
+    landed is billed as before (a non-streamed call that never answered: its bound)."""
+    reservation = budgets.ready(principal=person, model_id=MODEL, input_tokens=400, max_tokens=64)
+    call_id = inflight.open_sync(
+        principal=person, reservation=reservation, model_id=MODEL, input_tokens=400, max_tokens=64, kind="message",
+    )  # fmt: skip
+    redisconn.client().hset(inflight.record_key(call_id), mapping={"streamed": "0", "proc": DEAD})
+    assert redisconn.client().hget(inflight.record_key(call_id), "unheld") == b"1"
+    if landed:
+        budgets.take(reservation=reservation, principal=person)
+
+    report = inflight.reap()
+
+    assert (report.billed, report.released) == ((1, 0) if landed else (0, 1))
+    budget.refresh_from_db()
+    assert budget.reserved_micros == 0 and not Reservation.objects.exists() and inflight.records() == []
+    if landed:
+        entry = LedgerEntry.objects.get()
+        assert (entry.input_tokens, entry.output_tokens) == (400, 64)
+        assert budget.spent_micros == entry.cost_micros > 0
+    else:
+        assert not LedgerEntry.objects.exists() and budget.spent_micros == 0
+
+
 def test_reap_stale_leaves_a_hold_a_record_covers_to_the_reaper(person, budget):
     from claudeapp.calls import tasks  # registers the records with reap_stale, as in every worker
 
