@@ -12,6 +12,7 @@ import datetime as dt
 import functools
 import logging
 from collections.abc import Callable, Collection
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from celery import current_app
@@ -161,29 +162,17 @@ def take(*, reservation: Reservation, principal: Principal) -> Reservation:
     one. Budgets deleted or disabled since the covering ones were read are left out (the re-read ones are
     `reservation.budget_ids` after; pk None when none covers any more). Raises BudgetExceeded."""
     ids = reservation.budget_ids or covering_ids(principal)
-    for attempt in range(3):
+    for _ in range(2):
         try:
-            reservation.budget_ids = ids
-            if not ids:
-                reservation.pk = None  # nothing covers the principal: no row, nothing held
             return _hold(reservation, ids)
         except _StaleCoverage:
-            if attempt == 2:
-                raise
             _coverage.clear()  # a budget was deleted or disabled since our copy was read: re-read it
             ids = covering_ids(principal)
-    raise AssertionError("unreachable")
+    return _hold(reservation, ids)
 
 
-def _unheld(
-    principal: Principal,
-    model_id: str,
-    input_tokens: int,
-    max_tokens: int,
-    *,
-    batch: bool = False,
-    hold_for: dt.timedelta | None = None,
-) -> Reservation:
+def _unheld(principal: Principal, model_id: str, input_tokens: int, max_tokens: int, **options: Any) -> Reservation:
+    batch, hold_for = options.get("batch", False), options.get("hold_for")
     price = current_price(model_id=model_id)
     return Reservation(
         principal_kind=principal.kind,
@@ -209,8 +198,10 @@ def check(*, principal: Principal, model_id: str, input_tokens: int, max_tokens:
 
 
 def _hold(reservation: Reservation, ids: list[int]) -> Reservation:
+    reservation.budget_ids = ids
     if not ids:
-        return reservation  # nothing covers the principal: no transaction at all
+        reservation.pk = None  # nothing covers the principal: no row (an id drawn ahead goes unused), no transaction
+        return reservation
     if len(ids) == 1:
         return _hold_one(reservation, ids[0])
     with transaction.atomic():
