@@ -5,6 +5,7 @@
 --
 -- KEYS: one hash per axis.  ARGV: "observe", then limit,remaining per key, ttl_ms
 --                           or "take", then cost per key.  Returns the wait in microseconds.
+--                           or "give", then cost per key: a take given back (the call was refused).
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local period = 60000000
@@ -14,6 +15,18 @@ if ARGV[1] == 'observe' then
   for i = 1, #KEYS do
     redis.call('HSET', KEYS[i], 'limit', ARGV[2 * i], 'remaining', ARGV[2 * i + 1], 'at', string.format('%.0f', now))
     redis.call('PEXPIRE', KEYS[i], ttl)
+  end
+  return 0
+end
+
+if ARGV[1] == 'give' then
+  for i = 1, #KEYS do
+    local h = redis.call('HMGET', KEYS[i], 'limit', 'remaining', 'at')
+    if h[1] then
+      local limit, remaining, at = tonumber(h[1]), tonumber(h[2]), tonumber(h[3])
+      local available = math.min(limit, remaining + limit * (now - at) / period + tonumber(ARGV[i + 1]))
+      redis.call('HSET', KEYS[i], 'remaining', string.format('%.3f', available), 'at', string.format('%.0f', now))
+    end
   end
   return 0
 end

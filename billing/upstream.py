@@ -62,6 +62,20 @@ def observe_upstream(*, model_id: str, headers: Mapping[str, str], pipe: redisco
         log.warning("billing: could not record upstream limits (%s)", exc)
 
 
+def give_back(*, model_id: str, input_tokens: int) -> None:
+    """Return what `upstream_wait_seconds` took (it answered 0) for a call refused before it was sent."""
+    keys, args = _take_args(model_id, input_tokens)
+    try:
+        _script()(keys=keys, args=["give", *args[1:]])
+    except redisconn.UNAVAILABLE as exc:
+        log.warning("billing: could not give back upstream room (%s)", exc)
+
+
+def _take_args(model_id: str, input_tokens: int) -> tuple[list[str], list[object]]:
+    costs = {"requests": 1, "tokens": input_tokens, "input-tokens": input_tokens, "output-tokens": 0}
+    return [_key(model_id, a) for a in _AXES], ["take", *(costs[a] for a in _AXES)]
+
+
 def upstream_wait_seconds(
     *, model_id: str, input_tokens: int, also: Also | None = None, meanwhile: Callable[[], None] | None = None
 ) -> float:
@@ -70,8 +84,7 @@ def upstream_wait_seconds(
     `also(pipe)` queues writes of the caller's own on the same pipeline (one round trip for both) and
     returns what to call with their replies: a list, or None when Redis could not be reached. `meanwhile()`
     runs once, always: with `also`, while Redis works on the round trip (redisconn.execute_overlapped)."""
-    costs = {"requests": 1, "tokens": input_tokens, "input-tokens": input_tokens, "output-tokens": 0}
-    keys, args = [_key(model_id, a) for a in _AXES], ["take", *(costs[a] for a in _AXES)]
+    keys, args = _take_args(model_id, input_tokens)
     script = _script()
     try:
         if also is None:

@@ -298,9 +298,9 @@ def _admit_hold_first(
     (a stateless call's) go to Redis in one round trip: the two overlap, the hold's id drawn ahead so the
     record names it before it lands. The refusals leave what they left when the hold went first: a budget
     refusal is the answer (402, even when a limit refused too), its limits given back and its record
-    dropped; a limit refusal gives the hold back and drops the record (the org's upstream room a refused
-    call took is not given back: the next answer's headers put it right). The routing decision is stored
-    once admitted, or refused by a budget, as the other order stores it."""
+    dropped; a limit refusal gives the hold back and drops the record; either gives back the org's upstream
+    room it took (never sent, never spent). The routing decision is stored once admitted, or refused by a
+    budget, as the other order stores it."""
     decision = routing.decide(planned, store=False)
     prices.current_price(model_id=decision.model_id)  # an unpriced model is refused, never billed at $0
     reservation = budgets.ready(
@@ -372,10 +372,15 @@ def _wait_for_upstream_room(
         also=taking if start or with_limits else None,
         meanwhile=holding,
     )
-    if taking.asked is not None:  # read even if never sent (Redis unreachable): the limiter's outage rule decides
-        admitted.ticket = taking.asked.read(taking.limit_reply)
-    if holding is not None:
-        holding.raise_refusal()
+    try:
+        if taking.asked is not None:  # read even if never sent (Redis unreachable): the limiter's outage rule decides
+            admitted.ticket = taking.asked.read(taking.limit_reply)
+        if holding is not None:
+            holding.raise_refusal()
+    except BaseException:
+        if wait == 0 and taking.reached:  # refused beside its take of the org's room: not sent, so not spent
+            upstream.give_back(model_id=model_id, input_tokens=admitted.input_tokens)
+        raise
     if wait > settings.UPSTREAM_MAX_WAIT_SECONDS:
         raise UpstreamBusy(model_id=model_id, retry_after_seconds=wait)
     if wait > 0:
@@ -393,12 +398,14 @@ class _Taking:
             principal=a.principal, model_id=a.decision.model_id, input_tokens=a.input_tokens, max_tokens=a.max_tokens
         ) if with_limits else None  # fmt: skip
         self.limit_reply: object = None
+        self.reached = False  # the round trip came back (the org's room was taken if its wait was 0)
 
     def __call__(self, pipe: Any) -> Callable[[list[Any] | None], None]:
         mine = self.asked.queue_on(pipe) if self.asked is not None else 0
         record = self.start(self.admitted, pipe) if self.start is not None else None
 
         def replied(replies: list[Any] | None) -> None:
+            self.reached = replies is not None
             if mine and replies is not None:
                 self.limit_reply = replies[0]
             if record is not None:

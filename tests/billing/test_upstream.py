@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from billing.upstream import observe_upstream, upstream_wait_seconds
+from billing.upstream import give_back, observe_upstream, upstream_wait_seconds
 
 MODEL = "claude-opus-5-5"
 
@@ -23,6 +23,18 @@ def test_the_last_requests_the_org_has_left_go_and_the_next_waits_for_the_refill
     assert upstream_wait_seconds(model_id=MODEL, input_tokens=10) == 0
     wait = upstream_wait_seconds(model_id=MODEL, input_tokens=10)
     assert 0 < wait <= 1.0  # 60 per minute refills one a second
+
+
+def test_a_take_given_back_is_room_again_and_never_more_than_the_limit():
+    give_back(model_id=MODEL, input_tokens=10)  # nothing learned: nothing to give back to
+    assert upstream_wait_seconds(model_id=MODEL, input_tokens=10) == 0
+    observe_upstream(model_id=MODEL, headers=_headers("requests", 2, 1))
+    assert upstream_wait_seconds(model_id=MODEL, input_tokens=10) == 0  # the last one taken
+    give_back(model_id=MODEL, input_tokens=10)  # its call was refused before it was sent
+    give_back(model_id=MODEL, input_tokens=10)  # one too many: capped at the limit
+    assert upstream_wait_seconds(model_id=MODEL, input_tokens=10) == 0
+    assert upstream_wait_seconds(model_id=MODEL, input_tokens=10) == 0
+    assert upstream_wait_seconds(model_id=MODEL, input_tokens=10) > 0  # two, not three
 
 
 def test_input_tokens_wait_until_the_bucket_has_room_for_the_prompt():

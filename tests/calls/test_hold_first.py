@@ -19,7 +19,7 @@ import redis
 from billing import budgets, limits, redisconn
 from billing.errors import BudgetExceeded, LimiterUnavailable, RateLimited
 from billing.models import Budget, RateLimitPolicy, Reservation
-from billing.upstream import observe_upstream
+from billing.upstream import observe_upstream, upstream_wait_seconds
 from claudeapp.calls import admission as calls_admission
 from claudeapp.calls import inflight, settlement
 from claudeapp.calls.errors import UpstreamBusy
@@ -230,6 +230,23 @@ def test_the_hold_is_taken_while_the_redis_round_trip_is_under_way(person, budge
     assert seen == [1]
     settlement.abandon(admission=admitted)
     _nothing_held(budget)
+
+
+@pytest.mark.parametrize("refused_by", ["limits", "budget"])
+def test_a_refused_call_gives_back_the_org_s_upstream_room_it_took_beside_it(person, seeded, refused_by):
+    """The round trip takes the org's room while the hold is taken; a call then refused was never sent."""
+    Budget.objects.create(scope="global", period="month", limit_micros=1 if refused_by == "budget" else 10**12)
+    if refused_by == "limits":
+        _policy(person, requests_per_minute=1)
+        settlement.abandon(admission=_admit(person))  # its one request (nothing learned of the org yet)
+    observe_upstream(
+        model_id=MODEL,
+        headers={"anthropic-ratelimit-requests-limit": "1", "anthropic-ratelimit-requests-remaining": "1"},
+    )
+    with pytest.raises(RateLimited if refused_by == "limits" else BudgetExceeded):
+        _admit(person)
+    assert upstream_wait_seconds(model_id=MODEL, input_tokens=10) == 0  # the org's one request is still there
+    assert inflight.records() == [] and not Reservation.objects.exists()
 
 
 def test_an_upstream_refusal_gives_back_the_hold_the_slot_the_tokens_and_the_record(person, budget, settings):
