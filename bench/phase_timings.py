@@ -58,7 +58,7 @@ def _timed(owner: Any, name: str, phase: str) -> None:
 _timed(run, "admit", "admission, with its thread hop")
 _timed(run, "_admit", "admission on its thread")
 _timed(admission.limits, "acquire", "  rate limits on their own (Redis; limits first)")
-_timed(admission.budgets, "reserve", "  budget hold (Postgres)")
+_timed(admission.budgets, "take", "  budget hold (Postgres; inside the Redis round trip, hold first)")
 _timed(admission, "_wait_for_upstream_room", "  upstream room + in-flight record (+ rate limits, hold first) (Redis)")
 _timed(gateway, "acomplete", "upstream call")
 _timed(run._Pump, "_read", "upstream stream read (streamed)")

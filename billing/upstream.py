@@ -64,16 +64,17 @@ def observe_upstream(*, model_id: str, headers: Mapping[str, str], pipe: redisco
 
 def give_back(*, model_id: str, input_tokens: int) -> None:
     """Return what `upstream_wait_seconds` took (it answered 0) for a call refused before it was sent."""
-    keys, args = _take_args(model_id, input_tokens)
+    keys, costs = _costs(model_id, input_tokens)
     try:
-        _script()(keys=keys, args=["give", *args[1:]])
+        _script()(keys=keys, args=["give", *costs])
     except redisconn.UNAVAILABLE as exc:
         log.warning("billing: could not give back upstream room (%s)", exc)
 
 
-def _take_args(model_id: str, input_tokens: int) -> tuple[list[str], list[object]]:
+def _costs(model_id: str, input_tokens: int) -> tuple[list[str], list[int]]:
+    """A call's keys and its cost on each, in the script's order."""
     costs = {"requests": 1, "tokens": input_tokens, "input-tokens": input_tokens, "output-tokens": 0}
-    return [_key(model_id, a) for a in _AXES], ["take", *(costs[a] for a in _AXES)]
+    return [_key(model_id, a) for a in _AXES], [costs[a] for a in _AXES]
 
 
 def upstream_wait_seconds(
@@ -84,7 +85,8 @@ def upstream_wait_seconds(
     `also(pipe)` queues writes of the caller's own on the same pipeline (one round trip for both) and
     returns what to call with their replies: a list, or None when Redis could not be reached. `meanwhile()`
     runs once, always: with `also`, while Redis works on the round trip (redisconn.execute_overlapped)."""
-    keys, args = _take_args(model_id, input_tokens)
+    keys, costs = _costs(model_id, input_tokens)
+    args: list[object] = ["take", *costs]
     script = _script()
     try:
         if also is None:

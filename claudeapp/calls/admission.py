@@ -136,7 +136,8 @@ def _admit_in_order(
             ticket = _retake_for(ticket, principal, provisional, decision.model_id, local.tokens, max_tokens)
         prices.current_price(model_id=decision.model_id)  # an unpriced model is refused, never billed at $0
         bound = input_bound(principal, decision.model_id, messages, system, extra, local, max_tokens)
-        reservation = _hold(principal, decision, bound.tokens, max_tokens)
+        unheld = _ready(principal, decision, bound.tokens, max_tokens)
+        reservation = budgets.take(reservation=unheld, principal=principal)
     except BaseException:
         limits.finish(ticket=ticket, usage=None)
         raise
@@ -240,8 +241,9 @@ def input_bound(
     )
 
 
-def _hold(principal: Principal, decision: RouteDecision, input_tokens: int, max_tokens: int) -> Reservation:
-    return budgets.reserve(
+def _ready(principal: Principal, decision: RouteDecision, input_tokens: int, max_tokens: int) -> Reservation:
+    """The call's hold, not taken yet (budgets.ready): on the dearest model its fallback chain may end on."""
+    return budgets.ready(
         principal=principal,
         model_id=_dearest(decision, input_tokens, max_tokens),
         input_tokens=input_tokens,
@@ -303,12 +305,7 @@ def _admit_hold_first(
     budget, as the other order stores it."""
     decision = routing.decide(planned, store=False)
     prices.current_price(model_id=decision.model_id)  # an unpriced model is refused, never billed at $0
-    reservation = budgets.ready(
-        principal=principal,
-        model_id=_dearest(decision, local.tokens, max_tokens),
-        input_tokens=local.tokens,
-        max_tokens=max_tokens,
-    )
+    reservation = _ready(principal, decision, local.tokens, max_tokens)
     admitted = Admission(principal, decision, reservation, limits.LimitTicket(id=""), local.tokens, max_tokens)
     holding = _Holding(admitted)
     try:
