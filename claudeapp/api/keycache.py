@@ -1,10 +1,10 @@
 """Verified-key cache: a per-process copy in front of a shared Redis copy in front of Postgres.
 
 Revocation has to bite at once in every process. Revoking (or any change to a key, its owner or
-their groups) bumps a global version in Redis *and* publishes on a revocation channel. Each process
-listens on that channel from a thread of its own (claudeapp/core/redisconn.py `subscriber()`): a
-message drops its whole per-process copy. While the listener is subscribed and has heard from Redis
-within _HEARD_SECONDS, a per-process hit is trusted as is: no Redis round trip per call. Otherwise
+their groups) bumps a global version in Redis *and* publishes the "apikeys" topic on the process's
+invalidation channel (claudeapp/core/invalidation.py, a listener thread per process): the message drops
+the whole per-process copy. While the listener is subscribed and has heard from Redis lately, a
+per-process hit is trusted as is: no Redis round trip per call. Otherwise
 (not subscribed yet, connection lost, a silent Redis) each lookup reads the version, as before: every
 cached snapshot remembers the version it was read under, and a bumped version makes it stale.
 The version is read *before* the database, so a snapshot loaded just before a revoke commits carries
@@ -17,8 +17,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import os
-import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -26,10 +24,10 @@ from typing import Any
 
 from django.conf import settings
 
+from claudeapp.core import invalidation
 from claudeapp.core.redisconn import UNAVAILABLE
 from claudeapp.core.redisconn import aclient as _aclient
 from claudeapp.core.redisconn import client as _client
-from claudeapp.core.redisconn import subscriber as _subscriber
 from claudeapp.core.singleflight import SingleFlight
 
 log = logging.getLogger(__name__)
@@ -40,10 +38,7 @@ Loader = Callable[[str], Snapshot | None]
 _SHARED_TTL_SECONDS = 300  # bounds staleness of owner group ids; revocation never waits for it
 _TOUCH_INTERVAL_SECONDS = 60
 _LOCAL_MAX_ENTRIES = 10_000
-# The listener pings every _PING_SECONDS; silence past _HEARD_SECONDS is a connection lost without an
-# error (the worst case: a revocation reaches a process with such a connection that much later).
-_PING_SECONDS = 1.0
-_HEARD_SECONDS = 3.0
+_TOPIC = "apikeys"
 
 
 @dataclass(frozen=True)
@@ -55,75 +50,21 @@ class _Entry:
 
 _local: dict[str, _Entry] = {}
 _touched: dict[str, float] = {}
-# The revocation listener of this process: its pid (a forked child starts its own), whether it is
-# subscribed, when it last heard from Redis, and an epoch bumped by every message it applies.
-_listener: dict[str, Any] = {"pid": None, "subscribed": False, "heard": 0.0, "epoch": 0}
-_listener_lock = threading.Lock()
+# Bumped by every revocation this process applies: a snapshot whose load overlapped one is not kept.
+_revocations: dict[str, int] = {"epoch": 0}
+_listening = invalidation.listening
 
 
 def _rkey(*parts: object) -> str:
     return ":".join([settings.CACHES["default"].get("KEY_PREFIX", ""), "apikeys", *map(str, parts)])
 
 
-def _channel() -> str:
-    return _rkey("revoked")
-
-
-def _listening() -> bool:
-    """This process's listener is subscribed and heard from Redis lately (starts it when needed)."""
-    if _listener["pid"] != os.getpid():
-        _start_listener()
-        return False
-    return _listener["subscribed"] and time.monotonic() - _listener["heard"] < _HEARD_SECONDS
-
-
-def _start_listener() -> None:
-    with _listener_lock:
-        if _listener["pid"] == os.getpid():
-            return
-        _listener.update(pid=os.getpid(), subscribed=False)
-        threading.Thread(target=_listen_forever, args=(os.getpid(),), name="keycache-revocations", daemon=True).start()
-
-
 def _drop_all() -> None:
-    _listener["epoch"] += 1
+    _revocations["epoch"] += 1
     _local.clear()
 
 
-def _listen_forever(pid: int) -> None:
-    while _listener["pid"] == pid:
-        try:
-            _listen(pid)
-        except UNAVAILABLE as exc:
-            log.debug("keycache: revocation listener lost Redis (%s); every lookup asks the version", exc)
-        except Exception:  # the listener must not die for good: lookups would ask the version forever
-            log.exception("keycache: revocation listener failed; restarting")
-        _listener["subscribed"] = False
-        _drop_all()  # a message may have been missed while away
-        time.sleep(1.0)
-
-
-def _listen(pid: int) -> None:
-    pubsub = _subscriber()
-    try:
-        pubsub.subscribe(_channel())
-        last_ping = 0.0
-        while _listener["pid"] == pid:
-            now = time.monotonic()
-            if now - last_ping >= _PING_SECONDS:
-                pubsub.ping()
-                last_ping = now
-            message = pubsub.get_message(timeout=1.0)
-            if message is None:
-                continue
-            _listener["heard"] = time.monotonic()
-            if message["type"] == "subscribe":
-                _drop_all()  # what was cached before the subscription was never covered by it
-                _listener["subscribed"] = True
-            elif message["type"] == "message":
-                _drop_all()
-    finally:
-        pubsub.close()
+invalidation.on(_TOPIC, _drop_all)
 
 
 def _local_hit(prefix: str) -> _Entry | None:
@@ -134,7 +75,7 @@ def _local_hit(prefix: str) -> _Entry | None:
 
 
 def _remember(prefix: str, version: bytes, snapshot: Snapshot, epoch: int) -> Snapshot:
-    if epoch != _listener["epoch"]:
+    if epoch != _revocations["epoch"]:
         return snapshot  # a revocation arrived while this was loading: use it once, keep nothing
     if len(_local) >= _LOCAL_MAX_ENTRIES:
         _local.clear()  # crude but bounded; a full reload costs one Redis read per key
@@ -156,7 +97,7 @@ def _encode(snapshot: Snapshot, version: bytes) -> str:
 def lookup(prefix: str, load: Loader) -> Snapshot | None:
     """The key's snapshot, from the fastest copy that is provably not stale."""
     try:
-        client, entry, epoch = _client(), _local_hit(prefix), _listener["epoch"]
+        client, entry, epoch = _client(), _local_hit(prefix), _revocations["epoch"]
         if entry is not None and (_listening() or (client.get(_rkey("version")) or b"0") == entry.version):
             return entry.snapshot
         version_raw, raw = client.mget([_rkey("version"), _rkey("snap", prefix)])
@@ -176,7 +117,7 @@ def lookup(prefix: str, load: Loader) -> Snapshot | None:
 async def alookup(prefix: str, load: Callable[[str], Awaitable[Snapshot | None]]) -> Snapshot | None:
     """`lookup` for async views; `load` runs only on a miss in both caches. A miss is read once for the
     callers of a moment (`_misses`)."""
-    entry, epoch = _local_hit(prefix), _listener["epoch"]
+    entry, epoch = _local_hit(prefix), _revocations["epoch"]
     if entry is not None and _listening():
         return entry.snapshot
     snapshot, _ = await _misses.run((prefix, epoch), functools.partial(_aread, prefix, load, entry, epoch))
@@ -235,7 +176,7 @@ def invalidate(prefix: str | None = None) -> None:
         if prefix is not None:
             client.delete(_rkey("snap", prefix))
         client.incr(_rkey("version"))
-        client.publish(_channel(), prefix or "*")
+        invalidation.publish(client, _TOPIC)
     except UNAVAILABLE:
         pass  # Redis is away from here: nothing can reach the others (their copies expire on their own)
 

@@ -1,11 +1,13 @@
 """The one per-process cache of admin-edited tables (prices, budgets, rate-limit policies, the model
 map): a copy in each process, reloaded when a version counter in Redis moves.
 
-Reads check the counter at most every `refresh` seconds; a save bumps it on commit, so every
-process reloads within that time with no query on the hot path in between. While Redis is away the
-copy is reloaded at every refresh instead (the database is the truth). The partner-key cache is not
-one of these: a revoked key must stop at once in every process, so it checks its version on every
-lookup (claudeapp/api/keycache.py).
+A save bumps the counter on commit and publishes the cache's topic on the invalidation channel
+(core/invalidation.py): every process hearing it drops its copy at once. While this process's listener
+is heard, a copy loaded since the last message is trusted with no round trip; otherwise reads check the
+counter at most every `refresh` seconds, so every process reloads within that time (a `refresh` of 0:
+every read checks, listener or not). While Redis is away the copy is reloaded at every refresh instead
+(the database is the truth). The partner-key cache is not one of these: its copies are per key, with a
+shared copy in Redis between (claudeapp/api/keycache.py); it hears the same channel.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Generic, TypeVar
 
 from django.conf import settings
 
+from claudeapp.core import invalidation
 from claudeapp.core.redisconn import UNAVAILABLE, client
 
 T = TypeVar("T")
@@ -34,10 +37,19 @@ class VersionedCache(Generic[T]):
         self._version: bytes | None = None
         self._checked_at = float("-inf")
         self._lock = threading.Lock()  # one reload at a time per process
+        # Bumped by every message for this cache; `_checked_epoch` is the one its last check began under.
+        self._epoch = 0
+        self._checked_epoch = -1
+        invalidation.on(self._topic(), self._heard)
 
     def fresh(self) -> T | None:
         """The copy when it needs no check now, else None (lets async callers skip a thread hop)."""
-        if self._value is not None and time.monotonic() - self._checked_at < self.refresh():
+        if self._value is None:
+            return None
+        refresh = self.refresh()
+        if refresh > 0 and self._checked_epoch == self._epoch and invalidation.listening():
+            return self._value  # no message since the check: nothing changed anywhere
+        if time.monotonic() - self._checked_at < refresh:
             return self._value
         return None
 
@@ -45,7 +57,7 @@ class VersionedCache(Generic[T]):
         value = self.fresh()
         if value is not None:
             return value
-        now = time.monotonic()
+        now, epoch = time.monotonic(), self._epoch
         try:
             version: bytes | None = client().get(version_key(self.name))
             unreachable = False
@@ -55,15 +67,29 @@ class VersionedCache(Generic[T]):
             if self._value is None or unreachable or version != self._version:
                 self._value = self.loader()
                 self._version = version
-            self._checked_at = now
+            if self._epoch != epoch:  # a message arrived meanwhile: the next read checks again
+                self._checked_at, self._checked_epoch = float("-inf"), -1
+            else:
+                self._checked_at, self._checked_epoch = now, -1 if unreachable else epoch
             return self._value
 
     def clear(self) -> None:
         """Drop this process's copy (tests; and after writes this process must see at once)."""
-        self._value, self._checked_at = None, float("-inf")
+        self._value, self._checked_at, self._checked_epoch = None, float("-inf"), -1
 
     def bump(self) -> None:
         """Tell every process to reload (call it on commit of the edit)."""
         self.clear()
         with contextlib.suppress(*UNAVAILABLE):  # other processes reload within the refresh time anyway
-            client().incr(version_key(self.name))
+            pipe = client().pipeline(transaction=False)
+            pipe.incr(version_key(self.name))
+            invalidation.publish(pipe, self._topic())  # after the counter moved: a reader told checks it
+            pipe.execute()
+
+    def _topic(self) -> str:
+        return f"version:{self.name}"
+
+    def _heard(self) -> None:
+        """A message for this cache (or any that may have been missed): the next read checks the version."""
+        self._epoch += 1
+        self._checked_at = float("-inf")

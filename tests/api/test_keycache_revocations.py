@@ -12,7 +12,7 @@ import redis
 from django.conf import settings
 
 from claudeapp.api import keycache
-from claudeapp.core import redisconn
+from claudeapp.core import invalidation, redisconn
 
 
 @pytest.fixture
@@ -51,7 +51,7 @@ def test_a_heard_revocation_drops_the_copy_and_a_warm_key_asks_redis_nothing_mea
     redisconn.client().incr(keycache._rkey("version"))
     assert keycache.lookup("kcr-one", load)["n"] == 1 and calls == ["kcr-one"]
     # Another process revokes: the message reaches this one's listener, which drops the copy.
-    redisconn.client().publish(keycache._channel(), "kcr-one")
+    invalidation.publish(redisconn.client(), "apikeys")
     _wait_dropped("kcr-one")
     assert keycache.lookup("kcr-one", load)["n"] == 2
 
@@ -60,12 +60,12 @@ def test_without_a_listener_heard_lately_every_lookup_checks_the_version(loads):
     calls, load = loads
     _wait_listening()
     keycache.lookup("kcr-two", load)
-    keycache._listener["heard"] = 0.0  # silence from Redis, as over a connection that died quietly
+    invalidation._state["heard"] = 0.0  # silence from Redis, as over a connection that died quietly
     assert not keycache._listening()
     keycache.lookup("kcr-two", load)
     assert calls == ["kcr-two"]  # same version: the copy stands
     redisconn.client().incr(keycache._rkey("version"))
-    keycache._listener["heard"] = 0.0
+    invalidation._state["heard"] = 0.0
     keycache.lookup("kcr-two", load)
     assert calls == ["kcr-two", "kcr-two"]  # the moved version made it stale
 
@@ -75,13 +75,13 @@ def test_invalidate_drops_this_process_copy_at_once_and_tells_the_others(loads):
     _wait_listening()
     keycache.lookup("kcr-three", load)
     pubsub = redisconn.subscriber()
-    pubsub.subscribe(keycache._channel())
+    pubsub.subscribe(invalidation.channel())
     assert pubsub.get_message(timeout=5)["type"] == "subscribe"
     keycache.invalidate("kcr-three")
     assert "kcr-three" not in keycache._local  # here: no wait for the message
     message = pubsub.get_message(timeout=5)
     pubsub.close()
-    assert message["type"] == "message" and message["data"] == b"kcr-three"
+    assert message["type"] == "message" and message["data"] == b"apikeys"
     keycache.lookup("kcr-three", load)
     assert calls == ["kcr-three", "kcr-three"]
 
@@ -98,7 +98,7 @@ def test_a_load_that_overlapped_a_revocation_is_used_once_but_not_kept(loads):
 
 
 def test_the_channel_is_scoped_by_the_cache_prefix():
-    assert keycache._channel().startswith(settings.CACHES["default"].get("KEY_PREFIX", ""))
+    assert invalidation.channel().startswith(settings.CACHES["default"].get("KEY_PREFIX", ""))
 
 
 def _cold_lookups(prefix: str, callers: int, load) -> list:
