@@ -8,7 +8,10 @@ processes; a probe's success closes the circuit, its failure re-opens it.
 Each transition is one Lua script, so processes never race each other. `allow()` is the only
 call on the hot path: one round trip while closed, nothing on success; and a process that found a
 circuit closed less than CLAUDE_BREAKER_LOCAL_SECONDS ago, with no failure of its own since, trusts
-that instead of asking again (another process's opening reaches it within that time).
+that instead of asking again. The script that opens a circuit publishes it on the processes'
+invalidation channel (claudeapp/core/invalidation.py): a process that hears it asks Redis again at
+once, and while its listener is heard it trusts a closed circuit for up to _HEARD_TRUST_SECONDS with
+no message since. Without the listener another process's opening reaches it within the local window.
 
 When Redis cannot answer (down, or too slow for REDIS_TIMEOUT_SECONDS, as in a process whose event
 loop lags under thousands of streams), each process keeps protecting with its own circuit: the same
@@ -34,7 +37,7 @@ import redis.asyncio as aioredis
 from django.conf import settings
 from django.utils.module_loading import import_string
 
-from claudeapp.core import redisconn
+from claudeapp.core import invalidation, redisconn
 from claudeapp.core.singleflight import SingleFlight
 
 logger = logging.getLogger(__name__)
@@ -107,7 +110,8 @@ end
 return redis.call('HGET', KEYS[1], 'state') or 'closed'
 """
 
-# KEYS: hash, probes zset. ARGV: now, threshold, window, probe id ('' when not a probe).
+# KEYS: hash, probes zset. ARGV: now, threshold, window, probe id ('' when not a probe), the invalidation
+# channel and the breaker's topic there (an opening is published in the same script: never one without the other).
 _FAILURE = """
 local now = tonumber(ARGV[1])
 local state = redis.call('HGET', KEYS[1], 'state') or 'closed'
@@ -115,6 +119,7 @@ if state == 'half_open' then
   if ARGV[4] == '' or redis.call('ZREM', KEYS[2], ARGV[4]) == 0 then return state end
   redis.call('HSET', KEYS[1], 'state', 'open', 'opened_at', now, 'failures', 0)
   redis.call('DEL', KEYS[2])
+  redis.call('PUBLISH', ARGV[5], ARGV[6])
   return 'open'
 end
 if state == 'open' then return state end
@@ -127,10 +132,36 @@ else
 end
 if failures >= tonumber(ARGV[2]) then
   redis.call('HSET', KEYS[1], 'state', 'open', 'opened_at', now, 'failures', 0)
+  redis.call('PUBLISH', ARGV[5], ARGV[6])
   return 'open'
 end
 return 'closed'
 """
+
+# Openings heard by this process's listener (any model's: they are rare): a closed circuit seen before
+# the last one is asked again.
+_TOPIC = "breaker"
+_openings: dict[str, int] = {"heard": 0}
+# The longest a closed circuit is trusted on the listener's word alone: bounds how late an opening whose
+# message never came (a process still running scripts without it, during a deploy) is seen.
+_HEARD_TRUST_SECONDS = 30.0
+
+
+def _heard_opening() -> None:
+    _openings["heard"] += 1
+
+
+invalidation.on(_TOPIC, _heard_opening)
+
+
+@dataclass(frozen=True)
+class _Trust:
+    """A circuit this process saw closed: trusted until `until`, or while its listener is heard (no opening
+    since `heard`, the count of openings when it was read) until `heard_until`."""
+
+    until: float
+    heard_until: float
+    heard: int
 
 
 def default_policy(model: str) -> BreakerPolicy:
@@ -274,7 +305,7 @@ class Breaker:
     def __init__(self, *, clock: Callable[[], float] = time.time, local_seconds: float | None = None) -> None:
         self.clock = clock
         self.local_seconds = local_seconds
-        self._closed_until: dict[str, float] = {}  # model -> monotonic time until which "closed" is trusted
+        self._closed: dict[str, _Trust] = {}  # model -> the closed circuit this process trusts
         self._local: dict[str, _LocalCircuit] = {}  # model -> this process's own circuit (see the module doc)
         self._reading: SingleFlight[Ticket] = SingleFlight()  # one read of a circuit at a time per loop
 
@@ -289,7 +320,7 @@ class Breaker:
         return self._circuit(model).ticket(model, self.clock())
 
     def _saw_failure(self, ticket: Ticket) -> BreakerPolicy:
-        self._closed_until.pop(ticket.model, None)  # ask Redis again from the next call on
+        self._closed.pop(ticket.model, None)  # ask Redis again from the next call on
         policy = policy_for(ticket.model)
         self._circuit(ticket.model).failed(policy, self.clock())
         return policy
@@ -306,14 +337,20 @@ class Breaker:
         return True
 
     def _trusted_closed(self, model: str) -> bool:
-        return self._closed_until.get(model, 0.0) > time.monotonic()
+        trust = self._closed.get(model)
+        if trust is None or trust.heard != _openings["heard"]:  # an opening somewhere since: ask again
+            return False
+        now = time.monotonic()
+        return now < trust.until or (now < trust.heard_until and invalidation.listening())
 
-    def _saw(self, ticket: Ticket) -> Ticket:
+    def _saw(self, ticket: Ticket, heard: int) -> Ticket:
+        """`heard`: the count of openings heard when the read was sent (one heard meanwhile voids it)."""
         seconds = settings.CLAUDE_BREAKER_LOCAL_SECONDS if self.local_seconds is None else self.local_seconds
         if ticket.state is BreakerState.CLOSED and seconds > 0:
-            self._closed_until[ticket.model] = time.monotonic() + seconds
+            now = time.monotonic()
+            self._closed[ticket.model] = _Trust(now + seconds, now + max(seconds, _HEARD_TRUST_SECONDS), heard)
         else:
-            self._closed_until.pop(ticket.model, None)
+            self._closed.pop(ticket.model, None)
         return ticket
 
     # --- sync (Celery workers, management commands) ---
@@ -321,12 +358,12 @@ class Breaker:
     def allow(self, model: str) -> Ticket:
         if self._trusted_closed(model):
             return Ticket(model=model, state=BreakerState.CLOSED)
-        policy, probe_id = policy_for(model), uuid.uuid4().hex
+        policy, probe_id, heard = policy_for(model), uuid.uuid4().hex, _openings["heard"]
         try:
             state, granted = _sync().allow(keys=_keys(model), args=self._allow_args(policy, probe_id))
         except (redis.RedisError, *redisconn.UNAVAILABLE) as exc:
             return self._locally(model, exc)
-        return self._saw(self._ticket(model, state, granted, probe_id))
+        return self._saw(self._ticket(model, state, granted, probe_id), heard)
 
     def record_success(self, ticket: Ticket) -> None:
         if ticket.probe_id is None or self._local_verdict(ticket, success=True):
@@ -369,13 +406,13 @@ class Breaker:
 
     def reset(self, model: str) -> None:
         """Close the circuit by hand (admin action, tests)."""
-        self._closed_until.pop(model, None)
+        self._closed.pop(model, None)
         self._local.pop(model, None)
         _sync().client.delete(*_keys(model))
 
     def forget(self) -> None:
         """Drop what this process trusts locally (tests that open circuits behind its back)."""
-        self._closed_until.clear()
+        self._closed.clear()
         self._local.clear()
 
     # --- async (ASGI views) ---
@@ -392,12 +429,12 @@ class Breaker:
         return ticket
 
     async def _aallow(self, model: str) -> Ticket:
-        policy, probe_id = policy_for(model), uuid.uuid4().hex
+        policy, probe_id, heard = policy_for(model), uuid.uuid4().hex, _openings["heard"]
         try:
             state, granted = await _async().allow(keys=_keys(model), args=self._allow_args(policy, probe_id))
         except (redis.RedisError, *redisconn.UNAVAILABLE) as exc:
             return self._locally(model, exc)
-        return self._saw(self._ticket(model, state, granted, probe_id))
+        return self._saw(self._ticket(model, state, granted, probe_id), heard)
 
     async def arecord_success(self, ticket: Ticket) -> None:
         if ticket.probe_id is None or self._local_verdict(ticket, success=True):
@@ -433,7 +470,10 @@ class Breaker:
         return [now, policy.cooldown_seconds, policy.half_open_probes, policy.probe_lease_seconds, probe_id]
 
     def _failure_args(self, ticket: Ticket, policy: BreakerPolicy) -> list[object]:
-        return [self.clock(), policy.failure_threshold, policy.window_seconds, ticket.probe_id or ""]
+        return [
+            self.clock(), policy.failure_threshold, policy.window_seconds, ticket.probe_id or "",
+            invalidation.channel(), _TOPIC,
+        ]  # fmt: skip
 
     @staticmethod
     def _ticket(model: str, state: Any, granted: int, probe_id: str) -> Ticket:

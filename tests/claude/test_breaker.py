@@ -7,12 +7,14 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from claudeapp.claude import breaker as breaker_mod
 from claudeapp.claude.breaker import Breaker, BreakerPolicy, BreakerState
+from claudeapp.core import invalidation, redisconn
 
 pytestmark = pytest.mark.usefixtures("breaker_settings")
 ROOT = Path(__file__).resolve().parents[2]
@@ -225,9 +227,12 @@ async def _aallow_and_close(breaker: Breaker, model: str):
         await breaker_mod.aclose_connections()
 
 
-def test_a_process_trusts_a_closed_circuit_it_saw_for_its_local_window(model_id):
-    """The hot path skips the Redis round trip for a circuit seen closed moments ago; another process's
-    opening reaches it when the window ends, and its own failure makes it ask again at once."""
+def test_a_process_trusts_a_closed_circuit_it_saw_for_its_local_window(model_id, monkeypatch):
+    """The hot path skips the Redis round trip for a circuit seen closed moments ago; without the
+    invalidation listener another process's opening reaches it when the window ends, and its own
+    failure makes it ask again at once."""
+    monkeypatch.setattr(breaker_mod.invalidation, "listening", lambda: False)
+    monkeypatch.setattr(breaker_mod.invalidation, "channel", lambda: "test:breaker:nobody-listens")
     model = model_id()
     this, other = breaker_mod.Breaker(local_seconds=60), breaker_mod.Breaker(local_seconds=0)
     assert this.allow(model).allowed
@@ -237,6 +242,65 @@ def test_a_process_trusts_a_closed_circuit_it_saw_for_its_local_window(model_id)
     assert this.allow(model).allowed  # still inside its window: no round trip, trusted closed
     this.record_failure(breaker_mod.Ticket(model=model, state=breaker_mod.BreakerState.CLOSED))
     assert not this.allow(model).allowed  # its own failure ends the trust: Redis says open
+
+
+def _wait(condition, seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "waited in vain"
+        time.sleep(0.01)
+
+
+def test_an_opening_anywhere_reaches_a_listening_process_at_once(model_id, clock):
+    """The script that opens a circuit publishes it: a process trusting that circuit closed (far inside its
+    local window) asks Redis again as soon as its invalidation listener hears it."""
+    _wait(invalidation.listening)
+    model = model_id()
+    this, other = breaker_mod.Breaker(local_seconds=60), breaker_mod.Breaker(clock=clock, local_seconds=0)
+    assert this.allow(model).allowed
+    heard = breaker_mod._openings["heard"]
+    open_circuit(other, model)
+    _wait(lambda: breaker_mod._openings["heard"] > heard)
+    assert not this.allow(model).allowed
+
+
+def test_every_opening_is_published_with_it_a_failed_probe_s_too(model_id, clock):
+    model = model_id()
+    other = breaker_mod.Breaker(clock=clock, local_seconds=0)
+    pubsub = redisconn.subscriber()
+    pubsub.subscribe(invalidation.channel())
+    assert pubsub.get_message(timeout=5)["type"] == "subscribe"
+    try:
+        fail(other, model, 2)
+        assert pubsub.get_message(timeout=0.2) is None  # failures below the threshold: nothing to tell
+        open_circuit(other, model)
+        assert pubsub.get_message(timeout=5)["data"] == b"breaker"
+        clock.advance(31)  # past the cooldown: the next call probes, and fails
+        assert other.record_failure(other.allow(model)) is BreakerState.OPEN
+        assert pubsub.get_message(timeout=5)["data"] == b"breaker"
+    finally:
+        pubsub.close()
+
+
+def test_a_listening_process_trusts_a_closed_circuit_past_its_local_window_up_to_its_bound(model_id, monkeypatch):
+    """No opening heard: the circuit is still closed everywhere, so no round trip after the local window,
+    until _HEARD_TRUST_SECONDS (which bounds an opening whose message never came)."""
+    _wait(invalidation.listening)
+    model = model_id()
+    real, reads = breaker_mod._sync, []
+
+    def counting() -> breaker_mod._Conn:
+        reads.append(1)
+        return real()
+
+    monkeypatch.setattr(breaker_mod, "_sync", counting)
+    monkeypatch.setattr(breaker_mod, "_HEARD_TRUST_SECONDS", 0.3)
+    this = breaker_mod.Breaker(local_seconds=0.05)
+    assert this.allow(model).allowed and len(reads) == 1
+    time.sleep(0.1)  # past the local window, inside the listener's bound
+    assert this.allow(model).allowed and len(reads) == 1
+    time.sleep(0.3)  # past the bound: asked again
+    assert this.allow(model).allowed and len(reads) == 2
 
 
 def test_with_no_local_window_every_call_asks_redis(model_id):
