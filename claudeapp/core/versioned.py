@@ -81,10 +81,9 @@ class VersionedCache(Generic[T]):
         """Tell every process to reload (call it on commit of the edit)."""
         self.clear()
         with contextlib.suppress(*UNAVAILABLE):  # other processes reload within the refresh time anyway
-            pipe = client().pipeline(transaction=False)
-            pipe.incr(version_key(self.name))
-            invalidation.publish(pipe, self._topic())  # after the counter moved: a reader told checks it
-            pipe.execute()
+            redis = client()  # a rare admin-side write: two plain commands, in this order
+            redis.incr(version_key(self.name))
+            invalidation.publish(redis, self._topic())  # after the counter moved: a reader told checks it
 
     def _topic(self) -> str:
         return f"version:{self.name}"
