@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import functools
 import json
-import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -29,8 +28,6 @@ from claudeapp.core.redisconn import UNAVAILABLE
 from claudeapp.core.redisconn import aclient as _aclient
 from claudeapp.core.redisconn import client as _client
 from claudeapp.core.singleflight import SingleFlight
-
-log = logging.getLogger(__name__)
 
 Snapshot = dict[str, Any]
 Loader = Callable[[str], Snapshot | None]
