@@ -138,20 +138,12 @@ end
 return 'closed'
 """
 
-# Openings heard by this process's listener (any model's: they are rare): a closed circuit seen before
+# Openings counted by this process's listener (any model's: they are rare): a closed circuit seen before
 # the last one is asked again.
-_TOPIC = "breaker"
-_openings: dict[str, int] = {"heard": 0}
+_TOPIC = invalidation.register("breaker")
 # The longest a closed circuit is trusted on the listener's word alone: bounds how late an opening whose
 # message never came (a process still running scripts without it, during a deploy) is seen.
 _HEARD_TRUST_SECONDS = 30.0
-
-
-def _heard_opening() -> None:
-    _openings["heard"] += 1
-
-
-invalidation.on(_TOPIC, _heard_opening)
 
 
 @dataclass(frozen=True)
@@ -338,7 +330,7 @@ class Breaker:
 
     def _trusted_closed(self, model: str) -> bool:
         trust = self._closed.get(model)
-        if trust is None or trust.heard != _openings["heard"]:  # an opening somewhere since: ask again
+        if trust is None or trust.heard != invalidation.heard(_TOPIC):  # an opening somewhere since: ask again
             return False
         now = time.monotonic()
         return now < trust.until or (now < trust.heard_until and invalidation.listening())
@@ -358,7 +350,7 @@ class Breaker:
     def allow(self, model: str) -> Ticket:
         if self._trusted_closed(model):
             return Ticket(model=model, state=BreakerState.CLOSED)
-        policy, probe_id, heard = policy_for(model), uuid.uuid4().hex, _openings["heard"]
+        policy, probe_id, heard = policy_for(model), uuid.uuid4().hex, invalidation.heard(_TOPIC)
         try:
             state, granted = _sync().allow(keys=_keys(model), args=self._allow_args(policy, probe_id))
         except (redis.RedisError, *redisconn.UNAVAILABLE) as exc:
@@ -429,7 +421,7 @@ class Breaker:
         return ticket
 
     async def _aallow(self, model: str) -> Ticket:
-        policy, probe_id, heard = policy_for(model), uuid.uuid4().hex, _openings["heard"]
+        policy, probe_id, heard = policy_for(model), uuid.uuid4().hex, invalidation.heard(_TOPIC)
         try:
             state, granted = await _async().allow(keys=_keys(model), args=self._allow_args(policy, probe_id))
         except (redis.RedisError, *redisconn.UNAVAILABLE) as exc:

@@ -1,13 +1,14 @@
 """One listener per process on one Redis channel, for the per-process copies that must drop what they
 copied when another process changes it: verified partner keys (api/keycache.py) and the admin-edited
 tables (core/versioned.py). A change publishes its topic on the channel; the listener, a thread of its
-own, calls the topic's handler at once, so a copy may be trusted with no round trip per read.
+own, counts it at once, so a copy may be trusted with no round trip per read.
 
-Trust needs the listener to be subscribed and to have heard from Redis within HEARD_SECONDS (it pings
-every PING_SECONDS): `listening()`. A subscription (the first, or one after a lost connection) calls
-every handler, since a message may have been missed meanwhile; so does a message whose topic no handler
-claims. A copy loaded while a message arrived must not be trusted afterwards: each handler bumps an epoch
-of its cache's own that a load compares before and after.
+The one rule every copy follows: take `heard(topic)` before reading what it copies, keep it with the
+copy, and trust the copy only while `heard(topic)` is still the same and `listening()` holds (the
+listener subscribed and heard from Redis within HEARD_SECONDS; it pings every PING_SECONDS). A copy loaded
+while a message arrived is then never trusted afterwards. A subscription (the first, or one after a lost
+connection) moves every topic's count, since a message may have been missed meanwhile; so does a message
+whose topic this process never registered (its code may be older than the sender's).
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
+from django.core.signals import setting_changed
 
 from claudeapp.core.redisconn import UNAVAILABLE, subscriber
 
@@ -32,21 +33,49 @@ HEARD_SECONDS = 3.0
 
 _state: dict[str, Any] = {"pid": None, "subscribed": False, "heard": 0.0, "channel": None}
 _start_lock = threading.Lock()
-_handlers: dict[str, Callable[[], None]] = {}
+# The channel is read a few times a call (every `listening()`): worked out once, again when tests move
+# the cache prefix.
+_channel: dict[str, str | None] = {"name": None}
+# Messages counted per registered topic, and the times every topic was moved at once ("*"). Written
+# under the lock (the listener and a process's own changes both count), read without it.
+_counts: dict[str, int] = {"*": 0}
+_count_lock = threading.Lock()
 
 
 def channel() -> str:
-    return ":".join([settings.CACHES["default"].get("KEY_PREFIX", ""), "invalidate"])
+    name = _channel["name"]
+    if name is None:
+        name = _channel["name"] = ":".join([settings.CACHES["default"].get("KEY_PREFIX", ""), "invalidate"])
+    return name
 
 
-def on(topic: str, handler: Callable[[], None]) -> None:
-    """`handler()` runs on the listener's thread when `topic` is published, and on every (re)subscription."""
-    _handlers[topic] = handler
+def _caches_changed(*, setting: str, **_: Any) -> None:
+    if setting == "CACHES":
+        _channel["name"] = None
+
+
+setting_changed.connect(_caches_changed)
+
+
+def register(topic: str) -> str:
+    """Count `topic`'s messages in this process (a module or cache that copies it registers it once)."""
+    _counts.setdefault(topic, 0)
+    return topic
+
+
+def heard(topic: str) -> int:
+    """How often `topic` may have changed, as far as this process knows: it only grows."""
+    return _counts[topic] + _counts["*"]
+
+
+def changed_here(topic: str) -> None:
+    """This process changed `topic` itself: its own copies drop it now, not when its message comes back."""
+    _count(topic)
 
 
 def listening() -> bool:
     """This process's listener is subscribed and heard from Redis lately (starts it when needed)."""
-    if _state["pid"] != os.getpid():
+    if _state["pid"] is None:  # not started in this process (a forked child forgets its parent's)
         _start()
         return False
     return (
@@ -63,24 +92,38 @@ def publish(client: Any, topic: str) -> None:
 
 def _start() -> None:
     with _start_lock:
-        if _state["pid"] == os.getpid():
+        if _state["pid"] is not None:
             return
         _state.update(pid=os.getpid(), subscribed=False)
         threading.Thread(target=_listen_forever, args=(os.getpid(),), name="invalidations", daemon=True).start()
 
 
+def _forget_parent() -> None:
+    """In a forked child (Celery's prefork pool): the parent's listener thread did not come along, and a
+    lock it held at the fork would never be released here."""
+    global _start_lock, _count_lock
+    _start_lock, _count_lock = threading.Lock(), threading.Lock()
+    _state.update(pid=None, subscribed=False, channel=None)
+
+
+os.register_at_fork(after_in_child=_forget_parent)
+
+
+def _count(topic: str) -> None:
+    with _count_lock:
+        _counts[topic] += 1
+
+
 def _everything() -> None:
-    for handler in list(_handlers.values()):
-        handler()
+    _count("*")
 
 
 def _apply(topic: bytes | str) -> None:
     name = topic.decode() if isinstance(topic, bytes) else topic
-    handler = _handlers.get(name)
-    if handler is None:
-        _everything()  # unknown to this process's code: the safe reading is that anything may have changed
+    if name in _counts and name != "*":
+        _count(name)
     else:
-        handler()
+        _everything()  # unknown to this process's code: the safe reading is that anything may have changed
 
 
 def _listen_forever(pid: int) -> None:

@@ -37,17 +37,18 @@ class VersionedCache(Generic[T]):
         self._version: bytes | None = None
         self._checked_at = float("-inf")
         self._lock = threading.Lock()  # one reload at a time per process
-        # Bumped by every message for this cache; `_checked_epoch` is the one its last check began under.
-        self._epoch = 0
-        self._checked_epoch = -1
-        invalidation.on(self._topic(), self._heard)
+        self._topic = invalidation.register(f"version:{name}")
+        # The topic's count when the last check began; whether the listener may vouch for that check
+        # (not when Redis was away during it).
+        self._checked_heard = -1
+        self._vouched = False
 
     def fresh(self) -> T | None:
         """The copy when it needs no check now, else None (lets async callers skip a thread hop)."""
-        if self._value is None:
-            return None
+        if self._value is None or self._checked_heard != invalidation.heard(self._topic):
+            return None  # never checked, or a message since the check
         refresh = self.refresh()
-        if refresh > 0 and self._checked_epoch == self._epoch and invalidation.listening():
+        if refresh > 0 and self._vouched and invalidation.listening():
             return self._value  # no message since the check: nothing changed anywhere
         if time.monotonic() - self._checked_at < refresh:
             return self._value
@@ -57,7 +58,7 @@ class VersionedCache(Generic[T]):
         value = self.fresh()
         if value is not None:
             return value
-        now, epoch = time.monotonic(), self._epoch
+        now, heard = time.monotonic(), invalidation.heard(self._topic)
         try:
             version: bytes | None = client().get(version_key(self.name))
             unreachable = False
@@ -67,15 +68,13 @@ class VersionedCache(Generic[T]):
             if self._value is None or unreachable or version != self._version:
                 self._value = self.loader()
                 self._version = version
-            if self._epoch != epoch:  # a message arrived meanwhile: the next read checks again
-                self._checked_at, self._checked_epoch = float("-inf"), -1
-            else:
-                self._checked_at, self._checked_epoch = now, -1 if unreachable else epoch
+            # A message during this check moved the count past `heard`: the next read checks again.
+            self._checked_at, self._checked_heard, self._vouched = now, heard, not unreachable
             return self._value
 
     def clear(self) -> None:
         """Drop this process's copy (tests; and after writes this process must see at once)."""
-        self._value, self._checked_at, self._checked_epoch = None, float("-inf"), -1
+        self._value, self._checked_at, self._checked_heard = None, float("-inf"), -1
 
     def bump(self) -> None:
         """Tell every process to reload (call it on commit of the edit)."""
@@ -83,12 +82,4 @@ class VersionedCache(Generic[T]):
         with contextlib.suppress(*UNAVAILABLE):  # other processes reload within the refresh time anyway
             redis = client()  # a rare admin-side write: two plain commands, in this order
             redis.incr(version_key(self.name))
-            invalidation.publish(redis, self._topic())  # after the counter moved: a reader told checks it
-
-    def _topic(self) -> str:
-        return f"version:{self.name}"
-
-    def _heard(self) -> None:
-        """A message for this cache (or any that may have been missed): the next read checks the version."""
-        self._epoch += 1
-        self._checked_at = float("-inf")
+            invalidation.publish(redis, self._topic)  # after the counter moved: a reader told checks it

@@ -258,9 +258,9 @@ def test_an_opening_anywhere_reaches_a_listening_process_at_once(model_id, clock
     model = model_id()
     this, other = breaker_mod.Breaker(local_seconds=60), breaker_mod.Breaker(clock=clock, local_seconds=0)
     assert this.allow(model).allowed
-    heard = breaker_mod._openings["heard"]
+    heard = invalidation.heard("breaker")
     open_circuit(other, model)
-    _wait(lambda: breaker_mod._openings["heard"] > heard)
+    _wait(lambda: invalidation.heard("breaker") > heard)
     assert not this.allow(model).allowed
 
 

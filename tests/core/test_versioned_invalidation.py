@@ -7,6 +7,8 @@ read with no Redis round trip, however long ago; a bump anywhere drops it at onc
 from __future__ import annotations
 
 import itertools
+import os
+import threading
 import time
 from collections.abc import Iterator
 
@@ -109,10 +111,12 @@ def test_a_message_during_a_load_leaves_the_copy_untrusted(listening):
     counted = Counted(refresh=60.0)
     original = counted._load
 
+    topic = f"version:{counted.name}"
+
     def racing() -> int:
-        loaded = original()
+        loaded, before = original(), invalidation.heard(topic)
         counted.bumped_elsewhere()  # another process saves while this one reads the old rows
-        _wait(lambda: counted.cache._epoch > 0, what="the message never arrived")
+        _wait(lambda: invalidation.heard(topic) > before, what="the message never arrived")
         return loaded
 
     counted.cache.loader = racing
@@ -134,7 +138,7 @@ def test_a_copy_read_while_redis_is_away_is_never_trusted(listening, monkeypatch
     assert counted.cache.fresh() is None and counted.cache.get() == 2  # reloaded at every refresh meanwhile
 
 
-def test_a_subscription_and_an_unknown_topic_reach_every_handler(listening):
+def test_a_subscription_and_an_unknown_topic_drop_every_copy(listening):
     keys, model_map = Counted(refresh=60.0), Counted(refresh=60.0)
     keys.cache.get()
     model_map.cache.get()
@@ -157,3 +161,56 @@ def test_a_moved_cache_prefix_is_not_trusted_until_the_listener_hears_its_channe
     counted.cache.get()
     counted.bumped_elsewhere()
     _wait(lambda: counted.cache.fresh() is None, what="a bump on the new channel never arrived")
+
+
+def test_a_topic_is_counted_by_its_own_messages_and_every_topic_by_a_subscription_or_a_stranger(listening):
+    """The one rule every copy follows (keys, breaker, these caches): its topic's count only grows, and
+    moves for anything that may have changed what it copied."""
+    mine, other = (invalidation.register(f"test:count:{n}:{time.time_ns()}") for n in range(2))
+    before = invalidation.heard(mine), invalidation.heard(other)
+    invalidation.publish(redisconn.client(), mine)
+    _wait(lambda: invalidation.heard(mine) == before[0] + 1, what="the message was never counted")
+    assert invalidation.heard(other) == before[1]
+    invalidation.changed_here(other)  # this process's own change counts at once, before its message returns
+    assert invalidation.heard(other) == before[1] + 1
+    invalidation.publish(redisconn.client(), "a-topic-no-code-here-knows")
+    _wait(lambda: invalidation.heard(mine) == before[0] + 2, what="a stranger's topic did not move every count")
+    invalidation._everything()  # what the listener does on (re)subscribing
+    assert invalidation.heard(mine) == before[0] + 3 and invalidation.heard(other) == before[1] + 3
+
+
+def _in_a_forked_child() -> str:
+    """What Celery's prefork pool does to a worker child: everything copied, but not the listener's thread."""
+    counted = Counted(refresh=60.0)
+    counted.cache.get()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report through the pipe, never return into pytest
+        verdict = "ok"
+        try:
+            os.close(read)
+            if invalidation.listening():
+                verdict = "trusted the parent's listener"
+            else:
+                _wait(invalidation.listening, what="the child never listened")
+                if "invalidations" not in {t.name for t in threading.enumerate()}:
+                    verdict = "no listener thread of its own"
+                elif counted.cache.fresh() is not None:
+                    verdict = "a copy from before its subscription was trusted"
+                else:
+                    counted.cache.get()
+                    counted.bumped_elsewhere()
+                    _wait(lambda: counted.cache.fresh() is None, what="a bump never reached the child")
+        except BaseException as exc:  # any failure is the verdict
+            verdict = f"{type(exc).__name__}: {exc}"
+        os.write(write, verdict.encode())
+        os._exit(0)
+    os.close(write)
+    _, status = os.waitpid(pid, 0)
+    with os.fdopen(read) as pipe:
+        return pipe.read() if os.waitstatus_to_exitcode(status) == 0 else f"child status {status}"
+
+
+def test_a_forked_child_starts_a_listener_of_its_own_and_trusts_nothing_from_before_it(listening):
+    assert _in_a_forked_child() == "ok"
+    assert invalidation.listening()  # and the parent's goes on
