@@ -264,19 +264,34 @@ def test_an_opening_anywhere_reaches_a_listening_process_at_once(model_id, clock
     assert not this.allow(model).allowed
 
 
-def test_every_opening_is_published_with_it_a_failed_probe_s_too(model_id, clock):
+@pytest.mark.parametrize("side", ["sync", "async"])
+def test_every_opening_is_published_with_it_a_failed_probe_s_too(model_id, clock, side):
+    """Workers fail calls on the sync side, web processes on the async one: the same script, both sent."""
     model = model_id()
     other = breaker_mod.Breaker(clock=clock, local_seconds=0)
+
+    def failed_call() -> BreakerState | None:
+        if side == "sync":
+            return other.record_failure(other.allow(model))
+
+        async def call() -> BreakerState | None:
+            try:
+                return await other.arecord_failure(await other.aallow(model))
+            finally:
+                await redisconn.aclose()
+
+        return asyncio.run(call())
+
     pubsub = redisconn.subscriber()
     pubsub.subscribe(invalidation.channel())
     assert pubsub.get_message(timeout=5)["type"] == "subscribe"
     try:
-        fail(other, model, 2)
+        assert [failed_call(), failed_call()] == [BreakerState.CLOSED] * 2
         assert pubsub.get_message(timeout=0.2) is None  # failures below the threshold: nothing to tell
-        open_circuit(other, model)
+        assert failed_call() is BreakerState.OPEN
         assert pubsub.get_message(timeout=5)["data"] == b"breaker"
         clock.advance(31)  # past the cooldown: the next call probes, and fails
-        assert other.record_failure(other.allow(model)) is BreakerState.OPEN
+        assert failed_call() is BreakerState.OPEN
         assert pubsub.get_message(timeout=5)["data"] == b"breaker"
     finally:
         pubsub.close()
