@@ -35,6 +35,11 @@ from urllib.parse import urlsplit, urlunsplit
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "claudeapp.settings")
+# As deployed (and as the web benches run): settings default to DEBUG on, which logs every query of every
+# job in the workers (and the creators) and so measured a configuration no deployment runs. DEBUG=1 to compare.
+os.environ.setdefault("DEBUG", "0")
+os.environ.setdefault("SECRET_KEY", "queue-bench-secret-0123456789abcdefghijklmnopqrstuvwxyz-abcdef")
+os.environ.setdefault("SECURE_SSL_REDIRECT", "0")
 
 MODEL = "claude-haiku-5-5"  # no fallback chain: one upstream call per job
 MAX_TOKENS = 64
