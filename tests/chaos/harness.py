@@ -877,20 +877,22 @@ UNFINISHED = ("pending", "streaming")  # an answer's statuses while its process 
 
 
 def cell_web_kill_mid_call(cluster: Cluster, surface: str = "anthropic", *, streamed: bool = True,
-                           calls: int = 4) -> CellResult:  # fmt: skip
+                           calls: int = 4, content: str = "text") -> CellResult:  # fmt: skip
     """kill -9 of a web process with `calls` calls half-way through (`surface`: STREAM_SURFACES or
     TURN_SURFACES): each is billed exactly once by the in-flight reaper, the budget holds are gone, and a
     turn's saved answer is left in a final state. A stream is billed its exact input and the output
     delivered at its last checkpoint; a non-streamed call that never got its answer is billed at its bound
-    (input bound + max_tokens), which covers whatever upstream charged for it."""
+    (input bound + max_tokens), which covers whatever upstream charged for it. `content` (the stateless
+    surfaces): what the calls carry (tests/fixtures/contents.py)."""
     load = f"{calls} streams of ~6.5 s, killed after ~3 s" if streamed else f"{calls} calls answered after 6 s"
-    result = CellResult(f"web kill -9 mid-{'stream' if streamed else 'call'} ({_PATHS[surface]})", load)
+    kind = "" if content == "text" else f", {content}"
+    result = CellResult(f"web kill -9 mid-{'stream' if streamed else 'call'} ({_PATHS[surface]}{kind})", load)
     budget = _budget(cluster)
     # A process of its own (the other cells' web processes are not touched), warmed by one call so that
     # the calls below are all under way at once.
     victim = cluster.victim_web(**({} if streamed else _SLOW_REPLY_ENV))
     cluster.call("warm-up", url=victim.url)
-    targets = _targets(cluster, surface, victim.url, streamed=streamed, calls=calls)
+    targets = _targets(cluster, surface, victim.url, streamed=streamed, calls=calls, content=content)
     since = cluster.mark()
     readers = [_Reader() for _ in targets]
     threads = [
@@ -972,7 +974,8 @@ def cell_web_kill_mid_call(cluster: Cluster, surface: str = "anthropic", *, stre
     )  # fmt: skip
     result.extra = {"exact_input": exact_input, "covered": covered, "held": held, "reserved": reserved,
                     "ledger_out": ledger[1], "upstream_out": upstream[1], "rows": len(rows), "charges": len(charges),
-                    "blind": len(blind), "event_keys": len({row[3] for row in rows})}  # fmt: skip
+                    "blind": len(blind), "event_keys": len({row[3] for row in rows}),
+                    "max_tokens": targets[0].request["json"].get("max_tokens")}  # fmt: skip
     if surface in TURN_SURFACES:
         result.extra["answers"] = _answers_after_reaping(cluster, result, [t.conversation for t in targets])
     return result

@@ -81,6 +81,21 @@ def test_a_web_process_killed_mid_call_has_every_non_streamed_call_billed_once_a
     assert figures["charges"] == 3 and figures["covered"], _report(result)
 
 
+@pytest.mark.parametrize("content", ["document", "image", "tools", "thinking"])
+def test_a_web_process_killed_mid_call_bills_every_content_kind_once_at_its_own_bound(
+    cluster: Cluster, content: str
+) -> None:
+    """The non-streamed kill above, for what calls carry besides text: a document's input is counted
+    upstream before its hold (the other admission order, its write-ahead record written there), thinking
+    raises max_tokens. Each killed call billed once, blind at its own bound, no hold left."""
+    result = harness.cell_web_kill_mid_call(cluster, "anthropic", streamed=False, calls=2, content=content)
+    figures = result.extra
+
+    _each_killed_call_billed_once_and_no_hold_left(result, 2)
+    assert figures["blind"] == 2, _report(result)
+    assert figures["ledger_out"] == 2 * figures["max_tokens"], _report(result)
+
+
 @pytest.mark.parametrize(
     ("content", "calls"), [("text", 4), ("document", 2), ("image", 2), ("tools", 2), ("thinking", 2)]
 )
