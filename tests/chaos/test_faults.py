@@ -81,6 +81,20 @@ def test_a_web_process_killed_mid_call_has_every_non_streamed_call_billed_once_a
     assert figures["charges"] == 3 and figures["covered"], _report(result)
 
 
+@pytest.mark.parametrize("content", ["document", "image", "thinking"])
+def test_a_web_process_killed_mid_stream_bills_every_content_kind_as_delivered(cluster: Cluster, content: str) -> None:
+    """The streamed kill above, for what calls carry besides text: each stream billed once, its exact input
+    (a document's ~13k tokens, an image's) and the output delivered at its last checkpoint. Not tools: its
+    answer is one short tool call, over before the kill this cell times by the events read."""
+    result = harness.cell_web_kill_mid_call(cluster, "anthropic", streamed=True, calls=2, content=content)
+    figures = result.extra
+
+    _each_killed_call_billed_once_and_no_hold_left(result, 2)
+    assert figures["charges"] == 2 and figures["blind"] == 0, _report(result)
+    assert figures["exact_input"], _report(result)
+    assert 2 < figures["ledger_out"] < 2 * figures["max_tokens"], _report(result)
+
+
 @pytest.mark.parametrize("content", ["document", "image", "tools", "thinking"])
 def test_a_web_process_killed_mid_call_bills_every_content_kind_once_at_its_own_bound(
     cluster: Cluster, content: str
