@@ -84,7 +84,7 @@ def test_a_web_process_killed_mid_call_has_every_non_streamed_call_billed_once_a
 @pytest.mark.parametrize("content", ["document", "image", "thinking"])
 def test_a_web_process_killed_mid_stream_bills_every_content_kind_as_delivered(cluster: Cluster, content: str) -> None:
     """The streamed kill above, for what calls carry besides text: each stream billed once, its exact input
-    (a document's ~13k tokens, an image's) and the output delivered at its last checkpoint. Not tools: its
+    (a document's ~6.7k tokens a call, an image's) and the output delivered at its last checkpoint. Not tools: its
     answer is one short tool call, over before the kill this cell times by the events read."""
     result = harness.cell_web_kill_mid_call(cluster, "anthropic", streamed=True, calls=2, content=content)
     figures = result.extra
