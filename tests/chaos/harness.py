@@ -975,7 +975,7 @@ def cell_web_kill_mid_call(cluster: Cluster, surface: str = "anthropic", *, stre
     result.extra = {"exact_input": exact_input, "covered": covered, "held": held, "reserved": reserved,
                     "ledger_out": ledger[1], "upstream_out": upstream[1], "rows": len(rows), "charges": len(charges),
                     "blind": len(blind), "event_keys": len({row[3] for row in rows}),
-                    "max_tokens": targets[0].request["json"].get("max_tokens")}  # fmt: skip
+                    "max_tokens": targets[0].request.get("json", {}).get("max_tokens")}  # fmt: skip
     if surface in TURN_SURFACES:
         result.extra["answers"] = _answers_after_reaping(cluster, result, [t.conversation for t in targets])
     return result
